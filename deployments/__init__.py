@@ -1,0 +1,1 @@
+"""How flows run: task-runner factory, local Prefect server helper, command line."""

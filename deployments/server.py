@@ -1,0 +1,167 @@
+"""One local Prefect server per `$ORDERCAST_HOME`, shared by the flow process and every
+Dask worker (Prefect's ephemeral mode would start one server per worker process).
+
+The server binds 127.0.0.1, keeps its SQLite database under `$ORDERCAST_HOME/prefect`,
+and is reused while it answers. Its pid and URL are kept in `$ORDERCAST_HOME/server.json`.
+This module must not import Prefect: the environment it sets has to be in place first.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from forecasting.errors import OrdercastError
+from forecasting.settings import ordercast_home
+
+DEFAULT_PORT = 4200
+START_TIMEOUT_SECONDS = 90
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    pid: int | None
+    port: int
+    ui_url: str
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.ui_url}/api"
+
+
+def prefect_environment(home: Path) -> dict[str, str]:
+    """Settings every ordercast process shares: Prefect's files under `$ORDERCAST_HOME`, no telemetry."""
+    return {
+        "PREFECT_HOME": str(home / "prefect"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def _state_file(home: Path) -> Path:
+    return home / "server.json"
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def status(home: Path | None = None) -> ServerInfo | None:
+    """The running server recorded for this home, or None."""
+    home = home or ordercast_home()
+    try:
+        info = ServerInfo(**json.loads(_state_file(home).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return info if healthy(info.api_url) else None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start(home: Path | None = None, port: int | None = None) -> ServerInfo:
+    """Start the local server, or return the one already running for this home."""
+    home = home or ordercast_home()
+    running = status(home)
+    if running:
+        return running
+    if port is None:
+        port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
+    elif not _port_free(port):
+        raise OrdercastError(f"server: port {port} on 127.0.0.1 is in use; pick another with --port")
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    log_path = home / "logs" / "prefect-server.log"
+    prefect = Path(sys.executable).with_name("prefect")
+    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"]
+    env = {**os.environ, **prefect_environment(home)}
+    env.pop("PREFECT_API_URL", None)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    info = ServerInfo(process.pid, port, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not healthy(info.api_url):
+        if process.poll() is not None:
+            raise OrdercastError(f"server: Prefect server exited with code {process.returncode}; see {log_path}")
+        if time.monotonic() > deadline:
+            _terminate(process.pid)
+            raise OrdercastError(f"server: Prefect server did not answer within {START_TIMEOUT_SECONDS} s; see {log_path}")
+        time.sleep(0.5)
+    _state_file(home).write_text(json.dumps(info.__dict__))
+    return info
+
+
+def stop(home: Path | None = None) -> bool:
+    """Stop the recorded server; False if none was running."""
+    home = home or ordercast_home()
+    state = _state_file(home)
+    try:
+        info = ServerInfo(**json.loads(state.read_text()))
+    except (OSError, ValueError, TypeError):
+        return False
+    stopped = _terminate(info.pid) if info.pid else False
+    state.unlink(missing_ok=True)
+    return stopped
+
+
+def _terminate(pid: int, grace_seconds: float = 15.0) -> bool:
+    """SIGTERM the server's process group, then SIGKILL what is left."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def ensure_api(home: Path | None = None) -> tuple[str, str | None]:
+    """Point this process (and the Dask workers it starts) at one Prefect API.
+
+    Uses `PREFECT_API_URL` when set, else starts or reuses the local server. Returns the API
+    URL and the UI URL (None when the API was given). Call before importing Prefect.
+    """
+    home = home or ordercast_home()
+    for key, value in prefect_environment(home).items():
+        os.environ.setdefault(key, value)
+    given = os.environ.get("PREFECT_API_URL")
+    if given:
+        if not healthy(given.rstrip("/")):
+            raise OrdercastError(f"PREFECT_API_URL={given} does not answer; start that server or unset the variable")
+        return given, None
+    info = start(home)
+    os.environ["PREFECT_API_URL"] = info.api_url
+    return info.api_url, info.ui_url

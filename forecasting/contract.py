@@ -1,0 +1,262 @@
+"""The data contract: load and validate orders, exogenous tables and regions.
+
+`load_dataset` either returns a `Dataset` whose orders sit on the slot grid of every region,
+or raises one `DataError` naming the file, column and row at fault. It writes nothing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import reduce
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import holidays
+import numpy as np
+import pandas as pd
+
+from forecasting.errors import DataError
+from forecasting.slots import Slot
+from forecasting.tables import (
+    ROW,
+    SOURCE,
+    example_row,
+    fail_at,
+    fail_duplicates,
+    parse_labels,
+    parse_numbers,
+    parse_timestamps,
+    read_table,
+)
+
+ORDERS_COLUMNS = ["region", "ts", "orders"]
+WEATHER_KEYS = ["region", "ts"]
+EVENTS_COLUMNS = ["region", "start", "end", "kind"]
+PROMOTIONS_COLUMNS = ["region", "start", "end", "intensity"]
+REGIONS_COLUMNS = ["region", "timezone", "country"]
+_SUB_DAY_STEPS = (5, 10, 15, 20, 30, 60)
+
+
+@dataclass(frozen=True)
+class InputPaths:
+    """Where the input tables are; only `orders` is required."""
+
+    orders: str
+    weather: str | None = None
+    events: str | None = None
+    promotions: str | None = None
+    regions: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        return {name: value for name, value in self.__dict__.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    region: str
+    timezone: str
+    country: str | None
+
+
+@dataclass
+class Dataset:
+    """Validated inputs; timestamps in UTC, orders summed into slots."""
+
+    orders: pd.DataFrame
+    regions: dict[str, RegionInfo]
+    weather: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
+    promotions: pd.DataFrame | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False) -> Dataset:
+    """Read and validate every input table of a run."""
+    hashes: dict[str, str] = {}
+    notes: list[str] = []
+    raw_orders, hashes["orders"] = read_table(paths.orders, "orders", ORDERS_COLUMNS)
+    orders = _validate_orders(raw_orders)
+    known = set(orders["region"].unique())
+
+    if paths.regions:
+        raw_regions, hashes["regions"] = read_table(paths.regions, "regions", REGIONS_COLUMNS)
+        regions = _validate_regions(raw_regions, orders)
+    else:
+        regions = {name: RegionInfo(name, "UTC", None) for name in sorted(known)}
+        notes.append("no regions table: every region uses UTC and no holidays")
+
+    orders = _orders_to_slots(orders, slot, regions, missing_as_zero)
+    dataset = Dataset(orders=orders, regions=regions, hashes=hashes, warnings=notes)
+    if paths.weather:
+        raw, hashes["weather"] = read_table(paths.weather, "weather", WEATHER_KEYS)
+        dataset.weather = _validate_weather(raw, known)
+    if paths.events:
+        raw, hashes["events"] = read_table(paths.events, "events", EVENTS_COLUMNS)
+        dataset.events = _validate_intervals(raw, known, "kind")
+    if paths.promotions:
+        raw, hashes["promotions"] = read_table(paths.promotions, "promotions", PROMOTIONS_COLUMNS)
+        dataset.promotions = _validate_intervals(raw, known, "intensity")
+    return dataset
+
+
+def _validate_orders(frame: pd.DataFrame) -> pd.DataFrame:
+    frame["region"] = parse_labels(frame, "region")
+    frame["ts"] = parse_timestamps(frame, "ts")
+    counts = parse_numbers(frame, "orders", allow_empty=False)
+    fail_at(frame, counts < 0, "orders", "is negative; orders must be >= 0")
+    fail_at(frame, counts != np.floor(counts), "orders", "is not a whole number of orders")
+    frame["orders"] = counts.astype("int64")
+    fail_duplicates(frame, ["region", "ts"], "(region, ts)")
+    return frame
+
+
+def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame) -> dict[str, RegionInfo]:
+    frame["region"] = parse_labels(frame, "region")
+    fail_duplicates(frame, ["region"], "region")
+    zones = frame["timezone"].astype("string").str.strip()
+    fail_at(frame, ~zones.map(_is_timezone, na_action=None).astype(bool), "timezone",
+            "is not an IANA time zone such as Europe/Berlin")
+    countries = frame["country"].astype("string").str.strip().fillna("")
+    supported = holidays.list_supported_countries()
+    fail_at(frame, (countries != "") & ~countries.isin(list(supported)), "country",
+            "is not a country code known to the holidays package (e.g. US, DE, GB); leave empty for none")
+    listed = set(frame["region"])
+    unlisted = orders.loc[~orders["region"].isin(listed)]
+    if not unlisted.empty:
+        index = unlisted.index[0]
+        raise DataError(
+            f"{frame[SOURCE].iloc[0]}: no row for region '{unlisted.at[index, 'region']}' "
+            f"used in {unlisted.at[index, SOURCE]} row {unlisted.at[index, ROW]}; add it with its timezone and country"
+        )
+    return {
+        region: RegionInfo(region, zone, country or None)
+        for region, zone, country in zip(frame["region"], zones, countries)
+        if region in set(orders["region"])
+    }
+
+
+def _is_timezone(name) -> bool:
+    if not isinstance(name, str) or not name:
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _orders_to_slots(
+    orders: pd.DataFrame, slot: Slot, regions: dict[str, RegionInfo], missing_as_zero: bool
+) -> pd.DataFrame:
+    """Sum finer input into slots, reject coarser or off-grid input and gaps."""
+    pieces = []
+    for region, group in orders.groupby("region", sort=True):
+        tz = regions[region].timezone
+        group = group.sort_values("ts")
+        starts = slot.floor(group["ts"], tz)
+        misaligned = starts != group["ts"]
+        if misaligned.any():
+            _check_finer_input(group, misaligned, slot, tz)
+        else:
+            _check_not_coarser(group, slot, tz)
+        summed = group.assign(ts=starts).groupby("ts", sort=True)["orders"].sum()
+        grid = slot.grid(summed.index[0], summed.index[-1] + pd.Timedelta(seconds=1), tz)
+        missing = grid.difference(summed.index)
+        if len(missing) and not missing_as_zero:
+            first = missing[0].tz_convert(tz).isoformat()
+            raise DataError(
+                f"{group[SOURCE].iloc[0]}: column 'ts': region '{region}' has {len(missing)} missing "
+                f"{slot.alias} slots inside its history (first: {first}); "
+                "pass --missing-as-zero if a missing slot means zero orders"
+            )
+        summed = summed.reindex(grid, fill_value=0)
+        pieces.append(pd.DataFrame({"region": region, "ts": grid, "orders": summed.to_numpy("int64")}))
+    return pd.concat(pieces, ignore_index=True)
+
+
+def _check_finer_input(group: pd.DataFrame, misaligned: pd.Series, slot: Slot, tz: str) -> None:
+    """Rows off the slot grid are fine only if the input is on a finer supported grid."""
+    local = group["ts"].dt.tz_convert(tz)
+    minute_of_day = (local.dt.hour * 60 + local.dt.minute).to_numpy()
+    whole_minutes = (local.dt.second == 0) & (local.dt.microsecond == 0)
+    step = int(reduce(math.gcd, minute_of_day.tolist(), slot.minutes))
+    if whole_minutes.all() and step in _SUB_DAY_STEPS and slot.minutes % step == 0:
+        return
+    start_every = "local midnight" if slot.is_daily else f"every {slot.alias} from local midnight"
+    fail_at(group, misaligned, "ts", f"is not on the {slot.alias} slot grid (slots start {start_every} in {tz})")
+
+
+def _check_not_coarser(group: pd.DataFrame, slot: Slot, tz: str) -> None:
+    if len(group) < 3:
+        return
+    if slot.is_daily:
+        local_days = group["ts"].dt.tz_convert(tz).dt.tz_localize(None).dt.normalize()
+        index = ((local_days - local_days.iloc[0]) / pd.Timedelta(days=1)).round().astype("int64")
+    else:
+        index = ((group["ts"] - group["ts"].iloc[0]) / slot.length).round().astype("int64")
+    step = int(np.gcd.reduce(np.diff(index.to_numpy())))
+    if step > 1:
+        first = group.index[0]
+        raise DataError(
+            f"{group[SOURCE].iloc[0]}: column 'ts': region '{group.at[first, 'region']}' is in steps of "
+            f"{step} x {slot.alias}, coarser than --slot {slot.alias}; choose a coarser --slot "
+            f"or supply finer data; row {example_row(group, first)}"
+        )
+
+
+def _unknown_region(frame: pd.DataFrame, known: set[str]) -> pd.Series:
+    return ~frame["region"].isin(known)
+
+
+def _validate_weather(frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+    frame["region"] = parse_labels(frame, "region")
+    fail_at(frame, _unknown_region(frame, known), "region", "is not a region of the orders table")
+    frame["ts"] = parse_timestamps(frame, "ts")
+    fail_duplicates(frame, ["region", "ts"], "(region, ts)")
+    value_columns = [c for c in frame.columns if c not in ("region", "ts", SOURCE, ROW)]
+    if not value_columns:
+        raise DataError(f"{frame[SOURCE].iloc[0]}: no weather columns besides region and ts (e.g. temperature)")
+    for column in value_columns:
+        frame[column] = parse_numbers(frame, column, allow_empty=True)
+    return frame[["region", "ts", *value_columns]].sort_values(["region", "ts"], ignore_index=True)
+
+
+def _validate_intervals(frame: pd.DataFrame, known: set[str], value: str) -> pd.DataFrame:
+    """Events (`kind`) and promotions (`intensity`): rows active from `start` until `end`."""
+    frame["region"] = parse_labels(frame, "region")
+    fail_at(frame, _unknown_region(frame, known), "region", "is not a region of the orders table")
+    frame["start"] = parse_timestamps(frame, "start")
+    frame["end"] = parse_timestamps(frame, "end")
+    fail_at(frame, frame["end"] <= frame["start"], "end", "is not after start")
+    if value == "kind":
+        frame["kind"] = parse_labels(frame, "kind")
+    else:
+        frame[value] = parse_numbers(frame, value, allow_empty=False)
+        fail_at(frame, frame[value] < 0, value, "is negative; intensity must be >= 0")
+    return frame[["region", "start", "end", value]].sort_values(["region", "start"], ignore_index=True)
+
+
+def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timestamp:
+    """The forecast origin (UTC): given on the slot grid, or the last orders slot plus one slot."""
+    if as_of is None:
+        ends = [
+            slot.next_start(group["ts"].iloc[-1], dataset.regions[region].timezone)
+            for region, group in dataset.orders.groupby("region", sort=True)
+        ]
+        return max(ends)
+    text = as_of.strip()
+    try:
+        when = pd.Timestamp(text)
+    except ValueError:
+        raise DataError(f"--as-of: '{as_of}' is not an ISO-8601 timestamp") from None
+    if when.tzinfo is None:
+        raise DataError(f"--as-of: '{as_of}' has no UTC offset; write it like 2024-05-01T00:00:00+00:00")
+    when = when.tz_convert("UTC").as_unit("ns")
+    if not slot.is_daily:
+        for info in dataset.regions.values():
+            if not slot.on_grid(pd.Series([when]), info.timezone).iloc[0]:
+                raise DataError(
+                    f"--as-of: '{as_of}' is not on the {slot.alias} slot grid of region "
+                    f"'{info.region}' ({info.timezone})"
+                )
+    return when

@@ -1,0 +1,130 @@
+"""Atomic output writes and the SQL forecast table.
+
+Files are written to a temporary name in the same folder, flushed and renamed over the
+target, so a crash mid-write leaves the previous file intact. The database write is one
+transaction that replaces the rows of the same (region, as_of) and keeps other vintages.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at"]
+_TIMESTAMP_COLUMNS = ("ts", "as_of", "created_at")
+
+
+def _atomic_target(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    os.chmod(handle.name, 0o644)  # temporary files start private; outputs are shared files
+    return handle
+
+
+def _commit(handle, path: Path) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()
+    os.replace(handle.name, path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    handle = _atomic_target(path)
+    try:
+        handle.write(data)
+        _commit(handle, path)
+    except BaseException:
+        handle.close()
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, payload: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=str) + "\n").encode())
+
+
+def atomic_write_parquet(path: str | Path, frame: pd.DataFrame) -> None:
+    path = Path(path)
+    handle = _atomic_target(path)
+    try:
+        frame.to_parquet(handle, index=False)
+        _commit(handle, path)
+    except BaseException:
+        handle.close()
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(source: str | Path, target: str | Path) -> None:
+    target = Path(target)
+    handle = _atomic_target(target)
+    try:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, handle)
+        _commit(handle, target)
+    except BaseException:
+        handle.close()
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def default_db_url(out_dir: str | Path) -> str:
+    return f"sqlite:///{Path(out_dir).resolve() / 'forecasts.sqlite'}"
+
+
+def iso_utc(values: pd.Series) -> pd.Series:
+    """ISO-8601 text with offset, e.g. 2024-06-01T09:30:00+00:00."""
+    return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def forecasts_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "forecasts",
+        metadata,
+        sa.Column("region", sa.String, primary_key=True),
+        sa.Column("ts", sa.String(32), primary_key=True),
+        sa.Column("as_of", sa.String(32), primary_key=True),
+        sa.Column("forecast", sa.Float, nullable=False),
+        sa.Column("model", sa.String, nullable=False),
+        sa.Column("run_id", sa.String, nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+    )
+
+
+def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
+    """Replace the rows of each written (region, as_of) in one transaction; returns rows written."""
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    rows = frame[FORECAST_COLUMNS].copy()
+    for column in _TIMESTAMP_COLUMNS:
+        rows[column] = iso_utc(rows[column])
+    records = rows.to_dict("records")
+    engine = sa.create_engine(url)
+    try:
+        table = forecasts_table(sa.MetaData())
+        with engine.begin() as connection:
+            table.create(connection, checkfirst=True)
+            for as_of, group in rows.groupby("as_of"):
+                connection.execute(
+                    table.delete().where(table.c.as_of == as_of, table.c.region.in_(group["region"].unique().tolist()))
+                )
+            connection.execute(table.insert(), records)
+    finally:
+        engine.dispose()
+    return len(records)
+
+
+def read_forecasts_db(url: str) -> pd.DataFrame:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return pd.read_sql_table("forecasts", connection)
+    finally:
+        engine.dispose()
