@@ -99,19 +99,22 @@ def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False
     return dataset
 
 
-def _validate_orders(frame: pd.DataFrame) -> pd.DataFrame:
-    frame["region"] = parse_labels(frame, "region")
-    frame["ts"] = parse_timestamps(frame, "ts")
-    counts = parse_numbers(frame, "orders", allow_empty=False)
-    fail_at(frame, counts < 0, "orders", "is negative; orders must be >= 0")
-    fail_at(frame, counts != np.floor(counts), "orders", "is not a whole number of orders")
+def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
+    """Checks run on the cells as written, so messages quote what the user wrote."""
+    frame = raw.copy()
+    frame["region"] = parse_labels(raw, "region")
+    frame["ts"] = parse_timestamps(raw, "ts")
+    counts = parse_numbers(raw, "orders", allow_empty=False)
+    fail_at(raw, counts < 0, "orders", "is negative; orders must be >= 0")
+    fail_at(raw, counts != np.floor(counts), "orders", "is not a whole number of orders")
     frame["orders"] = counts.astype("int64")
+    frame["_ts_text"] = raw["ts"].astype("string")
     fail_duplicates(frame, ["region", "ts"], "(region, ts)")
     return frame
 
 
 def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame) -> dict[str, RegionInfo]:
-    frame["region"] = parse_labels(frame, "region")
+    frame = frame.assign(region=parse_labels(frame, "region"))
     fail_duplicates(frame, ["region"], "region")
     zones = frame["timezone"].astype("string").str.strip()
     fail_at(frame, ~zones.map(_is_timezone, na_action=None).astype(bool), "timezone",
@@ -183,7 +186,8 @@ def _check_finer_input(group: pd.DataFrame, misaligned: pd.Series, slot: Slot, t
     if whole_minutes.all() and step in _SUB_DAY_STEPS and slot.minutes % step == 0:
         return
     start_every = "local midnight" if slot.is_daily else f"every {slot.alias} from local midnight"
-    fail_at(group, misaligned, "ts", f"is not on the {slot.alias} slot grid (slots start {start_every} in {tz})")
+    shown = group.assign(ts=group["_ts_text"])
+    fail_at(shown, misaligned, "ts", f"is not on the {slot.alias} slot grid (slots start {start_every} in {tz})")
 
 
 def _check_not_coarser(group: pd.DataFrame, slot: Slot, tz: str) -> None:
@@ -197,6 +201,7 @@ def _check_not_coarser(group: pd.DataFrame, slot: Slot, tz: str) -> None:
     step = int(np.gcd.reduce(np.diff(index.to_numpy())))
     if step > 1:
         first = group.index[0]
+        group = group.assign(ts=group["_ts_text"])
         raise DataError(
             f"{group[SOURCE].iloc[0]}: column 'ts': region '{group.at[first, 'region']}' is in steps of "
             f"{step} x {slot.alias}, coarser than --slot {slot.alias}; choose a coarser --slot "
@@ -208,31 +213,34 @@ def _unknown_region(frame: pd.DataFrame, known: set[str]) -> pd.Series:
     return ~frame["region"].isin(known)
 
 
-def _validate_weather(frame: pd.DataFrame, known: set[str]) -> pd.DataFrame:
-    frame["region"] = parse_labels(frame, "region")
-    fail_at(frame, _unknown_region(frame, known), "region", "is not a region of the orders table")
-    frame["ts"] = parse_timestamps(frame, "ts")
+def _validate_weather(raw: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+    frame = raw.copy()
+    frame["region"] = parse_labels(raw, "region")
+    fail_at(raw, _unknown_region(frame, known), "region", "is not a region of the orders table")
+    frame["ts"] = parse_timestamps(raw, "ts")
     fail_duplicates(frame, ["region", "ts"], "(region, ts)")
     value_columns = [c for c in frame.columns if c not in ("region", "ts", SOURCE, ROW)]
     if not value_columns:
         raise DataError(f"{frame[SOURCE].iloc[0]}: no weather columns besides region and ts (e.g. temperature)")
     for column in value_columns:
-        frame[column] = parse_numbers(frame, column, allow_empty=True)
+        frame[column] = parse_numbers(raw, column, allow_empty=True)
     return frame[["region", "ts", *value_columns]].sort_values(["region", "ts"], ignore_index=True)
 
 
 def _validate_intervals(frame: pd.DataFrame, known: set[str], value: str) -> pd.DataFrame:
     """Events (`kind`) and promotions (`intensity`): rows active from `start` until `end`."""
-    frame["region"] = parse_labels(frame, "region")
-    fail_at(frame, _unknown_region(frame, known), "region", "is not a region of the orders table")
-    frame["start"] = parse_timestamps(frame, "start")
-    frame["end"] = parse_timestamps(frame, "end")
-    fail_at(frame, frame["end"] <= frame["start"], "end", "is not after start")
+    raw = frame
+    frame = raw.copy()
+    frame["region"] = parse_labels(raw, "region")
+    fail_at(raw, _unknown_region(frame, known), "region", "is not a region of the orders table")
+    frame["start"] = parse_timestamps(raw, "start")
+    frame["end"] = parse_timestamps(raw, "end")
+    fail_at(raw, frame["end"] <= frame["start"], "end", "is not after start")
     if value == "kind":
-        frame["kind"] = parse_labels(frame, "kind")
+        frame["kind"] = parse_labels(raw, "kind")
     else:
-        frame[value] = parse_numbers(frame, value, allow_empty=False)
-        fail_at(frame, frame[value] < 0, value, "is negative; intensity must be >= 0")
+        frame[value] = parse_numbers(raw, value, allow_empty=False)
+        fail_at(raw, frame[value] < 0, value, "is negative; intensity must be >= 0")
     return frame[["region", "start", "end", value]].sort_values(["region", "start"], ignore_index=True)
 
 

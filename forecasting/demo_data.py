@@ -96,7 +96,7 @@ def _region(template: RegionTemplate, years: float, rng: np.random.Generator) ->
     grid = slot.grid(start, future_end, tz)
     local = grid.tz_convert(tz)
     hour = np.asarray(local.hour + local.minute / 60.0)
-    dow = np.asarray(local.dayofweek)
+    dow = np.asarray(local.day_of_week)
     day = np.asarray(local.tz_localize(None).normalize())
 
     weather = _weather(template, grid, local, rng)
@@ -119,7 +119,7 @@ def _region(template: RegionTemplate, years: float, rng: np.random.Generator) ->
 
     years_in = np.asarray((grid - grid[0]) / pd.Timedelta(days=365.25))
     trend = np.exp(rng.uniform(-0.05, 0.2) * years_in)
-    season = 1 + 0.08 * np.cos(2 * np.pi * (np.asarray(local.dayofyear) - 20) / 365.25)
+    season = 1 + 0.08 * np.cos(2 * np.pi * (np.asarray(local.day_of_year) - 20) / 365.25)
 
     calendar = holidays.country_holidays(template.country, years=range(local.year.min(), local.year.max() + 1))
     holiday_days = np.isin(day, np.array([np.datetime64(d) for d in calendar], dtype="datetime64[ns]"))
@@ -158,7 +158,7 @@ def _weather(template: RegionTemplate, grid: pd.DatetimeIndex, local: pd.Datetim
     """Hourly temperature and precipitation, held for both slots of each hour."""
     n = len(grid)
     hour = np.asarray(local.hour + local.minute / 60.0)
-    season = -np.cos(2 * np.pi * (np.asarray(local.dayofyear) - 20) / 365.25)
+    season = -np.cos(2 * np.pi * (np.asarray(local.day_of_year) - 20) / 365.25)
     drift = _ar1(n // 48 + 2, 0.8, 2.0, rng)[np.arange(n) // 48]
     temperature = template.climate_c + 9 * season + 4 * np.sin(2 * np.pi * (hour - 9) / 24) + drift
     raining = np.zeros(n, dtype=bool)

@@ -60,6 +60,8 @@ def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp)
     Columns: `ts` (UTC), `orders` (NaN from `as_of` on), `is_history`, then the features.
     """
     tz = inputs.info.timezone
+    as_of = pd.Timestamp(as_of).tz_convert("UTC").as_unit("ns")
+    inputs = _in_nanoseconds(inputs)
     orders = inputs.orders.loc[inputs.orders["ts"] < as_of].sort_values("ts")
     horizon = spec.slot.horizon(as_of, spec.horizon_days, tz)
     first = orders["ts"].iloc[0] if len(orders) else horizon[0]
@@ -81,6 +83,17 @@ def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp)
     return frame
 
 
+def _in_nanoseconds(inputs: RegionInputs) -> RegionInputs:
+    """One timestamp resolution for every table (files may store ns, us or ms)."""
+    def convert(table: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
+        if table is None:
+            return None
+        return table.assign(**{c: table[c].dt.tz_convert("UTC").dt.as_unit("ns") for c in columns})
+
+    return RegionInputs(inputs.info, convert(inputs.orders, ("ts",)), convert(inputs.weather, ("ts",)),
+                        convert(inputs.events, ("start", "end")), convert(inputs.promotions, ("start", "end")))
+
+
 def feature_columns(frame: pd.DataFrame) -> list[str]:
     return [c for c in frame.columns if c not in META_COLUMNS]
 
@@ -88,7 +101,7 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
 def _add_calendar(frame: pd.DataFrame, local: pd.Series, slot: Slot) -> None:
     minute_of_day = local.dt.hour * 60 + local.dt.minute
     frame["slot_of_day"] = (minute_of_day // slot.minutes).astype("int64")
-    frame["day_of_week"] = local.dt.dayofweek.astype("int64")
+    frame["day_of_week"] = local.dt.day_of_week.astype("int64")
     frame["slot_of_week"] = frame["day_of_week"] * slot.per_day + frame["slot_of_day"]
     frame["week_of_year"] = local.dt.isocalendar().week.astype("int64").to_numpy()
     frame["moon_phase"] = ((frame["ts"] - _NEW_MOON) / pd.Timedelta(days=1) % _SYNODIC_MONTH_DAYS) / _SYNODIC_MONTH_DAYS

@@ -70,6 +70,7 @@ class Slot:
 
     def grid(self, first: pd.Timestamp, stop: pd.Timestamp, tz: str) -> pd.DatetimeIndex:
         """Slot starts (UTC) from the slot containing `first` up to, excluding, `stop`."""
+        first, stop = _utc(first), _utc(stop)
         start = self.floor(pd.Series([first]), tz).iloc[0]
         if not self.is_daily:
             return pd.date_range(start, stop, freq=f"{self.minutes}min", inclusive="left", name="ts")
@@ -80,6 +81,7 @@ class Slot:
         return pd.DatetimeIndex(starts[starts < stop], name="ts")
 
     def first_start_at_or_after(self, when: pd.Timestamp, tz: str) -> pd.Timestamp:
+        when = _utc(when)
         start = self.floor(pd.Series([when]), tz).iloc[0]
         if start == when:
             return when
@@ -95,6 +97,10 @@ class Slot:
     def next_start(self, ts: pd.Timestamp, tz: str) -> pd.Timestamp:
         """Start of the slot after the one that starts at `ts`."""
         return self.grid(ts, ts + pd.Timedelta(days=2), tz)[1]
+
+
+def _utc(when: pd.Timestamp) -> pd.Timestamp:
+    return pd.Timestamp(when).tz_convert("UTC").as_unit("ns")
 
 
 def _local_midnight(local: pd.Series) -> pd.Series:

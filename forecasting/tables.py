@@ -108,7 +108,7 @@ def _check_columns(frame: pd.DataFrame, file: Path, required: list[str]) -> None
 
 def example_row(frame: pd.DataFrame, index) -> str:
     row = frame.loc[index]
-    cells = ", ".join(f"{c}={row[c]}" for c in frame.columns if c not in (SOURCE, ROW))
+    cells = ", ".join(f"{c}={_show(row[c])}" for c in frame.columns if not str(c).startswith("_"))
     return f"[{cells}]"
 
 
@@ -118,11 +118,11 @@ def fail_at(frame: pd.DataFrame, bad: pd.Series, column: str, problem: str) -> N
         return
     index = bad[bad].index[0]
     row = frame.loc[index]
-    value = row[column]
+    value = "''" if pd.isna(row[column]) else repr(_show(row[column]))
     count = int(bad.sum())
     more = f" ({count - 1} more rows like it)" if count > 1 else ""
     raise DataError(
-        f"{row[SOURCE]}: column '{column}' row {row[ROW]}: {value!r} {problem}{more}; "
+        f"{row[SOURCE]}: column '{column}' row {row[ROW]}: {value} {problem}{more}; "
         f"row {example_row(frame, index)}"
     )
 
@@ -188,4 +188,6 @@ def fail_duplicates(frame: pd.DataFrame, keys: list[str], what: str) -> None:
 def _show(value) -> str:
     if isinstance(value, pd.Timestamp):
         return value.isoformat()
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
     return str(value)

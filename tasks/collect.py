@@ -4,14 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 
 from forecasting.pipeline import collect_outputs
+from tasks import run_logger
 
 
 @task(name="write-outputs", task_run_name="write-outputs")
 def write_outputs(predictions: list[dict[str, Any]], out_dir: str, db_url: str, run_id: str,
                   run_info: dict[str, Any]) -> dict[str, Any]:
     summary = collect_outputs(predictions, Path(out_dir), db_url, run_id, run_info)
-    get_run_logger().info("Wrote %d forecast rows to %s and %s", summary["forecast_rows"], out_dir, db_url)
+    run_logger().info("Wrote %d forecast rows to %s and %s", summary["forecast_rows"], out_dir, db_url)
     return summary

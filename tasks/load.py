@@ -4,16 +4,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 
 from forecasting.contract import InputPaths
 from forecasting.pipeline import RunOptions, prepare_partitions
+from tasks import run_logger
 
 
 @task(name="load-inputs", task_run_name="load-inputs")
 def load_inputs(paths: InputPaths, options: RunOptions, cache_dir: str, model_store: str) -> dict[str, Any]:
     """Validate every input table and write one partition per region; returns the manifest."""
-    logger = get_run_logger()
+    logger = run_logger()
     manifest = prepare_partitions(paths, options, Path(cache_dir), Path(model_store))
     for note in manifest["warnings"]:
         logger.warning(note)

@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import task
 
 from forecasting.pipeline import RunOptions, predict_region, train_region
+from tasks import run_logger
 
 
 @task(name="train-region", task_run_name="train-{region}")
@@ -19,7 +20,7 @@ def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: 
     """Fit and store the region's model; returns its training record."""
     record = train_region(entry, options, Path(model_store), as_of, run_id)
     note = f" ({record['note']})" if record["note"] else ""
-    get_run_logger().info("Trained %s for %s on %d rows in %.1f s%s", record["model"], region,
+    run_logger().info("Trained %s for %s on %d rows in %.1f s%s", record["model"], region,
                           record["train_rows"], record["train_seconds"], note)
     return record
 
@@ -29,5 +30,5 @@ def predict(region: str, entry: dict[str, Any], options: RunOptions, model_store
             run_dir: str, trained: dict[str, Any] | None) -> dict[str, Any]:
     """Predict the region's horizon and write its forecast partition and plot."""
     record = predict_region(entry, options, Path(model_store), as_of, Path(run_dir), trained)
-    get_run_logger().info("Predicted %d slots for %s with %s", record["rows"], region, record["model"])
+    run_logger().info("Predicted %d slots for %s with %s", record["rows"], region, record["model"])
     return record

@@ -1,0 +1,86 @@
+"""Features: calendar and holidays in local time, and no look-ahead past `as_of`."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+from forecasting.contract import RegionInfo
+from forecasting.features import FeatureSpec, RegionInputs, build_features, feature_columns
+from forecasting.slots import Slot
+
+SPEC = FeatureSpec(Slot.parse("30min"), horizon_days=21)
+AS_OF = pd.Timestamp("2025-12-01T00:00:00+01:00").tz_convert("UTC")
+
+
+def region_inputs(seed: int = 0) -> RegionInputs:
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2025-05-31T22:00Z", "2026-01-09T23:00Z", freq="30min", inclusive="left")
+    orders = pd.DataFrame({"ts": ts, "orders": rng.poisson(20, len(ts))})
+    weather = pd.DataFrame({"ts": ts[::2], "temperature": rng.normal(10, 5, len(ts[::2])),
+                            "precipitation": rng.gamma(1, 1, len(ts[::2]))})
+    events = pd.DataFrame({"start": [pd.Timestamp("2025-12-05T18:00Z")], "end": [pd.Timestamp("2025-12-05T21:00Z")],
+                           "kind": ["Home Game"]})
+    promotions = pd.DataFrame({"start": [pd.Timestamp("2025-12-10T00:00Z")], "end": [pd.Timestamp("2025-12-12T00:00Z")],
+                               "intensity": [0.3]})
+    return RegionInputs(RegionInfo("berlin", "Europe/Berlin", "DE"), orders, weather, events, promotions)
+
+
+def test_no_feature_uses_orders_at_or_after_as_of():
+    inputs = region_inputs()
+    clean = build_features(inputs, SPEC, AS_OF)
+    corrupted = inputs.orders.copy()
+    after = corrupted["ts"] >= AS_OF
+    assert after.sum() > 1000
+    corrupted.loc[after, "orders"] = 10**6
+    leaked = build_features(RegionInputs(inputs.info, corrupted, inputs.weather, inputs.events, inputs.promotions),
+                            SPEC, AS_OF)
+    pdt.assert_frame_equal(clean, leaked)
+    assert clean.loc[~clean["is_history"], "orders"].isna().all()
+
+
+def test_horizon_rows_and_history_rows():
+    frame = build_features(region_inputs(), SPEC, AS_OF)
+    horizon = frame.loc[~frame["is_history"]]
+    assert len(horizon) == 21 * 48
+    assert horizon["ts"].iloc[0] == AS_OF
+    assert frame.loc[frame["is_history"], "ts"].max() < AS_OF
+    # every history feature is available over the whole horizon
+    assert horizon[["lag_3w", "lag_6w", "profile_mean", "level_7d_lag_3w"]].notna().all().all()
+
+
+def test_weekly_lag_is_the_same_local_slot_across_dst():
+    frame = build_features(region_inputs(), SPEC, AS_OF)
+    orders_by_ts = region_inputs().orders.set_index("ts")["orders"]
+    # 2025-11-14 19:00 Berlin (winter time); three weeks earlier is 2025-10-24 19:00 (summer time)
+    row = frame.loc[frame["ts"] == pd.Timestamp("2025-11-14T19:00:00+01:00")].iloc[0]
+    assert row["lag_3w"] == orders_by_ts[pd.Timestamp("2025-10-24T19:00:00+02:00")]
+
+
+def test_calendar_holiday_event_and_promotion_features():
+    frame = build_features(region_inputs(), SPEC, AS_OF).set_index("ts")
+    unity_day = frame.loc[pd.Timestamp("2025-10-03T12:00:00+02:00")]  # German Unity Day, a Friday
+    assert unity_day["is_holiday"] == 1 and unity_day["days_since_holiday"] == 0
+    before = frame.loc[pd.Timestamp("2025-09-30T12:00:00+02:00")]
+    assert before["is_holiday"] == 0 and before["days_to_holiday"] == 3
+    assert unity_day["slot_of_day"] == 24 and unity_day["day_of_week"] == 4
+    assert frame.loc[pd.Timestamp("2025-12-05T19:00Z"), "event_home_game"] == 1
+    assert frame.loc[pd.Timestamp("2025-12-05T22:00Z"), "event_any"] == 0
+    assert frame.loc[pd.Timestamp("2025-12-11T00:00Z"), "promo_intensity"] == pytest.approx(0.3)
+    assert 0 <= frame["moon_phase"].min() and frame["moon_phase"].max() < 1
+
+
+def test_weather_is_carried_forward_within_its_step():
+    inputs = region_inputs()
+    frame = build_features(inputs, SPEC, AS_OF).set_index("ts")
+    hourly = inputs.weather.set_index("ts")["temperature"]
+    on_hour = pd.Timestamp("2025-12-03T10:00Z")
+    assert frame.loc[on_hour, "weather_temperature"] == hourly[on_hour]
+    assert frame.loc[on_hour + pd.Timedelta(minutes=30), "weather_temperature"] == hourly[on_hour]
+
+
+def test_feature_columns_exclude_target_and_keys():
+    columns = feature_columns(build_features(region_inputs(), SPEC, AS_OF))
+    assert "orders" not in columns and "ts" not in columns and "is_history" not in columns
+    assert {"slot_of_day", "weather_precipitation", "promo_intensity", "lag_3w"} <= set(columns)
