@@ -7,6 +7,7 @@ Prefect is imported only after `ensure_api` has pointed this process at one Pref
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -176,8 +177,7 @@ def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Names
     out = out.resolve()
     tables = {name: str(Path(path).resolve()) if path else None for name, path in tables.items()}
     _, ui_url = ensure_api()
-    if ui_url:
-        print(f"Prefect UI: {ui_url}", file=sys.stderr)
+    print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
     from deployments.runners import LocalClusterConfig, build_task_runner
     from flows.forecast import forecast
@@ -193,40 +193,52 @@ def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Names
     return _report(state, out, ui_url)
 
 
-def _report(state: Any, out: Path, ui_url: str | None) -> int:
-    run_id = state.state_details.flow_run_id
-    link = f"{ui_url}/runs/flow-run/{run_id}" if ui_url else f"flow run {run_id}"
-    if state.is_completed():
-        summary = state.result()
-        _print_outputs(summary, out)
+def _report(state: Any, out: Path, ui_url: str) -> int:
+    """Print where the outputs are and turn the flow's final state into an exit code."""
+    run_id = str(state.state_details.flow_run_id)
+    link = f"{ui_url}/runs/flow-run/{run_id}"
+    record = _run_record(out, run_id)
+    if state.is_completed() and record:
+        _print_outputs(record, out)
         print(f"Flow run:   {link}")
         return EXIT_OK
-    try:
-        summary = state.result()
-    except OrdercastError as error:
-        print(f"error: {error}", file=sys.stderr)
+    message = _failure_message(state)
+    if record is None:
+        print(f"error: {message}", file=sys.stderr)
         print(f"Flow run:   {link} (nothing written)", file=sys.stderr)
         return EXIT_NOTHING_WRITTEN
-    except Exception as error:  # a failed run with partial results raises its summary as FailedRun
-        summary = state.data if isinstance(state.data, dict) else None
-        message = state.message or str(error)
-        if summary is None or not summary.get("forecast_rows"):
-            print(f"error: {message}", file=sys.stderr)
-            print(f"Flow run:   {link} (nothing written)", file=sys.stderr)
-            return EXIT_NOTHING_WRITTEN
-        _print_outputs(summary, out)
-        print(f"error: {message}", file=sys.stderr)
-        print(f"Flow run:   {link}", file=sys.stderr)
-        return EXIT_PARTIAL
-    _print_outputs(summary, out)
-    return EXIT_OK
+    _print_outputs(record, out)
+    print(f"error: {message}", file=sys.stderr)
+    print(f"Flow run:   {link}", file=sys.stderr)
+    return EXIT_PARTIAL
 
 
-def _print_outputs(summary: dict[str, Any], out: Path) -> None:
-    regions = summary.get("regions", [])
-    ok = sum(1 for region in regions if region["status"] == "ok")
-    print(f"Forecasts:  {out / 'forecasts.parquet'} ({summary['forecast_rows']} rows, {ok}/{len(regions)} regions)")
-    print(f"Database:   {summary['db_url']}")
+def _run_record(out: Path, run_id: str) -> dict[str, Any] | None:
+    """OUT/run.json if this very run wrote it, else None (nothing was written)."""
+    try:
+        record = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return record if record.get("run_id") == run_id else None
+
+
+def _failure_message(state: Any) -> str:
+    """The one-line reason of a failed run: our own error's message, else Prefect's."""
+    try:
+        state.result()
+    except OrdercastError as error:
+        return str(error)
+    except Exception:  # noqa: BLE001 - any other failure is described by the state message
+        pass
+    return state.message or state.name
+
+
+def _print_outputs(record: dict[str, Any], out: Path) -> None:
+    regions = record["regions"]
+    ok = [region for region in regions if region["status"] == "ok"]
+    rows = sum(region["rows"] for region in ok)
+    print(f"Forecasts:  {out / 'forecasts.parquet'} ({rows} rows, {len(ok)}/{len(regions)} regions)")
+    print(f"Database:   {record['configuration']['db']}")
     print(f"Plots:      {out / 'plots'}")
     print(f"Run record: {out / 'run.json'}")
 

@@ -148,11 +148,11 @@ def _terminate(pid: int, grace_seconds: float = 15.0) -> bool:
     return True
 
 
-def ensure_api(home: Path | None = None) -> tuple[str, str | None]:
+def ensure_api(home: Path | None = None) -> tuple[str, str]:
     """Point this process (and the Dask workers it starts) at one Prefect API.
 
     Uses `PREFECT_API_URL` when set, else starts or reuses the local server. Returns the API
-    URL and the UI URL (None when the API was given). Call before importing Prefect.
+    URL and the UI URL. Call before importing Prefect.
     """
     home = home or ordercast_home()
     for key, value in prefect_environment(home).items():
@@ -161,7 +161,8 @@ def ensure_api(home: Path | None = None) -> tuple[str, str | None]:
     if given:
         if not healthy(given.rstrip("/")):
             raise OrdercastError(f"PREFECT_API_URL={given} does not answer; start that server or unset the variable")
-        return given, None
+        given = given.rstrip("/")
+        return given, given.removesuffix("/api")
     info = start(home)
     os.environ["PREFECT_API_URL"] = info.api_url
     return info.api_url, info.ui_url

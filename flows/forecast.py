@@ -105,8 +105,7 @@ def forecast(
 
     if failures:
         detail = "; ".join(f"{region} ({f['step']}): {f['error']}" for region, f in sorted(failures.items()))
-        return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}",
-                      data={**summary, "regions": statuses})
+        return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}")
     logger.info("Forecast written for all %d regions", len(entries))
     return {**summary, "regions": statuses}
 

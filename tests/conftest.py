@@ -16,6 +16,7 @@ _SESSION_HOME = Path(tempfile.mkdtemp(prefix="ordercast-tests-"))
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    (_SESSION_HOME / "home" / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ["ORDERCAST_HOME"] = str(_SESSION_HOME / "home")
     os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "home" / "prefect")
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"

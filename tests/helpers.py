@@ -25,3 +25,31 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -
 
 def read_run(out: Path) -> dict:
     return json.loads((out / "run.json").read_text())
+
+
+def prefect_records(api_url: str, run_id: str):
+    """What the Prefect UI shows for a flow run: the run, its task runs and its artifacts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterId,
+    )
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            flow_run = client.read_flow_run(run_id)
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+            artifacts = client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    return flow_run, task_runs, artifacts
+
+
+def run_id_from(output: str) -> str:
+    """The flow run id from the `Flow run:` line the CLI prints."""
+    for line in output.splitlines():
+        if line.startswith("Flow run:"):
+            return line.split("/runs/flow-run/")[1].split()[0]
+    raise AssertionError(f"no 'Flow run:' line in output:\n{output}")

@@ -1,0 +1,147 @@
+"""The real forecast flow, run through the `ordercast` command on a real LocalCluster,
+reporting to a real local Prefect server."""
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecasting.metrics import wape
+from tests.helpers import prefect_records, read_run, run_cli, run_id_from, table_args
+
+HOLDOUT_AS_OF = "2026-10-12T00:00:00+00:00"  # the demo's last three weeks are held out
+FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at"]
+
+
+@pytest.fixture(scope="module")
+def holdout(demo_dir, prefect_server, tmp_path_factory):
+    out = tmp_path_factory.mktemp("holdout") / "out"
+    result = run_cli("forecast", *table_args(demo_dir), "--as-of", HOLDOUT_AS_OF, "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result
+
+
+def test_every_region_gets_the_whole_horizon(holdout, demo_dir):
+    out, _ = holdout
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    regions = pd.read_csv(demo_dir / "regions.csv")["region"]
+    assert list(forecasts.columns) == FORECAST_COLUMNS
+    assert sorted(forecasts["region"].unique()) == sorted(regions)
+    assert forecasts.groupby("region").size().eq(21 * 48).all()
+    assert (forecasts["forecast"] >= 0).all() and forecasts["forecast"].notna().all()
+    assert forecasts["as_of"].eq(pd.Timestamp(HOLDOUT_AS_OF)).all()
+    assert str(forecasts["ts"].dt.tz) == "UTC" and forecasts["ts"].min() == pd.Timestamp(HOLDOUT_AS_OF)
+    short = forecasts.loc[forecasts["region"] == "boston-back-bay", "model"].unique().tolist()
+    assert short == ["seasonal_naive"]  # too little history for xgboost
+    assert set(forecasts["model"]) == {"xgboost", "seasonal_naive"}
+
+
+def test_database_plots_and_run_record(holdout):
+    out, _ = holdout
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    with sqlite3.connect(out / "forecasts.sqlite") as db:
+        table = pd.read_sql("SELECT * FROM forecasts", db)
+    assert len(table) == len(forecasts) and list(table.columns) == FORECAST_COLUMNS
+    assert table["ts"].str.endswith("+00:00").all() and not table.duplicated(["region", "ts", "as_of"]).any()
+    plots = sorted((out / "plots").glob("*.png"))
+    assert len(plots) == 12 and all(p.read_bytes()[:4] == b"\x89PNG" for p in plots)
+    run = read_run(out)
+    assert run["run_id"] == forecasts["run_id"].iloc[0]
+    assert {r["status"] for r in run["regions"]} == {"ok"} and len(run["regions"]) == 12
+    assert set(run["input_hashes"]) == {"orders", "weather", "events", "promotions", "regions"}
+    assert run["configuration"]["as_of"] == HOLDOUT_AS_OF and "xgboost-cpu" in run["packages"]
+
+
+def test_prefect_shows_named_train_and_predict_runs(holdout, prefect_server):
+    out, result = holdout
+    run_id = read_run(out)["run_id"]
+    assert run_id == run_id_from(result.stdout)
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id)
+    assert flow_run.state.is_completed()
+    names = {task.name: task.state.type.value for task in task_runs}
+    regions = {r["region"] for r in read_run(out)["regions"]}
+    for region in regions:
+        assert names[f"train-{region}"] == "COMPLETED" and names[f"predict-{region}"] == "COMPLETED"
+    assert {"load-inputs", "write-outputs"} <= set(names)
+    keys = {artifact.key for artifact in artifacts}
+    assert {"forecast-regions", "forecast-plots"} <= keys
+
+
+def seasonal_naive(history: pd.DataFrame, horizon: pd.DataFrame, as_of: pd.Timestamp, tz: str) -> np.ndarray:
+    """Same local slot one week earlier; across a multi-week horizon, the last observed week repeated."""
+    wall = history["ts"].dt.tz_convert(tz).dt.tz_localize(None)
+    by_wall = pd.Series(history["orders"].to_numpy(), index=wall).groupby(level=0).last()
+    target = horizon["ts"].dt.tz_convert(tz).dt.tz_localize(None)
+    weeks = ((horizon["ts"] - as_of) // pd.Timedelta(days=7)) + 1
+    return by_wall.reindex(target - pd.to_timedelta(weeks * 7, unit="D")).to_numpy()
+
+
+def test_forecast_beats_the_seasonal_naive_on_the_held_out_weeks(holdout, demo_dir):
+    out, _ = holdout
+    as_of = pd.Timestamp(HOLDOUT_AS_OF)
+    actual = pd.read_csv(demo_dir / "orders.csv")
+    actual["ts"] = pd.to_datetime(actual["ts"], utc=True, format="ISO8601")
+    zones = pd.read_csv(demo_dir / "regions.csv").set_index("region")["timezone"]
+    joined = pd.read_parquet(out / "forecasts.parquet").merge(actual, on=["region", "ts"])
+    naive = []
+    for region, rows in joined.groupby("region"):
+        history = actual.loc[(actual["region"] == region) & (actual["ts"] < as_of)]
+        naive.append(pd.Series(seasonal_naive(history, rows, as_of, zones[region]), index=rows.index))
+    joined["naive"] = pd.concat(naive)
+    joined = joined.dropna(subset=["naive"])
+    assert len(joined) > 11 * 21 * 48
+    model_wape, naive_wape = wape(joined["orders"], joined["forecast"]), wape(joined["orders"], joined["naive"])
+    print(f"held-out WAPE: forecast {model_wape:.3f}, seasonal naive {naive_wape:.3f}")
+    assert model_wape < 0.9 * naive_wape
+
+
+def test_a_region_failing_in_training_does_not_stop_the_others(small_demo_dir, prefect_server, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--out", str(out),
+                     env={"ORDERCAST_FAULTS": "train:berlin-mitte"})
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "berlin-mitte (train): InjectedFault" in result.stderr
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert sorted(forecasts["region"].unique()) == ["london-soho", "nyc-midtown"]
+    statuses = {r["region"]: r for r in read_run(out)["regions"]}
+    assert statuses["berlin-mitte"]["status"] == "failed" and "injected" in statuses["berlin-mitte"]["error"]
+    flow_run, task_runs, _ = prefect_records(prefect_server.api_url, read_run(out)["run_id"])
+    assert flow_run.state.is_failed() and "berlin-mitte" in flow_run.state.message
+    states = {task.name: task.state.type.value for task in task_runs}
+    assert states["train-berlin-mitte"] == "FAILED" and "predict-berlin-mitte" not in states
+    assert states["predict-nyc-midtown"] == "COMPLETED" and states["predict-london-soho"] == "COMPLETED"
+
+
+def test_invalid_input_found_in_the_flow_writes_nothing(small_demo_dir, prefect_server, tmp_path):
+    lines = (small_demo_dir / "orders.csv").read_text().splitlines()
+    (tmp_path / "orders.csv").write_text("\n".join(lines + [lines[5]]) + "\n")  # row 5 again
+    out = tmp_path / "out"
+    args = table_args(small_demo_dir)
+    args[args.index("--orders") + 1] = str(tmp_path / "orders.csv")
+    result = run_cli("forecast", *args, "--out", str(out))
+    assert result.returncode == 1
+    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error_lines == [f"error: orders.csv: rows 5 and {len(lines)}: duplicate (region, ts) "
+                           f"(region={lines[5].split(',')[0]}, ts={pd.Timestamp(lines[5].split(',')[1]).tz_convert('UTC').isoformat()})"]
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_no_train_reuses_stored_models_and_refuses_without_them(small_demo_dir, prefect_server, tmp_path):
+    as_of = "2026-10-19T00:00:00+00:00"
+    common = [*table_args(small_demo_dir), "--horizon-days", "7", "--as-of", as_of]
+    trained = run_cli("forecast", *common, "--out", str(tmp_path / "trained"))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    reused = run_cli("forecast", *common, "--no-train", "--out", str(tmp_path / "reused"))
+    assert reused.returncode == 0, reused.stderr[-3000:]
+    first = pd.read_parquet(tmp_path / "trained" / "forecasts.parquet")
+    second = pd.read_parquet(tmp_path / "reused" / "forecasts.parquet")
+    pd.testing.assert_frame_equal(first.drop(columns=["run_id", "created_at"]),
+                                  second.drop(columns=["run_id", "created_at"]))
+    empty_home = run_cli("forecast", *common, "--no-train", "--out", str(tmp_path / "none"),
+                         env={"ORDERCAST_HOME": str(tmp_path / "fresh-home")})
+    assert empty_home.returncode == 1
+    assert "--no-train: no stored model" in empty_home.stderr and "run once without --no-train" in empty_home.stderr
+    assert not (tmp_path / "none").exists()

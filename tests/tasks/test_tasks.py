@@ -1,0 +1,49 @@
+"""Tasks are thin: their functions, called directly with `.fn()`, do the stage's work."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from forecasting.contract import InputPaths
+from forecasting.errors import DataError
+from forecasting.pipeline import RunOptions
+from tasks.collect import write_outputs
+from tasks.load import load_inputs
+from tasks.region import predict, train
+
+AS_OF = "2026-10-12T00:00:00+00:00"
+
+
+def demo_paths(folder) -> InputPaths:
+    return InputPaths(*(str(folder / f"{name}.csv") for name in ("orders", "weather", "events", "promotions", "regions")))
+
+
+def test_load_train_predict_write(small_demo_dir, tmp_path):
+    options = RunOptions(as_of=AS_OF, horizon_days=7)
+    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, str(tmp_path / "cache"), str(tmp_path / "models"))
+    assert manifest["as_of"] == AS_OF
+    entries = {entry["region"]: entry for entry in manifest["regions"]}
+    assert sorted(entries) == ["berlin-mitte", "london-soho", "nyc-midtown"]
+    entry = entries["berlin-mitte"]
+    assert entry["rows"]["orders"] > 0 and len(entry["hash"]) == 64
+    partition = pd.read_parquet(f"{entry['path']}/orders.parquet")
+    assert partition["ts"].max() < pd.Timestamp(AS_OF)  # nothing at or after as_of is partitioned
+
+    record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, "run-1")
+    assert record["model"] == "xgboost" and record["train_rows"] > 1000
+    prediction = predict.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, str(tmp_path / "run"),
+                            record)
+    assert prediction["rows"] == 7 * 48
+    summary = write_outputs.fn([prediction], str(tmp_path / "out"), f"sqlite:///{tmp_path}/out/f.sqlite", "run-1",
+                               {"flow": "forecast"})
+    forecasts = pd.read_parquet(tmp_path / "out" / "forecasts.parquet")
+    assert summary["forecast_rows"] == len(forecasts) == 7 * 48
+    assert (forecasts["forecast"] >= 0).all() and set(forecasts["region"]) == {"berlin-mitte"}
+
+
+def test_load_rejects_bad_input_before_writing(tmp_path):
+    (tmp_path / "orders.csv").write_text("region,ts,orders\na,2026-01-01T00:00:00+00:00,-1\n")
+    with pytest.raises(DataError, match="negative"):
+        load_inputs.fn(InputPaths(str(tmp_path / "orders.csv")), RunOptions(), str(tmp_path / "cache"),
+                       str(tmp_path / "models"))
+    assert not (tmp_path / "cache").exists()
