@@ -145,3 +145,17 @@ def test_no_train_reuses_stored_models_and_refuses_without_them(small_demo_dir, 
     assert empty_home.returncode == 1
     assert "--no-train: no stored model" in empty_home.stderr and "run once without --no-train" in empty_home.stderr
     assert not (tmp_path / "none").exists()
+
+
+def test_demo_command_writes_data_then_forecasts(prefect_server, tmp_path):
+    home = tmp_path / "home"
+    result = run_cli("demo", "--regions", "3", "--years", "0.5", "--horizon-days", "7",
+                     env={"ORDERCAST_HOME": str(home)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = home / "demo" / "out"
+    assert (home / "demo" / "data" / "orders.csv").exists()
+    assert f"Forecasts:  {out / 'forecasts.parquet'} (1008 rows, 3/3 regions)" in result.stdout
+    assert "Flow run:   http://127.0.0.1:" in result.stdout and "Prefect UI: http://127.0.0.1:" in result.stderr
+    assert len(list((out / "plots").glob("*.png"))) == 3
+    again = run_cli("demo", "--horizon-days", "7", env={"ORDERCAST_HOME": str(home)})
+    assert again.returncode == 0 and "Using demo data in" in again.stderr  # data is not regenerated

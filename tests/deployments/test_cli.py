@@ -1,0 +1,59 @@
+"""The command line: help everywhere, fast one-line errors before anything starts."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from deployments.runners import LocalClusterConfig, build_task_runner
+from forecasting.errors import ConfigError
+from tests.helpers import run_cli
+
+
+@pytest.mark.parametrize("command", [[], ["forecast"], ["demo"], ["demo-data"], ["server"]])
+def test_help_explains_every_command(command):
+    result = run_cli(*command, "--help")
+    assert result.returncode == 0 and "usage: ordercast" in result.stdout
+    if command == ["forecast"]:
+        for option in ("--orders", "--weather", "--events", "--promotions", "--regions", "--slot", "--horizon-days",
+                       "--as-of", "--no-train", "--missing-as-zero", "--db", "--out"):
+            assert option in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--slot", "45min"], "error: --slot: '45min' is not a supported slot"),
+    (["--as-of", "2026-01-01T00:00:00"], "error: --as-of: '2026-01-01T00:00:00' has no UTC offset"),
+    (["--horizon-days", "0"], "error: --horizon-days must be >= 1, got 0"),
+    (["--weather", "missing-weather.csv"], "error: missing-weather.csv: weather file not found"),
+])
+def test_bad_options_fail_fast_with_one_line(tmp_path, args, message):
+    orders = tmp_path / "orders.csv"
+    orders.write_text("region,ts,orders\na,2026-01-01T00:00:00+00:00,1\n")
+    result = run_cli("forecast", "--orders", str(orders), "--out", str(tmp_path / "out"), *args,
+                     env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})  # would fail if anything were contacted
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_orders_file(tmp_path):
+    result = run_cli("forecast", "--orders", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "out"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.csv'}: orders file not found"
+
+
+def test_demo_data_command_writes_the_contract_tables(tmp_path):
+    result = run_cli("demo-data", "--out", str(tmp_path), "--regions", "2", "--years", "0.2", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "generated" in result.stderr  # progress
+    for name in ("orders", "weather", "events", "promotions", "regions"):
+        assert (tmp_path / f"{name}.csv").exists()
+    assert pd.read_csv(tmp_path / "regions.csv")["region"].tolist() == ["nyc-midtown", "berlin-mitte"]
+
+
+def test_runner_factory_builds_a_local_dask_runner():
+    runner = build_task_runner(LocalClusterConfig(n_workers=2))
+    assert runner.cluster_class == "distributed.LocalCluster"
+    assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["threads_per_worker"] == 1
+    with pytest.raises(ConfigError, match="n_workers must be >= 1, got 0"):
+        LocalClusterConfig(n_workers=0)
