@@ -146,8 +146,7 @@ def _forecast(args: argparse.Namespace) -> int:
 def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_of: str | None,
                workers: int | None) -> None:
     """Cheap checks before any server or cluster starts: options and input paths."""
-    import pandas as pd
-
+    from forecasting.contract import parse_as_of
     from forecasting.errors import ConfigError
     from forecasting.slots import Slot
     from forecasting.tables import input_files
@@ -158,12 +157,7 @@ def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_o
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     if as_of is not None:
-        try:
-            stamp = pd.Timestamp(as_of)
-        except ValueError:
-            raise ConfigError(f"--as-of: '{as_of}' is not an ISO-8601 timestamp") from None
-        if stamp.tzinfo is None:
-            raise ConfigError(f"--as-of: '{as_of}' has no UTC offset; write it like 2024-05-01T00:00:00+00:00")
+        parse_as_of(as_of)
     for name, path in tables.items():
         if path is not None:
             input_files(path, name)

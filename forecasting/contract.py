@@ -252,14 +252,7 @@ def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timesta
             for region, group in dataset.orders.groupby("region", sort=True)
         ]
         return max(ends)
-    text = as_of.strip()
-    try:
-        when = pd.Timestamp(text)
-    except ValueError:
-        raise DataError(f"--as-of: '{as_of}' is not an ISO-8601 timestamp") from None
-    if when.tzinfo is None:
-        raise DataError(f"--as-of: '{as_of}' has no UTC offset; write it like 2024-05-01T00:00:00+00:00")
-    when = when.tz_convert("UTC").as_unit("ns")
+    when = parse_as_of(as_of)
     if not slot.is_daily:
         for info in dataset.regions.values():
             if not slot.on_grid(pd.Series([when]), info.timezone).iloc[0]:
@@ -268,3 +261,14 @@ def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timesta
                     f"'{info.region}' ({info.timezone})"
                 )
     return when
+
+
+def parse_as_of(text: str) -> pd.Timestamp:
+    """An `--as-of` value: ISO-8601 with an offset, returned in UTC."""
+    try:
+        when = pd.Timestamp(text.strip())
+    except ValueError:
+        raise DataError(f"--as-of: '{text}' is not an ISO-8601 timestamp") from None
+    if when.tzinfo is None:
+        raise DataError(f"--as-of: '{text}' has no UTC offset; write it like 2024-05-01T00:00:00+00:00")
+    return when.tz_convert("UTC").as_unit("ns")

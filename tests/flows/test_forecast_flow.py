@@ -97,20 +97,26 @@ def test_forecast_beats_the_seasonal_naive_on_the_held_out_weeks(holdout, demo_d
     assert model_wape < 0.9 * naive_wape
 
 
-def test_a_region_failing_in_training_does_not_stop_the_others(small_demo_dir, prefect_server, tmp_path):
+@pytest.mark.parametrize("step", ["train", "predict"])
+def test_a_failing_region_does_not_stop_the_others(small_demo_dir, prefect_server, tmp_path, step):
     out = tmp_path / "out"
     result = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--out", str(out),
-                     env={"ORDERCAST_FAULTS": "train:berlin-mitte"})
+                     env={"ORDERCAST_FAULTS": f"{step}:berlin-mitte"})
     assert result.returncode == 2, result.stderr[-3000:]
-    assert "berlin-mitte (train): InjectedFault" in result.stderr
+    assert f"berlin-mitte ({step}): InjectedFault" in result.stderr
     forecasts = pd.read_parquet(out / "forecasts.parquet")
     assert sorted(forecasts["region"].unique()) == ["london-soho", "nyc-midtown"]
+    assert "(672 rows, 2/3 regions)" in result.stdout
     statuses = {r["region"]: r for r in read_run(out)["regions"]}
     assert statuses["berlin-mitte"]["status"] == "failed" and "injected" in statuses["berlin-mitte"]["error"]
     flow_run, task_runs, _ = prefect_records(prefect_server.api_url, read_run(out)["run_id"])
     assert flow_run.state.is_failed() and "berlin-mitte" in flow_run.state.message
     states = {task.name: task.state.type.value for task in task_runs}
-    assert states["train-berlin-mitte"] == "FAILED" and "predict-berlin-mitte" not in states
+    assert states[f"{step}-berlin-mitte"] == "FAILED"
+    if step == "train":
+        assert "predict-berlin-mitte" not in states  # nothing to predict with
+    else:
+        assert states["train-berlin-mitte"] == "COMPLETED"
     assert states["predict-nyc-midtown"] == "COMPLETED" and states["predict-london-soho"] == "COMPLETED"
 
 
