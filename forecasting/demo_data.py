@@ -20,7 +20,7 @@ import pandas as pd
 from forecasting.slots import Slot
 from forecasting.storage import atomic_write_bytes
 
-DEMO_END = pd.Timestamp("2026-11-02")  # local midnight after the last orders day
+DEMO_EXTRACTED_AT = pd.Timestamp("2026-11-02T06:00:00Z")  # orders of every region end here, as in a daily extract
 FUTURE_DAYS = 35
 NB_DISPERSION = 6.0
 
@@ -88,10 +88,11 @@ def generate(
 
 def _region(template: RegionTemplate, years: float, rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     tz = template.timezone
-    end = DEMO_END.tz_localize(tz).tz_convert("UTC")
+    end = DEMO_EXTRACTED_AT
+    last_day = end.tz_convert(tz).tz_localize(None).normalize()
     history_days = SHORT_HISTORY_DAYS.get(template.name, int(round(years * 365)))
-    start = (DEMO_END - pd.Timedelta(days=history_days)).tz_localize(tz).tz_convert("UTC")
-    future_end = (DEMO_END + pd.Timedelta(days=FUTURE_DAYS)).tz_localize(tz).tz_convert("UTC")
+    start = (last_day - pd.Timedelta(days=history_days)).tz_localize(tz).tz_convert("UTC")
+    future_end = (last_day + pd.Timedelta(days=FUTURE_DAYS)).tz_localize(tz).tz_convert("UTC")
     slot = Slot.parse("30min")
     grid = slot.grid(start, future_end, tz)
     local = grid.tz_convert(tz)
