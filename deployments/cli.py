@@ -54,14 +54,31 @@ def _parser() -> argparse.ArgumentParser:
                                    "local Dask cluster, predict every slot of the horizon, and write "
                                    "OUT/forecasts.parquet, the forecasts table, OUT/plots/ and OUT/run.json. "
                                    "Exit 0: all regions written; 2: some regions failed; 1: nothing written.")
-    forecast.add_argument("--orders", required=True, help="orders CSV/Parquet file or folder (region, ts, orders)")
-    forecast.add_argument("--weather", help="weather table (region, ts, numeric columns)")
-    forecast.add_argument("--events", help="events table (region, start, end, kind)")
-    forecast.add_argument("--promotions", help="promotions table (region, start, end, intensity)")
-    forecast.add_argument("--regions", help="regions table (region, timezone, country); default UTC, no holidays")
-    forecast.add_argument("--out", required=True, type=Path, help="output folder")
+    _add_table_options(forecast)
     _add_run_options(forecast)
     forecast.set_defaults(handler=_forecast)
+
+    backtest = commands.add_parser("backtest", help="backtest candidate models per region and select the best",
+                                   description="Run every candidate model at many past cutoffs on a local Dask "
+                                   "cluster, score them (WAPE, bias, MASE, pinball loss, coverage), choose a model "
+                                   "per region on the earlier cutoffs and score that choice on the last "
+                                   "--holdout-cutoffs cutoffs it never saw. Writes OUT/metrics.parquet, "
+                                   "OUT/predictions.parquet, OUT/selection.parquet, OUT/run.json, OUT/plots/ and "
+                                   "the model_selection table; later forecasts use the selected models and "
+                                   "calibrated intervals. Exit codes as for forecast.")
+    _add_table_options(backtest)
+    _add_run_options(backtest, forecast_options=False)
+    backtest.add_argument("--cutoffs", type=int, default=52, help="number of cutoffs (default 52)")
+    backtest.add_argument("--cutoff-step", default="7D", help="time between cutoffs, pandas style (default 7D)")
+    backtest.add_argument("--cutoff-dates", help="explicit cutoffs D1,D2,... (ISO-8601 with offset) instead of "
+                          "--cutoffs/--cutoff-step")
+    backtest.add_argument("--retrain-every", type=int, default=4,
+                          help="refit learned models every K cutoffs; predict at every cutoff with the latest "
+                          "fit made at or before it (default 4)")
+    backtest.add_argument("--models", help=f"candidate models, comma-separated (default all: {', '.join(_model_names())})")
+    backtest.add_argument("--holdout-cutoffs", type=int, default=12,
+                          help="last cutoffs held out from model selection and interval calibration (default 12)")
+    backtest.set_defaults(handler=_backtest)
 
     demo = commands.add_parser("demo", help="generate demo data if missing, then run the forecast",
                                description="Write the demo data set under $ORDERCAST_HOME/demo/data unless it "
@@ -82,13 +99,29 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_names() -> list[str]:
+    from forecasting.models import MODELS
+
+    return list(MODELS)
+
+
+def _add_table_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--orders", required=True, help="orders CSV/Parquet file or folder (region, ts, orders)")
+    parser.add_argument("--weather", help="weather table (region, ts, numeric columns)")
+    parser.add_argument("--events", help="events table (region, start, end, kind)")
+    parser.add_argument("--promotions", help="promotions table (region, start, end, intensity)")
+    parser.add_argument("--regions", help="regions table (region, timezone, country); default UTC, no holidays")
+    parser.add_argument("--out", required=True, type=Path, help="output folder")
+
+
 def _add_demo_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--regions", type=int, default=12, help="number of regions (default 12)")
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
 
-def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
+                     forecast_options: bool = True) -> None:
     if data_options:
         parser.add_argument("--slot", default=DEFAULT_SLOT,
                             help="slot length: 5min, 10min, 15min, 20min, 30min, 60min/1h or 1D (default 30min)")
@@ -96,10 +129,14 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True)
                             help="treat slots missing inside a region's history as zero orders")
     parser.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS,
                         help=f"days to forecast (default {DEFAULT_HORIZON_DAYS})")
-    parser.add_argument("--as-of", help="forecast origin, ISO-8601 with offset on the slot grid; only orders "
-                        "before it are used (default: last orders slot plus one slot)")
-    parser.add_argument("--no-train", action="store_true",
-                        help="predict with the latest stored model per region instead of training")
+    if forecast_options:
+        parser.add_argument("--as-of", help="forecast origin, ISO-8601 with offset on the slot grid; only orders "
+                            "before it are used (default: last orders slot plus one slot)")
+        parser.add_argument("--no-train", action="store_true",
+                            help="predict with the latest stored model per region instead of training")
+    parser.add_argument("--quantiles", default="0.1,0.5,0.9",
+                        help="quantiles of the prediction intervals, written as columns p10, p50, ... "
+                        "(default 0.1,0.5,0.9)")
     parser.add_argument("--db", help="SQLAlchemy URL of the forecast database (default sqlite:///OUT/forecasts.sqlite)")
     parser.add_argument("--workers", type=int, help="Dask worker processes (default: one per core)")
 
@@ -139,8 +176,45 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _forecast(args: argparse.Namespace) -> int:
-    tables = {"orders": args.orders, **{name: getattr(args, name) for name in _TABLE_OPTIONS}}
-    return _run_forecast(tables, args.out, args, slot=args.slot, missing_as_zero=args.missing_as_zero)
+    return _run_forecast(_tables(args), args.out, args, slot=args.slot, missing_as_zero=args.missing_as_zero)
+
+
+def _tables(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"orders": args.orders, **{name: getattr(args, name) for name in _TABLE_OPTIONS}}
+
+
+def _backtest(args: argparse.Namespace) -> int:
+    from forecasting.backtest import BacktestOptions
+    from forecasting.contract import parse_as_of
+    from forecasting.errors import ConfigError
+
+    dates = [d.strip() for d in args.cutoff_dates.split(",") if d.strip()] if args.cutoff_dates else None
+    for date in dates or []:
+        parse_as_of(date)
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else tuple(_model_names())
+    try:
+        import pandas as pd
+
+        pd.Timedelta(args.cutoff_step)
+    except ValueError:
+        raise ConfigError(f"--cutoff-step: '{args.cutoff_step}' is not a duration such as 7D") from None
+    BacktestOptions(args.slot, args.horizon_days, models, args.retrain_every, _quantiles(args.quantiles),
+                    args.holdout_cutoffs)  # validates before anything starts
+    params = dict(slot=args.slot, horizon_days=args.horizon_days, missing_as_zero=args.missing_as_zero, db=args.db,
+                  cutoffs=args.cutoffs, cutoff_step=args.cutoff_step, cutoff_dates=dates,
+                  retrain_every=args.retrain_every, models=list(models), quantiles=list(_quantiles(args.quantiles)),
+                  holdout_cutoffs=args.holdout_cutoffs)
+    return _run_flow("backtest", _tables(args), args.out, args, params, _print_backtest_outputs)
+
+
+def _quantiles(text: str) -> tuple[float, ...]:
+    from forecasting.errors import ConfigError
+    from forecasting.intervals import parse_quantiles
+
+    try:
+        return parse_quantiles(text)
+    except ValueError as error:
+        raise ConfigError(f"--quantiles: {error}") from None
 
 
 def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_of: str | None,
@@ -165,35 +239,41 @@ def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_o
 
 def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Namespace, *, slot: str,
                   missing_as_zero: bool) -> int:
+    params = dict(slot=slot, horizon_days=args.horizon_days, as_of=args.as_of, no_train=args.no_train,
+                  missing_as_zero=missing_as_zero, db=args.db, quantiles=list(_quantiles(args.quantiles)))
+    return _run_flow("forecast", tables, out, args, params, _print_outputs)
+
+
+def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argparse.Namespace,
+              params: dict[str, Any], print_outputs) -> int:
+    """Check options, point at one Prefect server, and run a flow on the local Dask cluster."""
     from deployments.server import ensure_api
 
-    _preflight(tables, slot, args.horizon_days, args.as_of, args.workers)
+    _preflight(tables, params["slot"], args.horizon_days, params.get("as_of"), args.workers)
     out = out.resolve()
-    tables = {name: str(Path(path).resolve()) if path else None for name, path in tables.items()}
+    tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
     from deployments.runners import LocalClusterConfig, build_task_runner
+    from flows.backtest import backtest_flow
     from flows.forecast import forecast
 
     _quiet_expected_tracebacks()
     cluster = LocalClusterConfig(n_workers=args.workers)
-    flow = forecast.with_options(task_runner=build_task_runner(cluster))
-    state = flow(
-        out=str(out), slot=slot, horizon_days=args.horizon_days, as_of=args.as_of, no_train=args.no_train,
-        missing_as_zero=missing_as_zero, db=args.db, model_threads=cluster.threads_per_worker,
-        return_state=True, **tables,
-    )
-    return _report(state, out, ui_url)
+    chosen = {"forecast": forecast, "backtest": backtest_flow}[name]
+    flow = chosen.with_options(task_runner=build_task_runner(cluster))
+    state = flow(out=str(out), model_threads=cluster.threads_per_worker, return_state=True, **params, **tables)
+    return _report(state, out, ui_url, print_outputs)
 
 
-def _report(state: Any, out: Path, ui_url: str) -> int:
+def _report(state: Any, out: Path, ui_url: str, print_outputs) -> int:
     """Print where the outputs are and turn the flow's final state into an exit code."""
     run_id = str(state.state_details.flow_run_id)
     link = f"{ui_url}/runs/flow-run/{run_id}"
     record = _run_record(out, run_id)
     if state.is_completed() and record:
-        _print_outputs(record, out)
+        print_outputs(record, out)
         print(f"Flow run:   {link}")
         return EXIT_OK
     message = _failure_message(state)
@@ -201,7 +281,7 @@ def _report(state: Any, out: Path, ui_url: str) -> int:
         print(f"error: {message}", file=sys.stderr)
         print(f"Flow run:   {link} (nothing written)", file=sys.stderr)
         return EXIT_NOTHING_WRITTEN
-    _print_outputs(record, out)
+    print_outputs(record, out)
     print(f"error: {message}", file=sys.stderr)
     print(f"Flow run:   {link}", file=sys.stderr)
     return EXIT_PARTIAL
@@ -235,6 +315,27 @@ def _print_outputs(record: dict[str, Any], out: Path) -> None:
     print(f"Database:   {record['configuration']['db']}")
     print(f"Plots:      {out / 'plots'}")
     print(f"Run record: {out / 'run.json'}")
+
+
+def _print_backtest_outputs(record: dict[str, Any], out: Path) -> None:
+    summary = record["summary"]
+    chosen = {}
+    for region in record["regions"]:
+        chosen[region["model"]] = chosen.get(region["model"], 0) + 1
+    print(f"Selection:  {out / 'selection.parquet'} ({', '.join(f'{m}: {n}' for m, n in sorted(chosen.items()))})")
+    print(f"Held-out:   WAPE {_fmt(summary['selection_wape'])} with the per-region selection over "
+          f"{len(summary['held_out_cutoffs'])} cutoffs; interval coverage {_fmt(summary['coverage'])} "
+          f"(nominal {summary['nominal_coverage']})")
+    for model, value in sorted(summary["model_wape"].items(), key=lambda item: item[1]):
+        print(f"            {model:<16} WAPE {_fmt(value)}")
+    print(f"Metrics:    {out / 'metrics.parquet'}, {out / 'predictions.parquet'}")
+    print(f"Database:   {record['configuration']['db']} (table model_selection)")
+    print(f"Plots:      {out / 'plots'}")
+    print(f"Run record: {out / 'run.json'}")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 class _DropExpectedTraceback(logging.Filter):

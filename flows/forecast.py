@@ -14,9 +14,16 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
+from flows.outcomes import error_of
 from forecasting.contract import InputPaths
 from forecasting.pipeline import RunOptions, options_dict
-from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, default_model_store, run_dir
+from forecasting.settings import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_SLOT,
+    default_model_store,
+    default_selection_store,
+    run_dir,
+)
 from forecasting.storage import default_db_url
 from tasks.collect import write_outputs
 from tasks.load import load_inputs
@@ -38,13 +45,15 @@ def forecast(
     missing_as_zero: bool = False,
     db: str | None = None,
     model_threads: int = 1,
+    quantiles: list[float] | None = None,
     model_store: str | None = None,
 ) -> dict[str, Any]:
     """Forecast orders per region and slot for the next `horizon_days` days."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     paths = InputPaths(orders, weather, events, promotions, regions)
-    options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads)
+    options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads,
+                         tuple(quantiles or (0.1, 0.5, 0.9)))
     store = model_store or str(default_model_store())
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)
@@ -68,11 +77,12 @@ def forecast(
             trained[region] = None
             submit_prediction(region, None)
     else:
-        train_futures = train.map(region=list(entries), entry=list(entries.values()), run_id=unmapped(run_id), **shared)
+        train_futures = train.map(region=list(entries), entry=list(entries.values()), run_id=unmapped(run_id),
+                                  selection_store=unmapped(str(default_selection_store())), **shared)
         region_of = {future.task_run_id: region for future, region in zip(train_futures, entries)}
         for done, future in enumerate(as_completed(train_futures), start=1):
             region = region_of[future.task_run_id]
-            error = _error_of(future)
+            error = error_of(future)
             if error:
                 failures[region] = {"step": "train", "error": error, "task_run_id": str(future.task_run_id)}
             else:
@@ -82,7 +92,7 @@ def forecast(
 
     predictions = {}
     for region, future in predict_futures.items():
-        error = _error_of(future)
+        error = error_of(future)
         if error:
             failures[region] = {"step": "predict", "error": error, "task_run_id": str(future.task_run_id)}
         else:
@@ -110,18 +120,6 @@ def forecast(
     return {**summary, "regions": statuses}
 
 
-def _error_of(future: PrefectFuture) -> str | None:
-    """The failure text of a finished task run, or None if it completed."""
-    future.wait()
-    if future.state.is_completed():
-        return None
-    try:
-        future.result()
-    except Exception as error:  # the task's own exception, re-raised by Prefect
-        return f"{type(error).__name__}: {error}"
-    return future.state.message or future.state.name
-
-
 def _region_statuses(entries, trained, predictions, failures) -> list[dict[str, Any]]:
     rows = []
     for region in sorted(entries):
@@ -135,6 +133,7 @@ def _region_statuses(entries, trained, predictions, failures) -> list[dict[str, 
             "rows": prediction.get("rows", 0),
             "train_seconds": record.get("train_seconds"),
             "note": record.get("note"),
+            "intervals": record.get("intervals"),
             "error": f"{failure['step']}: {failure['error']}" if failure else None,
             "task_run_id": failure["task_run_id"] if failure else None,
         })

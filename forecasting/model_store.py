@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.models import ForecastModel, model_class
+from forecasting.models import ForecastModel, load_named_model
 from forecasting.paths import region_key
 
 META_FILE = "meta.json"
@@ -38,7 +38,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 def load_model(folder: Path) -> tuple[ForecastModel, dict[str, Any]]:
     meta = read_meta(folder)
-    return model_class(meta["model"]).load(Path(folder)), meta
+    return load_named_model(meta["model"], Path(folder)), meta
 
 
 def find_model(

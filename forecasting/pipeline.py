@@ -19,7 +19,9 @@ from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
 from forecasting.features import TARGET, FeatureSpec, RegionInputs, build_features, feature_columns
 from forecasting.model_store import find_model, load_model, save_model
-from forecasting.models import SeasonalNaive, XGBoostModel
+from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
+from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, create_model, model_spec
+from forecasting.selection_store import latest_selection
 from forecasting.paths import region_key
 from forecasting.plots import forecast_plot
 from forecasting.slots import Slot
@@ -47,6 +49,7 @@ class RunOptions:
     missing_as_zero: bool = False
     no_train: bool = False
     model_threads: int = 1
+    quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
 
     @property
     def spec(self) -> FeatureSpec:
@@ -140,15 +143,19 @@ def _check_stored_models(manifest: dict[str, Any], options: RunOptions, store: P
         )
 
 
-def choose_model(entry: dict[str, Any], options: RunOptions) -> tuple[str, str | None]:
-    """XGBoost where the history covers its lags plus training weeks, else the seasonal naive."""
+def choose_model(entry: dict[str, Any], options: RunOptions, selection: dict[str, Any] | None) -> tuple[str, str]:
+    """The region's backtest selection, else the default model; learned models need enough
+    history for their lags plus training weeks, else the seasonal naive is used."""
+    wanted = selection["model"] if selection else DEFAULT_MODEL
+    reason = f"selected by backtest {selection['backtest_run_id']}" if selection else "default (no backtest selection)"
     needed = options.spec.min_history_days_for_xgboost
-    if entry["history_days"] < needed:
-        return SeasonalNaive.name, f"history of {entry['history_days']:.0f} days < {needed} days needed for xgboost"
-    return XGBoostModel.name, None
+    if model_spec(wanted).learned and entry["history_days"] < needed:
+        return FALLBACK_MODEL, f"history of {entry['history_days']:.0f} days < {needed} days needed for {wanted}"
+    return wanted, reason
 
 
-def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, as_of: str, run_id: str) -> dict[str, Any]:
+def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, selection_store: Path, as_of: str,
+                 run_id: str) -> dict[str, Any]:
     """Build the region's features, fit its model and store it; returns a training record."""
     started = time.perf_counter()
     region = entry["region"]
@@ -157,14 +164,17 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
     frame = region_features(entry, options, when)
     columns = feature_columns(frame)
     rows = frame.loc[frame["is_history"] & frame[TARGET].notna()]
-    name, note = choose_model(entry, options)
-    if name == XGBoostModel.name:
-        first_lag = f"lag_{options.spec.lag_weeks[0]}w"
-        rows = rows.loc[rows[first_lag].notna()]
-        model = XGBoostModel(n_threads=options.model_threads)
+    selection = latest_selection(selection_store, region, slot=options.slot, horizon_days=options.horizon_days)
+    name, note = choose_model(entry, options, selection)
+    if model_spec(name).learned:
+        rows = rows.loc[rows[f"lag_{options.spec.lag_weeks[0]}w"].notna()]
+    if selection and selection["model"] == name and selection.get("calibration"):
+        calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
-        model = SeasonalNaive()
-    model.fit(rows[columns], rows[TARGET])
+        calibration = _holdout_calibration(name, rows, columns, options, when)
+        intervals = ("last horizon of history held out once (run a backtest for calibrated intervals)"
+                     if calibration else "none: too little history to calibrate (each quantile equals the forecast)")
+    model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
     folder = save_model(model_store, model, {
         "region": region,
         "slot": options.slot,
@@ -174,15 +184,31 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "run_id": run_id,
         "training_rows": len(rows),
+        "calibration": calibration,
+        "intervals": intervals,
     })
     return {
         "region": region,
         "model": model.name,
         "model_path": str(folder),
         "note": note,
+        "intervals": intervals,
         "train_rows": len(rows),
         "train_seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _holdout_calibration(name: str, rows: pd.DataFrame, columns: list[str], options: RunOptions,
+                         as_of: pd.Timestamp) -> dict[str, Any] | None:
+    """Residuals of one out-of-sample fit: trained without the last horizon of history,
+    scored on it. Used for intervals when no backtest calibrated this region's model."""
+    cutoff = as_of - pd.Timedelta(days=options.horizon_days)
+    train, test = rows.loc[rows["ts"] < cutoff], rows.loc[rows["ts"] >= cutoff]
+    if len(train) < len(test) or test.empty:
+        return None
+    forecast = create_model(name, options.model_threads).fit(train[columns], train[TARGET]).predict(test[columns])
+    buckets = horizon_bucket(test["ts"], cutoff, options.horizon_days)
+    return calibrate(forecast, test[TARGET].to_numpy(), buckets).to_dict()
 
 
 def predict_region(
@@ -208,12 +234,12 @@ def predict_region(
     horizon = frame.loc[~frame["is_history"]]
     forecast = pd.DataFrame({
         "region": region,
-        "ts": horizon["ts"].to_numpy(),
+        "ts": pd.to_datetime(horizon["ts"].to_numpy(), utc=True),
         "as_of": when,
         "forecast": model.predict(horizon[meta["features"]]),
         "model": model.name,
     })
-    forecast["ts"] = pd.to_datetime(forecast["ts"], utc=True)
+    forecast = forecast.join(_quantile_frame(forecast, meta.get("calibration"), options, when))
     key = region_key(region)
     partition = run_dir / "forecasts" / f"{key}.parquet"
     atomic_write_parquet(partition, forecast)
@@ -231,6 +257,18 @@ def predict_region(
     }
 
 
+def _quantile_frame(forecast: pd.DataFrame, calibration: dict[str, Any] | None, options: RunOptions,
+                    as_of: pd.Timestamp) -> pd.DataFrame:
+    """Quantile columns (p10, p50, ...) from the model's calibration; without one, the point
+    forecast for every quantile (and `run.json` says the region has no intervals)."""
+    names = [quantile_column(q) for q in options.quantiles]
+    if not calibration:
+        return pd.DataFrame({name: forecast["forecast"] for name in names}, index=forecast.index)
+    buckets = horizon_bucket(forecast["ts"], as_of, options.horizon_days)
+    values = Calibration.from_dict(calibration).quantiles(forecast["forecast"].to_numpy(), buckets, options.quantiles)
+    return pd.DataFrame(values, columns=names, index=forecast.index)
+
+
 def collect_outputs(
     predictions: list[dict[str, Any]], out_dir: Path, db_url: str, run_id: str, run_info: dict[str, Any]
 ) -> dict[str, Any]:
@@ -240,7 +278,7 @@ def collect_outputs(
     forecasts = pd.concat(frames, ignore_index=True)
     forecasts["run_id"] = run_id
     forecasts["created_at"] = created_at
-    forecasts = forecasts[FORECAST_COLUMNS]
+    forecasts = forecasts[FORECAST_COLUMNS + [c for c in forecasts.columns if c not in FORECAST_COLUMNS]]
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = write_forecasts_db(forecasts, db_url)
     atomic_write_parquet(out_dir / "forecasts.parquet", forecasts)

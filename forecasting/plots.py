@@ -26,6 +26,43 @@ def forecast_plot(region: str, timezone: str, history: pd.DataFrame, forecast: p
     axes.grid(alpha=0.3)
     figure.autofmt_xdate()
     figure.tight_layout()
+    return _png(figure)
+
+
+def backtest_error_plot(wape_by_day: pd.DataFrame) -> bytes:
+    """PNG bytes: WAPE by day of the horizon, one line per model."""
+    figure, axes = plt.subplots(figsize=(8, 4), dpi=90)
+    for model in wape_by_day.columns:
+        axes.plot(wape_by_day.index, wape_by_day[model], marker="o", ms=3, lw=1.2, label=model)
+    axes.set_xlabel("day of the horizon")
+    axes.set_ylabel("WAPE (all regions and cutoffs)")
+    axes.set_title("Backtest error by horizon", fontsize=10)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    return _png(figure)
+
+
+def backtest_region_plot(region: str, model: str, rows: pd.DataFrame, quantiles: tuple[float, ...]) -> bytes:
+    """PNG bytes: actual orders, the forecast and its widest interval at the last cutoff."""
+    rows = rows.sort_values("ts")
+    figure, axes = plt.subplots(figsize=(11, 3.6), dpi=90)
+    lower, upper = f"p{quantiles[0] * 100:g}", f"p{quantiles[-1] * 100:g}"
+    if lower in rows and upper in rows and len(quantiles) > 1:
+        axes.fill_between(rows["ts"], rows[lower], rows[upper], color="#d9480f", alpha=0.18,
+                          label=f"{lower}-{upper}")
+    axes.plot(rows["ts"], rows["actual"], color="#555555", lw=0.9, label="actual")
+    axes.plot(rows["ts"], rows["forecast"], color="#d9480f", lw=1.1, label=f"forecast ({model})")
+    axes.set_title(f"{region}: backtest at cutoff {rows['cutoff'].iloc[0]:%Y-%m-%d %H:%M} UTC", fontsize=10)
+    axes.set_ylabel("orders")
+    axes.legend(loc="upper left", fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return _png(figure)
+
+
+def _png(figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)

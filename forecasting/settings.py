@@ -17,6 +17,10 @@ def default_model_store() -> Path:
     return ordercast_home() / "models"
 
 
+def default_selection_store() -> Path:
+    return ordercast_home() / "selections"
+
+
 def run_dir(run_id: str) -> Path:
     """Scratch folder of one flow run: input partitions and per-region outputs."""
     return ordercast_home() / "runs" / run_id

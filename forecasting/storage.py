@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at"]
+SELECTION_COLUMNS = ["region", "model", "wape", "backtest_run_id"]
 _TIMESTAMP_COLUMNS = ("ts", "as_of", "created_at")
 
 
@@ -84,7 +85,7 @@ def iso_utc(values: pd.Series) -> pd.Series:
     return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
-def forecasts_table(metadata: sa.MetaData) -> sa.Table:
+def forecasts_table(metadata: sa.MetaData, quantile_columns: list[str] = ()) -> sa.Table:
     return sa.Table(
         "forecasts",
         metadata,
@@ -95,22 +96,65 @@ def forecasts_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("model", sa.String, nullable=False),
         sa.Column("run_id", sa.String, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
+        *(sa.Column(name, sa.Float) for name in quantile_columns),
     )
+
+
+def model_selection_table(metadata: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        "model_selection",
+        metadata,
+        sa.Column("region", sa.String, primary_key=True),
+        sa.Column("backtest_run_id", sa.String, primary_key=True),
+        sa.Column("model", sa.String, nullable=False),
+        sa.Column("wape", sa.Float),
+        sa.Column("slot", sa.String, nullable=False),
+        sa.Column("horizon_days", sa.Integer, nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+    )
+
+
+def _add_missing_columns(connection: sa.Connection, table: sa.Table) -> None:
+    """Quantile columns are added to an existing table when a run asks for new ones."""
+    present = {column["name"] for column in sa.inspect(connection).get_columns(table.name)}
+    for column in table.columns:
+        if column.name not in present:
+            connection.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" FLOAT'))
+
+
+def write_selection_db(frame: pd.DataFrame, url: str) -> int:
+    """Append one backtest's selections (kept as history) in one transaction."""
+    _ensure_sqlite_folder(url)
+    engine = sa.create_engine(url)
+    try:
+        table = model_selection_table(sa.MetaData())
+        with engine.begin() as connection:
+            table.create(connection, checkfirst=True)
+            connection.execute(table.insert(), frame.to_dict("records"))
+    finally:
+        engine.dispose()
+    return len(frame)
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
     """Replace the rows of each written (region, as_of) in one transaction; returns rows written."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    rows = frame[FORECAST_COLUMNS].copy()
+    _ensure_sqlite_folder(url)
+    quantile_columns = [c for c in frame.columns if c not in FORECAST_COLUMNS]
+    rows = frame[FORECAST_COLUMNS + quantile_columns].copy()
     for column in _TIMESTAMP_COLUMNS:
         rows[column] = iso_utc(rows[column])
     records = rows.to_dict("records")
     engine = sa.create_engine(url)
     try:
-        table = forecasts_table(sa.MetaData())
+        table = forecasts_table(sa.MetaData(), quantile_columns)
         with engine.begin() as connection:
             table.create(connection, checkfirst=True)
+            _add_missing_columns(connection, table)
             for as_of, group in rows.groupby("as_of"):
                 connection.execute(
                     table.delete().where(table.c.as_of == as_of, table.c.region.in_(group["region"].unique().tolist()))
@@ -121,10 +165,10 @@ def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
     return len(records)
 
 
-def read_forecasts_db(url: str) -> pd.DataFrame:
+def read_table_db(url: str, table: str = "forecasts") -> pd.DataFrame:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
-            return pd.read_sql_table("forecasts", connection)
+            return pd.read_sql_table(table, connection)
     finally:
         engine.dispose()

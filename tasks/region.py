@@ -15,11 +15,11 @@ from tasks import run_logger
 
 
 @task(name="train-region", task_run_name="train-{region}")
-def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, as_of: str,
-          run_id: str) -> dict[str, Any]:
-    """Fit and store the region's model; returns its training record."""
-    record = train_region(entry, options, Path(model_store), as_of, run_id)
-    note = f" ({record['note']})" if record["note"] else ""
+def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, selection_store: str,
+          as_of: str, run_id: str) -> dict[str, Any]:
+    """Fit and store the region's model (its backtest selection, if any); returns its training record."""
+    record = train_region(entry, options, Path(model_store), Path(selection_store), as_of, run_id)
+    note = f" ({record['note']})"
     run_logger().info("Trained %s for %s on %d rows in %.1f s%s", record["model"], region,
                           record["train_rows"], record["train_seconds"], note)
     return record

@@ -31,6 +31,7 @@ class XGBoostModel(ForecastModel):
         colsample_bytree: float = 0.8,
         min_child_weight: float = 5.0,
         objective: str = "count:poisson",
+        tweedie_variance_power: float = 1.5,
         n_threads: int = 1,
         seed: int = 0,
     ) -> None:
@@ -41,11 +42,12 @@ class XGBoostModel(ForecastModel):
         self.colsample_bytree = colsample_bytree
         self.min_child_weight = min_child_weight
         self.objective = objective
+        self.tweedie_variance_power = tweedie_variance_power
         self.n_threads = n_threads
         self.seed = seed
 
     def get_params(self) -> dict[str, Any]:
-        return {key: value for key, value in vars(self).items() if not key.endswith("_")}
+        return {key: value for key, value in vars(self).items() if not key.endswith("_") and key != "name"}
 
     def _booster_params(self) -> dict[str, Any]:
         return {
@@ -56,6 +58,7 @@ class XGBoostModel(ForecastModel):
             "colsample_bytree": self.colsample_bytree,
             "min_child_weight": self.min_child_weight,
             "tree_method": "hist",
+            **({"tweedie_variance_power": self.tweedie_variance_power} if self.objective == "reg:tweedie" else {}),
             "nthread": self.n_threads,
             "seed": self.seed,
         }

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.models import MODELS, SeasonalNaive, XGBoostModel, model_class
+from forecasting.models import MODELS, SeasonalNaive, WeeklyProfile, XGBoostModel, create_model, load_named_model
 from forecasting.models.base import NotFittedError
 
 
@@ -24,16 +24,24 @@ def week_frame(weeks: int, per_day: int = 4, seed: int = 0) -> tuple[pd.DataFram
     return features, target
 
 
+def quick(name: str):
+    """The named model, with few trees where it has trees, to keep tests fast."""
+    model = create_model(name)
+    if isinstance(model, XGBoostModel):
+        model.n_estimators = 20
+    return model
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_fit_returns_self_and_unfitted_models_refuse(name, tmp_path):
     features, target = week_frame(4)
-    model = model_class(name)() if name != "xgboost" else XGBoostModel(n_estimators=20)
+    model = quick(name)
     with pytest.raises(NotFittedError):
         model.predict(features)
     with pytest.raises(NotFittedError):
         model.save(tmp_path)
     assert model.fit(features, target) is model
-    assert all(key.endswith("_") for key in vars(model) if key not in model.get_params())
+    assert all(key.endswith("_") for key in vars(model) if key not in model.get_params() and key != "name")
     prediction = model.predict(features)
     assert prediction.shape == (len(features),) and (prediction >= 0).all()
 
@@ -56,9 +64,10 @@ def test_seasonal_naive_falls_back_for_slots_never_seen():
 @pytest.mark.parametrize("name", list(MODELS))
 def test_models_round_trip_through_their_own_format(name, tmp_path):
     features, target = week_frame(6)
-    model = model_class(name)() if name != "xgboost" else XGBoostModel(n_estimators=30)
+    model = quick(name)
     model.fit(features, target).save(tmp_path)
-    loaded = model_class(name).load(tmp_path)
+    loaded = load_named_model(name, tmp_path)
+    assert loaded.name == name and loaded.get_params() == model.get_params()
     np.testing.assert_allclose(loaded.predict(features), model.predict(features), rtol=1e-6)
     for file in tmp_path.iterdir():
         assert not file.read_bytes().startswith(b"\x80"), f"{file.name} looks pickled"
@@ -71,3 +80,11 @@ def test_xgboost_thread_count_is_a_setting_and_it_learns():
     assert model.get_params()["n_threads"] == 1
     naive_error = np.abs(SeasonalNaive().fit(features, target).predict(features) - target).mean()
     assert np.abs(model.predict(features) - target).mean() < naive_error
+
+
+def test_weekly_profile_is_the_mean_of_the_last_weeks():
+    features, target = week_frame(6)
+    model = WeeklyProfile(weeks=4).fit(features, target)
+    expected = target.to_numpy().reshape(6, 28)[-4:].mean(axis=0)
+    future, _ = week_frame(1, seed=2)
+    np.testing.assert_allclose(model.predict(future), expected)

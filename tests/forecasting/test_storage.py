@@ -9,7 +9,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from forecasting.storage import atomic_write_parquet, default_db_url, read_forecasts_db, write_forecasts_db
+from forecasting.storage import atomic_write_parquet, default_db_url, read_table_db, write_forecasts_db
 
 
 def forecast_rows(as_of: str, value: float, regions=("a", "b")) -> pd.DataFrame:
@@ -26,10 +26,10 @@ def test_same_as_of_replaces_other_as_of_is_kept(tmp_path):
     url = default_db_url(tmp_path)
     write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0), url)
     write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 2.0), url)
-    table = read_forecasts_db(url)
+    table = read_table_db(url)
     assert len(table) == 6 and set(table["forecast"]) == {2.0}
     write_forecasts_db(forecast_rows("2026-01-02T00:00Z", 3.0, regions=("a",)), url)
-    table = read_forecasts_db(url)
+    table = read_table_db(url)
     assert len(table) == 9
     assert table.loc[table["as_of"] == "2026-01-01T00:00:00+00:00", "forecast"].eq(2.0).all()
     assert table["ts"].iloc[0] == "2026-01-01T00:00:00+00:00"  # ISO-8601 text with offset
@@ -41,7 +41,7 @@ def test_a_failed_database_write_rolls_back_whole(tmp_path):
     broken = forecast_rows("2026-01-01T00:00Z", 5.0)
     with pytest.raises(Exception, match="UNIQUE|unique"):
         write_forecasts_db(pd.concat([broken, broken]), url)  # duplicate keys fail the insert
-    table = read_forecasts_db(url)
+    table = read_table_db(url)
     assert len(table) == 6 and set(table["forecast"]) == {1.0}  # the delete was rolled back too
 
 

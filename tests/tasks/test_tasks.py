@@ -29,8 +29,10 @@ def test_load_train_predict_write(small_demo_dir, tmp_path):
     partition = pd.read_parquet(f"{entry['path']}/orders.parquet")
     assert partition["ts"].max() < pd.Timestamp(AS_OF)  # nothing at or after as_of is partitioned
 
-    record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, "run-1")
+    record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
+                      "run-1")
     assert record["model"] == "xgboost" and record["train_rows"] > 1000
+    assert record["note"] == "default (no backtest selection)"
     prediction = predict.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, str(tmp_path / "run"),
                             record)
     assert prediction["rows"] == 7 * 48
@@ -39,6 +41,9 @@ def test_load_train_predict_write(small_demo_dir, tmp_path):
     forecasts = pd.read_parquet(tmp_path / "out" / "forecasts.parquet")
     assert summary["forecast_rows"] == len(forecasts) == 7 * 48
     assert (forecasts["forecast"] >= 0).all() and set(forecasts["region"]) == {"berlin-mitte"}
+    quantiles = forecasts[["p10", "p50", "p90"]].to_numpy()
+    assert (quantiles >= 0).all() and (quantiles[:, 1:] >= quantiles[:, :-1]).all()
+    assert (quantiles[:, 2] > quantiles[:, 0]).mean() > 0.9  # real intervals, not points
 
 
 def test_load_rejects_bad_input_before_writing(tmp_path):

@@ -1,0 +1,99 @@
+"""Prediction intervals from backtest residuals (split conformal).
+
+Residuals (actual - forecast) from backtest cutoffs are grouped by horizon bucket (`d1`,
+`d2-7`, `d8-21`) and, within a bucket, by forecast level (quintiles of the forecast, since
+count noise grows with the level); each group keeps its empirical residual quantiles on a
+grid of 99 levels, so any quantile can be served later. A quantile forecast is the point
+forecast plus that group's residual quantile, clipped at 0 and made non-decreasing in q.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+LEVELS = np.round(np.arange(1, 100) / 100, 2)
+LEVEL_BINS = 5
+MIN_RESIDUALS_PER_BIN = 30
+
+
+def quantile_column(q: float) -> str:
+    """Column name of a quantile: 0.1 -> p10, 0.975 -> p97.5."""
+    return f"p{q * 100:g}"
+
+
+def parse_quantiles(text: str) -> tuple[float, ...]:
+    values = tuple(sorted({float(part) for part in text.split(",") if part.strip()}))
+    if not values or any(not 0 < q < 1 for q in values):
+        raise ValueError(f"quantiles must be numbers strictly between 0 and 1, got '{text}'")
+    return values
+
+
+def bucket_names(horizon_days: int) -> list[str]:
+    names = ["d1"]
+    if horizon_days >= 2:
+        names.append(f"d2-{min(7, horizon_days)}" if horizon_days > 2 else "d2")
+    if horizon_days >= 8:
+        names.append(f"d8-{horizon_days}" if horizon_days > 8 else "d8")
+    return names
+
+
+def horizon_bucket(ts: pd.Series, cutoff: pd.Series | pd.Timestamp, horizon_days: int) -> np.ndarray:
+    """Bucket of each slot by the day of the horizon it falls in (day 1 starts at the cutoff)."""
+    day = ((ts - cutoff) // pd.Timedelta(days=1)).to_numpy() + 1
+    names = bucket_names(horizon_days)
+    index = np.where(day <= 1, 0, np.where(day <= 7, 1, 2))
+    return np.asarray(names, dtype=object)[np.minimum(index, len(names) - 1)]
+
+
+@dataclass
+class Calibration:
+    """Residual quantiles per (bucket, forecast-level bin)."""
+
+    edges: dict[str, list[float]]
+    offsets: dict[str, list[list[float]]]
+    residuals: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"edges": self.edges, "offsets": self.offsets, "residuals": self.residuals}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Calibration:
+        return cls(state["edges"], state["offsets"], state["residuals"])
+
+    def quantiles(self, forecast: np.ndarray, buckets: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+        """Array (rows x quantiles) of quantile forecasts, >= 0 and non-decreasing along q."""
+        forecast = np.asarray(forecast, dtype="float64")
+        result = np.full((len(forecast), len(quantiles)), np.nan)
+        for bucket in np.unique(buckets):
+            rows = buckets == bucket
+            key = bucket if bucket in self.offsets else next(iter(self.offsets))
+            edges = np.asarray(self.edges[key])
+            bins = np.searchsorted(edges, forecast[rows], side="right")
+            table = np.asarray(self.offsets[key])  # bins x LEVELS
+            per_q = np.stack([[np.interp(q, LEVELS, table[b]) for q in quantiles] for b in range(len(table))])
+            result[rows] = forecast[rows, None] + per_q[bins]
+        result = np.clip(result, 0.0, None)
+        return np.maximum.accumulate(result, axis=1)
+
+
+def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray) -> Calibration:
+    """Residual quantiles from backtest predictions of one model in one region."""
+    forecast = np.asarray(forecast, dtype="float64")
+    residual = np.asarray(actual, dtype="float64") - forecast
+    edges, offsets = {}, {}
+    for bucket in np.unique(buckets):
+        rows = buckets == bucket
+        bins = min(LEVEL_BINS, max(1, int(rows.sum()) // MIN_RESIDUALS_PER_BIN))
+        inner = np.unique(np.quantile(forecast[rows], np.linspace(0, 1, bins + 1)[1:-1])) if bins > 1 else np.array([])
+        index = np.searchsorted(inner, forecast[rows], side="right")
+        table = []
+        for b in range(len(inner) + 1):
+            chosen = residual[rows][index == b]
+            chosen = chosen if len(chosen) else residual[rows]
+            table.append(np.quantile(chosen, LEVELS).round(4).tolist())
+        edges[str(bucket)] = inner.round(4).tolist()
+        offsets[str(bucket)] = table
+    return Calibration(edges, offsets, int(len(residual)))
