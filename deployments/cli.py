@@ -118,6 +118,9 @@ def _add_demo_shape(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--regions", type=int, default=12, help="number of regions (default 12)")
     parser.add_argument("--years", type=float, default=2.0, help="years of history (default 2)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--profile", choices=["city", "suburb"], default="city",
+                        help="shape of the data: city (the demo: lunch and dinner peaks, sports) or suburb "
+                        "(small dinner-driven regions, some with an unannounced change of weekly pattern)")
 
 
 def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
@@ -142,11 +145,11 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
 
 
 def _demo_data(args: argparse.Namespace) -> int:
-    _write_demo_data(args.out, args.regions, args.years, args.seed)
+    _write_demo_data(args.out, args.regions, args.years, args.seed, args.profile)
     return EXIT_OK
 
 
-def _write_demo_data(out: Path, regions: int, years: float, seed: int) -> None:
+def _write_demo_data(out: Path, regions: int, years: float, seed: int, profile: str = "city") -> None:
     from forecasting.demo_data import generate, write_csv
 
     if regions < 1 or years <= 0:
@@ -158,7 +161,7 @@ def _write_demo_data(out: Path, regions: int, years: float, seed: int) -> None:
         print(f"  generated {region} ({len(done)}/{regions})", file=sys.stderr)
 
     print(f"Writing demo data ({regions} regions, {years:g} years, seed {seed}) to {out}", file=sys.stderr)
-    written = write_csv(generate(regions, years, seed, progress), out)
+    written = write_csv(generate(regions, years, seed, progress, profile), out)
     for name, path in written.items():
         print(f"  {name:<11} {path}")
 
@@ -170,7 +173,7 @@ def _demo(args: argparse.Namespace) -> int:
     if (data / "orders.csv").exists():
         print(f"Using demo data in {data}", file=sys.stderr)
     else:
-        _write_demo_data(data, args.regions, args.years, args.seed)
+        _write_demo_data(data, args.regions, args.years, args.seed, args.profile)
     tables = {name: str(data / f"{name}.csv") for name in ("orders", *_TABLE_OPTIONS)}
     return _run_forecast(tables, out, args, slot=DEFAULT_SLOT, missing_as_zero=False)
 

@@ -88,13 +88,13 @@ def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False
     orders = _orders_to_slots(orders, slot, regions, missing_as_zero)
     dataset = Dataset(orders=orders, regions=regions, hashes=hashes, warnings=notes)
     if paths.weather:
-        raw, hashes["weather"] = read_table(paths.weather, "weather", WEATHER_KEYS)
+        raw, hashes["weather"] = read_table(paths.weather, "weather", WEATHER_KEYS, allow_empty=True)
         dataset.weather = _validate_weather(raw, known)
     if paths.events:
-        raw, hashes["events"] = read_table(paths.events, "events", EVENTS_COLUMNS)
+        raw, hashes["events"] = read_table(paths.events, "events", EVENTS_COLUMNS, allow_empty=True)
         dataset.events = _validate_intervals(raw, known, "kind")
     if paths.promotions:
-        raw, hashes["promotions"] = read_table(paths.promotions, "promotions", PROMOTIONS_COLUMNS)
+        raw, hashes["promotions"] = read_table(paths.promotions, "promotions", PROMOTIONS_COLUMNS, allow_empty=True)
         dataset.promotions = _validate_intervals(raw, known, "intensity")
     return dataset
 

@@ -10,7 +10,7 @@ orders slot, as weather forecasts and planned events and promotions would.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import holidays
@@ -33,6 +33,8 @@ class RegionTemplate:
     climate_c: float  # mean temperature
     peak_orders: float  # expected orders in a typical dinner-peak slot
     sports: bool
+    lunch_size: tuple[float, float] = (0.35, 0.8)  # lunch peak relative to dinner
+    regime_shift: bool = False  # an unannounced change of the weekly pattern in the last months
 
 
 TEMPLATES = [
@@ -49,31 +51,50 @@ TEMPLATES = [
     RegionTemplate("boston-back-bay", "America/New_York", "US", 11.0, 30, False),
     RegionTemplate("leeds-center", "Europe/London", "GB", 9.5, 1.2, False),
 ]
+SUBURB_TEMPLATES = [
+    RegionTemplate("newark-suburbs", "America/New_York", "US", 12.0, 18, False, (0.05, 0.15), True),
+    RegionTemplate("potsdam", "Europe/Berlin", "DE", 9.5, 12, False, (0.05, 0.15), False),
+    RegionTemplate("croydon", "Europe/London", "GB", 10.5, 15, False, (0.1, 0.2), True),
+    RegionTemplate("evanston", "America/Chicago", "US", 9.0, 10, False, (0.05, 0.15), False),
+    RegionTemplate("fuerth", "Europe/Berlin", "DE", 9.5, 8, False, (0.1, 0.2), True),
+    RegionTemplate("watford", "Europe/London", "GB", 10.0, 9, False, (0.05, 0.15), False),
+    RegionTemplate("yonkers", "America/New_York", "US", 12.0, 14, False, (0.05, 0.15), True),
+    RegionTemplate("naperville", "America/Chicago", "US", 9.0, 6, False, (0.1, 0.2), False),
+]
+PROFILES = {"city": TEMPLATES, "suburb": SUBURB_TEMPLATES}
 SHORT_HISTORY_DAYS = {"austin-downtown": 150, "boston-back-bay": 60}
 
 
-def region_templates(count: int) -> list[RegionTemplate]:
-    """The first `count` demo regions; past twelve, templates repeat with a numeric suffix."""
+def region_templates(count: int, profile: str = "city") -> list[RegionTemplate]:
+    """The first `count` regions of a profile; past its list, templates repeat with a numeric suffix."""
+    templates = PROFILES[profile]
     chosen = []
     for index in range(count):
-        base = TEMPLATES[index % len(TEMPLATES)]
-        suffix = index // len(TEMPLATES)
-        chosen.append(base if suffix == 0 else RegionTemplate(
-            f"{base.name}-{suffix + 1}", base.timezone, base.country, base.climate_c, base.peak_orders, base.sports))
+        base = templates[index % len(templates)]
+        suffix = index // len(templates)
+        chosen.append(base if suffix == 0 else replace(base, name=f"{base.name}-{suffix + 1}"))
     return chosen
 
 
 def generate(
-    regions: int = 12, years: float = 2.0, seed: int = 0, progress: Callable[[str], None] | None = None
+    regions: int = 12, years: float = 2.0, seed: int = 0, progress: Callable[[str], None] | None = None,
+    profile: str = "city",
 ) -> dict[str, pd.DataFrame]:
-    """Tables `orders`, `weather`, `events`, `promotions`, `regions` (timestamps tz-aware)."""
+    """Tables `orders`, `weather`, `events`, `promotions`, `regions` (timestamps tz-aware).
+
+    Profile `city` (the demo): busy city regions with lunch and dinner peaks and sports
+    events. Profile `suburb`: small dinner-driven regions, some of which change their weekly
+    pattern without notice a few months before the end, so that different models win.
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got '{profile}'")
     if regions < 1:
         raise ValueError(f"regions must be >= 1, got {regions}")
     if years <= 0:
         raise ValueError(f"years must be > 0, got {years}")
     rng = np.random.default_rng(seed)
     tables: dict[str, list[pd.DataFrame]] = {"orders": [], "weather": [], "events": [], "promotions": []}
-    for template in region_templates(regions):
+    for template in region_templates(regions, profile):
         region_rng = np.random.default_rng(rng.integers(2**63))
         for name, frame in _region(template, years, region_rng).items():
             tables[name].append(frame)
@@ -81,7 +102,8 @@ def generate(
             progress(template.name)
     result = {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}
     result["regions"] = pd.DataFrame(
-        [(t.name, t.timezone, t.country) for t in region_templates(regions)], columns=["region", "timezone", "country"]
+        [(t.name, t.timezone, t.country) for t in region_templates(regions, profile)],
+        columns=["region", "timezone", "country"]
     )
     return result
 
@@ -105,7 +127,7 @@ def _region(template: RegionTemplate, years: float, rng: np.random.Generator) ->
     promotions = _promotions(template, start, future_end, rng)
 
     lunch_center, dinner_center = rng.uniform(11.8, 12.9), rng.uniform(18.7, 20.0)
-    lunch_size, dinner_size = rng.uniform(0.35, 0.8), 1.0
+    lunch_size, dinner_size = rng.uniform(*template.lunch_size), 1.0
     shape = (
         0.06
         + lunch_size * np.exp(-0.5 * ((hour - lunch_center) / rng.uniform(0.8, 1.3)) ** 2)
@@ -140,6 +162,10 @@ def _region(template: RegionTemplate, years: float, rng: np.random.Generator) ->
         promo_lift[np.asarray(window)] *= 1 + row.intensity
 
     latent = _latent_effects(day, rng)
+    if template.regime_shift:  # e.g. a competitor opens: weekday dinners drop, weekends grow
+        shift_at = end - pd.Timedelta(days=int(rng.integers(60, 150)))
+        after = np.asarray(grid >= shift_at)
+        latent = latent * np.where(after & (dow < 4), 0.7, np.where(after & (dow >= 4), 1.25, 1.0))
     mean = (template.peak_orders / 1.1) * shape * weekly * trend * season * holiday
     mean = mean * weather_effect * event_lift * promo_lift * latent
     orders = rng.poisson(rng.gamma(NB_DISPERSION, mean / NB_DISPERSION))

@@ -47,10 +47,12 @@ def content_hash(files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def read_table(path: str | Path, table: str, required: list[str]) -> tuple[pd.DataFrame, str]:
+def read_table(path: str | Path, table: str, required: list[str], *, allow_empty: bool = False
+               ) -> tuple[pd.DataFrame, str]:
     """Read every file of a table, check its columns, and tag rows with file and row number.
 
-    Returns the frame and the content hash of its files. CSV cells are read as text so that
+    Returns the frame and the content hash of its files. An empty table is an error unless
+    `allow_empty` (no events is a valid events table). CSV cells are read as text so that
     the checks below can name a bad cell instead of pandas guessing a type.
     """
     files = input_files(path, table)
@@ -62,7 +64,7 @@ def read_table(path: str | Path, table: str, required: list[str]) -> tuple[pd.Da
         frame[ROW] = np.arange(1, len(frame) + 1)
         frames.append(frame)
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    if data.empty:
+    if data.empty and not allow_empty:
         raise DataError(f"{_describe(path, files)}: the {table} table has no rows")
     return data, content_hash(files)
 

@@ -205,3 +205,9 @@ def test_bad_as_of(tmp_path, as_of, problem):
     data = load(tmp_path, orders_rows(slots=4))
     with pytest.raises(DataError, match=problem):
         resolve_as_of(data, SLOT, as_of)
+
+
+def test_header_only_exogenous_tables_mean_none(tmp_path):
+    data = load(tmp_path, orders_rows(slots=4), events="region,start,end,kind\n",
+                promotions="region,start,end,intensity\n")
+    assert data.events is not None and data.events.empty and data.promotions.empty
