@@ -21,7 +21,7 @@ import pandas as pd
 
 from forecasting.errors import ConfigError
 from forecasting.features import TARGET, FeatureSpec, RegionInputs, build_features, feature_columns
-from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
+from forecasting.intervals import calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
 from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, MODELS, create_model, model_spec
 from forecasting.slots import Slot
@@ -220,7 +220,3 @@ def _empty_predictions(options: BacktestOptions) -> pd.DataFrame:
 def _empty_metrics() -> pd.DataFrame:
     return pd.DataFrame(columns=["region", "model", "cutoff", "horizon_bucket", "wape", "bias", "mase", "pinball",
                                  "coverage"])
-
-
-def calibration_of(state: dict[str, Any] | None) -> Calibration | None:
-    return Calibration.from_dict(state) if state else None

@@ -1,5 +1,6 @@
 """Weekly profile: each slot gets the mean of the same local slot of the week over the last
-`weeks` weeks. A strong simple baseline for delivery orders, steadier than one week alone."""
+`weeks` weeks. A strong simple baseline for delivery orders, steadier than one week alone.
+Slots never observed fall back to the mean of the same slot of day, then the overall mean."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import pandas as pd
 
 from forecasting.models.base import ForecastModel
 
-FILE = "weekly_profile.json"
+FILE = "profile.json"
 
 
 class WeeklyProfile(ForecastModel):
@@ -20,6 +21,9 @@ class WeeklyProfile(ForecastModel):
     def __init__(self, weeks: int = 4) -> None:
         self.weeks = weeks
 
+    def get_params(self) -> dict[str, Any]:
+        return {"weeks": self.weeks}
+
     def fit(self, features: pd.DataFrame, target: pd.Series) -> WeeklyProfile:
         rows = pd.DataFrame({
             "slot_of_week": features["slot_of_week"].to_numpy(),
@@ -27,8 +31,8 @@ class WeeklyProfile(ForecastModel):
             "orders": np.asarray(target, dtype="float64"),
         }).dropna(subset=["orders"])
         recent = rows.groupby("slot_of_week", sort=False).tail(self.weeks)
-        self.profile_ = {int(k): float(v) for k, v in recent.groupby("slot_of_week")["orders"].mean().items()}
-        self.slot_of_day_mean_ = {int(k): float(v) for k, v in recent.groupby("slot_of_day")["orders"].mean().items()}
+        self.profile_ = _means(recent, "slot_of_week")
+        self.slot_of_day_mean_ = _means(recent, "slot_of_day")
         self.overall_mean_ = float(recent["orders"].mean()) if len(recent) else 0.0
         return self
 
@@ -40,18 +44,19 @@ class WeeklyProfile(ForecastModel):
 
     def save(self, folder: Path) -> None:
         self._check_fitted("profile_")
-        state = {"weeks": self.weeks, "profile": self.profile_, "slot_of_day_mean": self.slot_of_day_mean_,
+        state = {"params": self.get_params(), "profile": self.profile_, "slot_of_day_mean": self.slot_of_day_mean_,
                  "overall_mean": self.overall_mean_}
         (Path(folder) / FILE).write_text(json.dumps(state))
 
     @classmethod
     def load(cls, folder: Path) -> WeeklyProfile:
         state = json.loads((Path(folder) / FILE).read_text())
-        model = cls(weeks=state["weeks"])
+        model = cls(**state["params"])
         model.profile_ = {int(k): v for k, v in state["profile"].items()}
         model.slot_of_day_mean_ = {int(k): v for k, v in state["slot_of_day_mean"].items()}
         model.overall_mean_ = state["overall_mean"]
         return model
 
-    def get_params(self) -> dict[str, Any]:
-        return {"weeks": self.weeks}
+
+def _means(rows: pd.DataFrame, key: str) -> dict[int, float]:
+    return {int(k): float(v) for k, v in rows.groupby(key)["orders"].mean().items()}
