@@ -330,7 +330,7 @@ def _print_backtest_outputs(record: dict[str, Any], out: Path) -> None:
           f"{len(summary['held_out_cutoffs'])} cutoffs; interval coverage {_fmt(summary['coverage'])} "
           f"(nominal {summary['nominal_coverage']})")
     for model, value in sorted(summary["model_wape"].items(), key=lambda item: item[1]):
-        print(f"            {model:<16} WAPE {_fmt(value)}")
+        print(f"            {model:<16} WAPE {_fmt(value)} (this model in every region it can run)")
     print(f"Metrics:    {out / 'metrics.parquet'}, {out / 'predictions.parquet'}")
     print(f"Database:   {record['configuration']['db']} (table model_selection)")
     print(f"Plots:      {out / 'plots'}")

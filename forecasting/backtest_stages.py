@@ -10,8 +10,9 @@ import pandas as pd
 
 from forecasting.backtest import BacktestOptions, backtest_region, split_cutoffs
 from forecasting.faults import maybe_fail
-from forecasting.intervals import bucket_names, horizon_bucket
+from forecasting.intervals import bucket_names, horizon_bucket, quantile_column
 from forecasting.metrics import coverage, wape
+from forecasting.models import FALLBACK_MODEL
 from forecasting.paths import region_key
 from forecasting.pipeline import package_versions, read_partition
 from forecasting.plots import backtest_error_plot, backtest_region_plot
@@ -58,7 +59,7 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
     created_at = pd.Timestamp.now(tz="UTC").isoformat()
     selection = pd.DataFrame([{**{k: r["selection"][k] for k in ("region", "model", "wape")},
                                "backtest_run_id": run_id} for r in records])[SELECTION_COLUMNS]
-    summary = _summary(predictions, selection, options)
+    summary = held_out_summary(predictions, selection, options)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_selection_db(selection.assign(slot=options.slot, horizon_days=options.horizon_days, created_at=created_at),
@@ -85,19 +86,31 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
             "wape_by_bucket": {model: {b: finite(v) for b, v in row.items()} for model, row in wape_table.iterrows()}}
 
 
-def _summary(predictions: pd.DataFrame, selection: pd.DataFrame, options: BacktestOptions) -> dict[str, Any]:
-    """Held-out WAPE of the per-region selection and of each single model, and coverage."""
+def held_out_summary(predictions: pd.DataFrame, selection: pd.DataFrame, options: BacktestOptions) -> dict[str, Any]:
+    """Held-out WAPE of the per-region selection and of each single model, and coverage.
+
+    A single model is scored as a policy: that model in every region, and the seasonal naive
+    where it cannot run (too little history), as production would do. Scoring each model only
+    on the regions it can run would compare different sets of regions.
+    """
     if predictions.empty:
         return {"held_out_cutoffs": [], "selection_wape": None, "model_wape": {}, "coverage": None}
     _, holdout = split_cutoffs(sorted(predictions["cutoff"].unique()), options.holdout_cutoffs)
     held = predictions.loc[predictions["cutoff"].isin(holdout)]
     chosen = held.merge(selection[["region", "model"]], on=["region", "model"])
-    lower, upper = f"p{options.quantiles[0] * 100:g}", f"p{options.quantiles[-1] * 100:g}"
+    keys = ["region", "ts", "cutoff"]
+    base = held.loc[held["model"] == FALLBACK_MODEL, [*keys, "actual", "forecast"]]
+    model_wape = {}
+    for model, rows in held.groupby("model"):
+        policy = base.merge(rows[[*keys, "forecast"]], on=keys, how="left", suffixes=("_fallback", ""))
+        policy["forecast"] = policy["forecast"].fillna(policy["forecast_fallback"])
+        model_wape[model] = wape(policy["actual"], policy["forecast"])
+    lower, upper = quantile_column(options.quantiles[0]), quantile_column(options.quantiles[-1])
     both = chosen.dropna(subset=[lower, upper])
     return {
         "held_out_cutoffs": [pd.Timestamp(c).isoformat() for c in holdout],
         "selection_wape": wape(chosen["actual"], chosen["forecast"]) if len(chosen) else None,
-        "model_wape": {m: wape(g["actual"], g["forecast"]) for m, g in held.groupby("model")},
+        "model_wape": model_wape,
         "coverage": coverage(both["actual"], both[lower], both[upper]) if len(both) else None,
         "nominal_coverage": round(options.quantiles[-1] - options.quantiles[0], 4) if len(options.quantiles) > 1 else None,
     }
