@@ -12,7 +12,7 @@ from forecasting.metrics import wape
 from tests.helpers import prefect_records, read_run, run_cli, run_id_from, table_args
 
 HOLDOUT_AS_OF = "2026-10-12T00:00:00+00:00"  # the demo's last three weeks are held out
-FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at"]
+FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at", "p10", "p50", "p90"]
 
 
 @pytest.fixture(scope="module")
