@@ -128,7 +128,7 @@ def stop(home: Path | None = None) -> bool:
     return stopped
 
 
-def _terminate(pid: int, grace_seconds: float = 15.0) -> bool:
+def _terminate(pid: int, grace_seconds: float = 5.0) -> bool:
     """SIGTERM the server's process group, then SIGKILL what is left."""
     try:
         os.killpg(pid, signal.SIGTERM)

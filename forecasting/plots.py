@@ -7,6 +7,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 HISTORY_TAIL_DAYS = 14
@@ -35,6 +36,7 @@ def backtest_error_plot(wape_by_day: pd.DataFrame) -> bytes:
     for model in wape_by_day.columns:
         axes.plot(wape_by_day.index, wape_by_day[model], marker="o", ms=3, lw=1.2, label=model)
     axes.set_xlabel("day of the horizon")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("WAPE (all regions and cutoffs)")
     axes.set_title("Backtest error by horizon", fontsize=10)
     axes.grid(alpha=0.3)
