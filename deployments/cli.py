@@ -141,7 +141,10 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
                         help="quantiles of the prediction intervals, written as columns p10, p50, ... "
                         "(default 0.1,0.5,0.9)")
     parser.add_argument("--db", help="SQLAlchemy URL of the forecast database (default sqlite:///OUT/forecasts.sqlite)")
-    parser.add_argument("--workers", type=int, help="Dask worker processes (default: one per core)")
+    parser.add_argument("--cluster", default="local",
+                        help="where tasks run: a cluster YAML file, or 'local' (default: LocalCluster, one worker "
+                        "per core) or 'serial' (no Dask, for debugging); see deployments/clusters/")
+    parser.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -249,25 +252,49 @@ def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Names
 
 def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argparse.Namespace,
               params: dict[str, Any], print_outputs) -> int:
-    """Check options, point at one Prefect server, and run a flow on the local Dask cluster."""
+    """Check options, point at one Prefect server, and run a flow on the chosen cluster."""
     from deployments.server import ensure_api
 
     _preflight(tables, params["slot"], args.horizon_days, params.get("as_of"), args.workers)
+    cluster = _cluster(args)
     out = out.resolve()
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
-    from deployments.runners import LocalClusterConfig, build_task_runner
+    from deployments.runners import build_task_runner, threads_per_worker
     from flows.backtest import backtest_flow
     from flows.forecast import forecast
 
     _quiet_expected_tracebacks()
-    cluster = LocalClusterConfig(n_workers=args.workers)
     chosen = {"forecast": forecast, "backtest": backtest_flow}[name]
     flow = chosen.with_options(task_runner=build_task_runner(cluster))
-    state = flow(out=str(out), model_threads=cluster.threads_per_worker, return_state=True, **params, **tables)
+    state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
     return _report(state, out, ui_url, print_outputs)
+
+
+def _cluster(args: argparse.Namespace):
+    """The `--cluster` configuration; remote kinds also set the Prefect API and shared folder."""
+    from deployments.clusters import LocalCluster, load_cluster
+    from forecasting.errors import ConfigError
+
+    cluster = load_cluster(args.cluster)
+    if args.workers is not None:
+        if not isinstance(cluster, LocalCluster):
+            raise ConfigError(f"--workers applies to local clusters; set worker counts in {args.cluster}")
+        cluster = cluster.model_copy(update={"n_workers": args.workers})
+    shared_dir = getattr(cluster, "shared_dir", None)
+    if shared_dir:
+        if "://" not in shared_dir and not Path(shared_dir).is_dir():
+            raise ConfigError(f"{args.cluster}: shared_dir: '{shared_dir}' is not a folder on this machine")
+        from deployments.server import healthy
+
+        if not healthy(cluster.api_url):
+            raise ConfigError(f"{args.cluster}: api_url: {cluster.api_url} does not answer from this machine; "
+                              "start the Prefect server there or fix the address")
+        os.environ["ORDERCAST_WORK_DIR"] = shared_dir
+        os.environ["PREFECT_API_URL"] = cluster.api_url
+    return cluster
 
 
 def _report(state: Any, out: Path, ui_url: str, print_outputs) -> int:

@@ -1,41 +1,123 @@
-"""Task-runner factory: one function turns a cluster shape into a Prefect task runner."""
+"""Task-runner factory: one function turns a cluster configuration into a Prefect task runner.
+
+Dask kinds get prefect-dask's DaskTaskRunner (with ordercast's worker set-up registered on
+every worker); `serial` runs one task at a time in the flow's process. `ORDERCAST_SERIAL=1`
+forces `serial` whatever the configuration says.
+"""
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import logging
+from pathlib import Path
+from typing import Any
 
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
-from forecasting.errors import ConfigError
+from deployments.clusters import (
+    AddressClusterConfig,
+    LocalCluster,
+    SerialCluster,
+    SSHClusterConfig,
+    YarnClusterConfig,
+    serial_forced,
+)
+from deployments.worker_setup import WorkerSetup
+
+logger = logging.getLogger("ordercast")
 
 
-@dataclass(frozen=True)
-class LocalClusterConfig:
-    """A `distributed.LocalCluster` on this machine (default: one worker process per core)."""
+class SerialTaskRunner(ThreadPoolTaskRunner):
+    """One task at a time, in the flow's process: breakpoints and debuggers just work."""
 
-    n_workers: int | None = None
-    threads_per_worker: int = 1
-    processes: bool = True
+    def __init__(self, forced: bool = False) -> None:
+        super().__init__(max_workers=1)
+        self.forced = forced
 
-    def __post_init__(self) -> None:
-        if self.n_workers is not None and self.n_workers < 1:
-            raise ConfigError(f"n_workers must be >= 1, got {self.n_workers}")
-        if self.threads_per_worker < 1:
-            raise ConfigError(f"threads_per_worker must be >= 1, got {self.threads_per_worker}")
+    def duplicate(self) -> SerialTaskRunner:
+        return type(self)(self.forced)
+
+    def describe(self) -> dict[str, Any]:
+        kind = "serial (forced by ORDERCAST_SERIAL)" if self.forced else "serial"
+        return {"kind": kind, "workers": 1, "dashboard": None}
+
+
+class OrdercastDaskTaskRunner(DaskTaskRunner):
+    """DaskTaskRunner that registers ordercast's worker set-up and can describe its cluster."""
+
+    def __init__(self, *, kind: str, worker_setup: WorkerSetup | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kind = kind
+        self.worker_setup = worker_setup
+
+    def duplicate(self) -> OrdercastDaskTaskRunner:
+        return type(self)(kind=self.kind, worker_setup=self.worker_setup, address=self.address,
+                          cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,
+                          adapt_kwargs=self.adapt_kwargs, client_kwargs=self.client_kwargs,
+                          performance_report_path=self.performance_report_path)
 
     @property
-    def workers(self) -> int:
-        return self.n_workers or os.cpu_count() or 1
+    def client(self):
+        starting = self._client is None
+        client = DaskTaskRunner.client.fget(self)
+        if starting and self.worker_setup is not None:
+            client.register_plugin(self.worker_setup, name=WorkerSetup.name)
+        return client
+
+    def describe(self) -> dict[str, Any]:
+        client = self.client
+        return {"kind": self.kind, "workers": len(client.scheduler_info().get("workers", {})),
+                "dashboard": client.dashboard_link}
 
 
-def build_task_runner(config: LocalClusterConfig) -> DaskTaskRunner:
-    """prefect-dask's DaskTaskRunner on a LocalCluster; the dashboard takes a free port."""
-    return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
-        cluster_kwargs={
-            "n_workers": config.workers,
-            "threads_per_worker": config.threads_per_worker,
-            "processes": config.processes,
-            "dashboard_address": "127.0.0.1:0",
-        },
-    )
+def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
+    """The task runner for a cluster configuration (see deployments/clusters.py)."""
+    if serial_forced():
+        logger.warning("ORDERCAST_SERIAL is set: running every task in the flow's process, no Dask")
+        return SerialTaskRunner(forced=True)
+    if isinstance(config, SerialCluster):
+        return SerialTaskRunner()
+    if isinstance(config, LocalCluster):
+        kwargs = {"n_workers": config.workers, "threads_per_worker": config.threads_per_worker,
+                  "processes": config.processes, "dashboard_address": "127.0.0.1:0"}
+        if config.memory_limit:
+            kwargs["memory_limit"] = config.memory_limit
+        adapt = {"minimum": config.adapt.minimum, "maximum": config.adapt.maximum} if config.adapt else None
+        return OrdercastDaskTaskRunner(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
+                                       cluster_kwargs=kwargs, adapt_kwargs=adapt)
+    setup = WorkerSetup(env=remote_environment(config), shared_dir=config.shared_dir,
+                        files=_read_files(getattr(config, "upload_files", [])))
+    if isinstance(config, SSHClusterConfig):
+        worker_options = {**config.worker_options, "env": {**config.worker_options.get("env", {}),
+                                                           **remote_environment(config)}}
+        kwargs = {"hosts": config.hosts, "connect_options": config.connect.asyncssh_options(),
+                  "worker_options": worker_options,
+                  "scheduler_options": {"port": 0, "dashboard_address": ":0", **config.scheduler_options}}
+        if config.remote_python:
+            kwargs["remote_python"] = config.remote_python
+        return OrdercastDaskTaskRunner(kind="ssh", worker_setup=setup, cluster_class="distributed.SSHCluster",
+                                       cluster_kwargs=kwargs)
+    if isinstance(config, YarnClusterConfig):
+        return OrdercastDaskTaskRunner(kind="yarn", worker_setup=setup, cluster_class="deployments.yarn.YarnCluster",
+                                       cluster_kwargs={"config": config.model_dump()})
+    if isinstance(config, AddressClusterConfig):
+        return OrdercastDaskTaskRunner(kind="address", worker_setup=setup, address=config.address)
+    raise TypeError(f"unknown cluster configuration {config!r}")
+
+
+def threads_per_worker(config) -> int:
+    """Threads each worker runs tasks on: the model thread count that avoids oversubscription."""
+    if isinstance(config, LocalCluster):
+        return config.threads_per_worker
+    if isinstance(config, SSHClusterConfig):
+        return int(config.worker_options.get("nthreads", 1))
+    return 1
+
+
+def remote_environment(config) -> dict[str, str]:
+    """What workers on other machines need: the Prefect API and the shared folder."""
+    return {"PREFECT_API_URL": config.api_url, "ORDERCAST_WORK_DIR": config.shared_dir,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+def _read_files(paths: list[str]) -> dict[str, bytes]:
+    return {Path(path).name: Path(path).read_bytes() for path in paths}

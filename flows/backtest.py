@@ -14,7 +14,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.outcomes import error_of
+from flows.outcomes import cluster_info, error_of
 from forecasting.backtest import BacktestOptions
 from forecasting.contract import InputPaths
 from forecasting.models import MODELS
@@ -55,6 +55,7 @@ def backtest_flow(
     """Backtest every candidate model per region over past cutoffs and select one per region."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
+    cluster = cluster_info()
     options = BacktestOptions(slot, horizon_days, tuple(models or MODELS), retrain_every,
                               tuple(quantiles or (0.1, 0.5, 0.9)), holdout_cutoffs, model_threads)
     paths = InputPaths(orders, weather, events, promotions, regions)
@@ -86,11 +87,12 @@ def backtest_flow(
                               "inputs": paths.as_dict(), "missing_as_zero": missing_as_zero},
             "input_hashes": manifest["input_hashes"],
             "warnings": manifest["warnings"],
+            "cluster": cluster,
             "failed_regions": failures,
         }
         summary = write_backtest_outputs(records, options, out, db_url, run_id, str(default_selection_store()),
                                          run_info)
-        _publish_artifacts(records, summary)
+        _publish_artifacts(records, summary, cluster)
     shutil.rmtree(scratch, ignore_errors=True)
     if failures:
         detail = "; ".join(f"{region}: {f['error']}" for region, f in sorted(failures.items()))
@@ -98,7 +100,7 @@ def backtest_flow(
     return summary
 
 
-def _publish_artifacts(records: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+def _publish_artifacts(records: list[dict[str, Any]], summary: dict[str, Any], cluster: dict[str, Any]) -> None:
     create_table_artifact(
         key="backtest-selection",
         table=[{"region": r["region"], "model": r["selection"]["model"],
@@ -109,6 +111,8 @@ def _publish_artifacts(records: list[dict[str, Any]], summary: dict[str, Any]) -
     )
     buckets = sorted({b for row in summary["wape_by_bucket"].values() for b in row}, key=_bucket_order)
     lines = ["# Backtest WAPE per model and horizon bucket", "",
+             f"Cluster: **{cluster['kind']}**, {cluster['workers']} workers, dashboard "
+             f"{cluster['dashboard'] or 'none'}", "",
              f"Held-out WAPE of the per-region selection: **{_round(summary['selection_wape'])}**; "
              f"interval coverage {_round(summary['coverage'])} (nominal {summary['nominal_coverage']}).", "",
              "| model | " + " | ".join(buckets) + " |", "|---|" + "---|" * len(buckets)]

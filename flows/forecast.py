@@ -14,7 +14,7 @@ from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.outcomes import error_of
+from flows.outcomes import cluster_info, error_of
 from forecasting.contract import InputPaths
 from forecasting.pipeline import RunOptions, options_dict
 from forecasting.settings import (
@@ -51,6 +51,7 @@ def forecast(
     """Forecast orders per region and slot for the next `horizon_days` days."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
+    cluster = cluster_info()
     paths = InputPaths(orders, weather, events, promotions, regions)
     options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads,
                          tuple(quantiles or (0.1, 0.5, 0.9)))
@@ -107,10 +108,11 @@ def forecast(
                               "inputs": paths.as_dict(), "model_store": store},
             "input_hashes": manifest["input_hashes"],
             "warnings": manifest["warnings"],
+            "cluster": cluster,
             "regions": statuses,
         }
         summary = write_outputs(list(predictions.values()), out, db_url, run_id, run_info)
-        _publish_artifacts(statuses, summary["plots"])
+        _publish_artifacts(statuses, summary["plots"], cluster)
     shutil.rmtree(scratch, ignore_errors=True)
 
     if failures:
@@ -140,7 +142,7 @@ def _region_statuses(entries, trained, predictions, failures) -> list[dict[str, 
     return rows
 
 
-def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str]) -> None:
+def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any]) -> None:
     columns = ("region", "status", "model", "rows", "train_seconds", "error")
     create_table_artifact(
         key="forecast-regions",
@@ -148,5 +150,8 @@ def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str]) -> None
         description="Per-region forecast: model, rows written, training time and status",
     )
     listing = "\n".join(f"- `{plot}`" for plot in plots)
-    create_markdown_artifact(key="forecast-plots", markdown=f"# Forecast plots\n\n{listing}\n",
-                             description="History tail and forecast per region")
+    create_markdown_artifact(
+        key="forecast-plots",
+        markdown=f"# Forecast run\n\nCluster: **{cluster['kind']}**, {cluster['workers']} workers, dashboard "
+                 f"{cluster['dashboard'] or 'none'}\n\n## Plots\n\n{listing}\n",
+        description="Cluster of the run, and the history tail and forecast plot per region")

@@ -13,14 +13,21 @@ def ordercast_home() -> Path:
     return Path(os.environ.get("ORDERCAST_HOME") or Path.home() / ".ordercast").expanduser()
 
 
+def work_root() -> Path:
+    """Where runs keep what workers read and write: the cluster's `shared_dir` when workers may
+    be on other machines (`ORDERCAST_WORK_DIR`), else `$ORDERCAST_HOME`."""
+    shared = os.environ.get("ORDERCAST_WORK_DIR")
+    return Path(shared) if shared else ordercast_home()
+
+
 def default_model_store() -> Path:
-    return ordercast_home() / "models"
+    return work_root() / "models"
 
 
 def default_selection_store() -> Path:
-    return ordercast_home() / "selections"
+    return work_root() / "selections"
 
 
 def run_dir(run_id: str) -> Path:
     """Scratch folder of one flow run: input partitions and per-region outputs."""
-    return ordercast_home() / "runs" / run_id
+    return work_root() / "runs" / run_id

@@ -4,8 +4,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from deployments.runners import LocalClusterConfig, build_task_runner
-from forecasting.errors import ConfigError
 from tests.helpers import run_cli
 
 
@@ -49,11 +47,3 @@ def test_demo_data_command_writes_the_contract_tables(tmp_path):
     for name in ("orders", "weather", "events", "promotions", "regions"):
         assert (tmp_path / f"{name}.csv").exists()
     assert pd.read_csv(tmp_path / "regions.csv")["region"].tolist() == ["nyc-midtown", "berlin-mitte"]
-
-
-def test_runner_factory_builds_a_local_dask_runner():
-    runner = build_task_runner(LocalClusterConfig(n_workers=2))
-    assert runner.cluster_class == "distributed.LocalCluster"
-    assert runner.cluster_kwargs["n_workers"] == 2 and runner.cluster_kwargs["threads_per_worker"] == 1
-    with pytest.raises(ConfigError, match="n_workers must be >= 1, got 0"):
-        LocalClusterConfig(n_workers=0)
