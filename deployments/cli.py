@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from forecasting.errors import OrdercastError
 from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, ordercast_home
 
 EXIT_OK, EXIT_NOTHING_WRITTEN, EXIT_PARTIAL = 0, 1, 2
+DEFAULT_POOL = "ordercast"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _TABLE_OPTIONS = ("weather", "events", "promotions", "regions")
 
 
@@ -89,6 +92,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo_shape(demo)
     _add_run_options(demo, data_options=False)
     demo.set_defaults(handler=_demo)
+
+    deploy = commands.add_parser("deploy", help="register the scheduled deployments on the Prefect server",
+                                 description="Create the process work pool if needed and register the deployments "
+                                 "of deployments/prefect.yaml (daily forecast, weekly backtest, and paused SSH and "
+                                 "YARN examples) on the Prefect server. Run `ordercast worker` to execute them.")
+    deploy.add_argument("--pool", default=DEFAULT_POOL, help=f"process work pool (default {DEFAULT_POOL})")
+    deploy.add_argument("--data", type=Path, help="folder with the input tables (default $ORDERCAST_HOME/demo/data)")
+    deploy.add_argument("--out", type=Path, help="folder the deployments write into (default $ORDERCAST_HOME/scheduled)")
+    deploy.set_defaults(handler=_deploy)
+
+    worker = commands.add_parser("worker", help="start a Prefect worker that runs scheduled flow runs",
+                                 description="Start a Prefect process worker polling the work pool, so that "
+                                 "scheduled and manually triggered deployment runs execute on this machine.")
+    worker.add_argument("--pool", default=DEFAULT_POOL, help=f"work pool to poll (default {DEFAULT_POOL})")
+    worker.add_argument("--run-once", action="store_true", help="run the flow runs that are due, then exit")
+    worker.set_defaults(handler=_worker)
 
     server = commands.add_parser("server", help="start, stop or check the local Prefect server",
                                  description="The local Prefect server (SQLite under $ORDERCAST_HOME/prefect, "
@@ -382,6 +401,56 @@ def _quiet_expected_tracebacks() -> None:
     for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(_DropExpectedTraceback())
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from deployments.server import ensure_api
+
+    home = ordercast_home()
+    data = (args.data or home / "demo" / "data").resolve()
+    out = (args.out or home / "scheduled").resolve()
+    if not (data / "orders.csv").exists():
+        print(f"note: {data / 'orders.csv'} does not exist yet; scheduled runs will fail until it does "
+              "(`ordercast demo-data --out DIR` writes demo data)", file=sys.stderr)
+    _, ui_url = ensure_api()
+    _ensure_work_pool(args.pool)
+    env = {**os.environ, "ORDERCAST_ROOT": str(PROJECT_ROOT), "ORDERCAST_DATA": str(data),
+           "ORDERCAST_OUT": str(out), "ORDERCAST_POOL": args.pool}
+    command = [str(Path(sys.executable).with_name("prefect")), "--no-prompt", "deploy", "--all",
+               "--prefect-file", str(PROJECT_ROOT / "deployments" / "prefect.yaml")]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = " ".join(result.stdout.split()[-60:] + result.stderr.split()[-60:])
+        raise OrdercastError(f"deploy: prefect deploy failed (exit {result.returncode}): {tail}")
+    print(f"Registered the deployments of deployments/prefect.yaml on work pool '{args.pool}'")
+    print(f"Deployments: {ui_url}/deployments")
+    print(f"Run them with: ordercast worker --pool {args.pool}")
+    return EXIT_OK
+
+
+def _ensure_work_pool(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            print(f"Created process work pool '{name}'")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from deployments.server import ensure_api
+
+    _, ui_url = ensure_api()
+    print(f"Prefect UI: {ui_url}; polling work pool '{args.pool}'", file=sys.stderr)
+    command = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", args.pool,
+               "--type", "process"]
+    if args.run_once:
+        command.append("--run-once")
+    return subprocess.call(command, cwd=PROJECT_ROOT)
 
 
 def _server(args: argparse.Namespace) -> int:
