@@ -16,11 +16,13 @@ def table_args(folder: Path) -> list[str]:
     return args
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600,
+            umask: int | None = None) -> subprocess.CompletedProcess:
     """Run the installed `ordercast` console script and capture its output."""
     command = [str(Path(sys.executable).with_name("ordercast")), *args]
+    set_umask = (lambda: os.umask(umask)) if umask is not None else None
     return subprocess.run(command, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=set_umask)
 
 
 def read_run(out: Path) -> dict:
