@@ -135,6 +135,7 @@ class YarnClusterConfig(_Remote):
     worker_restarts: int = Field(default=3, ge=-1)
     env: dict[str, str] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
+    skein_client: str = "skein:Client"  # import path; the tests use a fake that runs services locally
 
 
 class AddressClusterConfig(_Remote):

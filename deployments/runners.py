@@ -24,6 +24,7 @@ from deployments.clusters import (
 from deployments.worker_setup import WorkerSetup
 
 logger = logging.getLogger("ordercast")
+WORKER_WAIT_SECONDS = 60
 
 
 class SerialTaskRunner(ThreadPoolTaskRunner):
@@ -44,13 +45,16 @@ class SerialTaskRunner(ThreadPoolTaskRunner):
 class OrdercastDaskTaskRunner(DaskTaskRunner):
     """DaskTaskRunner that registers ordercast's worker set-up and can describe its cluster."""
 
-    def __init__(self, *, kind: str, worker_setup: WorkerSetup | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, kind: str, worker_setup: WorkerSetup | None = None, expected_workers: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.kind = kind
         self.worker_setup = worker_setup
+        self.expected_workers = expected_workers
 
     def duplicate(self) -> OrdercastDaskTaskRunner:
-        return type(self)(kind=self.kind, worker_setup=self.worker_setup, address=self.address,
+        return type(self)(kind=self.kind, worker_setup=self.worker_setup, expected_workers=self.expected_workers,
+                          address=self.address,
                           cluster_class=self.cluster_class, cluster_kwargs=self.cluster_kwargs,
                           adapt_kwargs=self.adapt_kwargs, client_kwargs=self.client_kwargs,
                           performance_report_path=self.performance_report_path)
@@ -64,7 +68,14 @@ class OrdercastDaskTaskRunner(DaskTaskRunner):
         return client
 
     def describe(self) -> dict[str, Any]:
+        """Kind, worker count and dashboard, once the configured workers joined (or a minute passed)."""
         client = self.client
+        if self.expected_workers:
+            try:
+                client.wait_for_workers(self.expected_workers, timeout=WORKER_WAIT_SECONDS)
+            except TimeoutError:
+                logger.warning("only %d of %d workers joined within %d s", len(client.scheduler_info()["workers"]),
+                               self.expected_workers, WORKER_WAIT_SECONDS)
         return {"kind": self.kind, "workers": len(client.scheduler_info().get("workers", {})),
                 "dashboard": client.dashboard_link}
 
@@ -83,7 +94,8 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
             kwargs["memory_limit"] = config.memory_limit
         adapt = {"minimum": config.adapt.minimum, "maximum": config.adapt.maximum} if config.adapt else None
         return OrdercastDaskTaskRunner(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
-                                       cluster_kwargs=kwargs, adapt_kwargs=adapt)
+                                       cluster_kwargs=kwargs, adapt_kwargs=adapt,
+                                       expected_workers=config.adapt.minimum if config.adapt else config.workers)
     setup = WorkerSetup(env=remote_environment(config), shared_dir=config.shared_dir,
                         files=_read_files(getattr(config, "upload_files", [])))
     if isinstance(config, SSHClusterConfig):
@@ -94,11 +106,14 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
                   "scheduler_options": {"port": 0, "dashboard_address": ":0", **config.scheduler_options}}
         if config.remote_python:
             kwargs["remote_python"] = config.remote_python
+        per_host = int(config.worker_options.get("n_workers", 1))
         return OrdercastDaskTaskRunner(kind="ssh", worker_setup=setup, cluster_class="distributed.SSHCluster",
-                                       cluster_kwargs=kwargs)
+                                       cluster_kwargs=kwargs, expected_workers=(len(config.hosts) - 1) * per_host)
     if isinstance(config, YarnClusterConfig):
         return OrdercastDaskTaskRunner(kind="yarn", worker_setup=setup, cluster_class="deployments.yarn.YarnCluster",
-                                       cluster_kwargs={"config": config.model_dump()})
+                                       expected_workers=config.n_workers,
+                                       cluster_kwargs={"config": config.model_dump(),
+                                                       "environment": remote_environment(config)})
     if isinstance(config, AddressClusterConfig):
         return OrdercastDaskTaskRunner(kind="address", worker_setup=setup, address=config.address)
     raise TypeError(f"unknown cluster configuration {config!r}")
