@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
                                  "bound to 127.0.0.1) that flow runs and Dask workers report to.")
     server.add_argument("action", choices=["start", "stop", "status"])
     server.add_argument("--port", type=int, help="port for start (default 4200, or a free port if taken)")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to serve on (default 127.0.0.1; 0.0.0.0 lets workers on other machines "
+                        "report, and lets anyone who reaches the port read and change runs)")
     server.set_defaults(handler=_server)
     return parser
 
@@ -458,7 +461,7 @@ def _server(args: argparse.Namespace) -> int:
 
     home = ordercast_home()
     if args.action == "start":
-        info = server.start(home, args.port)
+        info = server.start(home, args.port, args.host)
         print(f"Prefect server running: UI {info.ui_url}, API {info.api_url} (pid {info.pid})")
         print(f"Use it from other shells with: export PREFECT_API_URL={info.api_url}")
     elif args.action == "stop":

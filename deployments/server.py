@@ -83,8 +83,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(home: Path | None = None, port: int | None = None) -> ServerInfo:
-    """Start the local server, or return the one already running for this home."""
+def start(home: Path | None = None, port: int | None = None, host: str = "127.0.0.1") -> ServerInfo:
+    """Start the local server, or return the one already running for this home.
+
+    `host` 0.0.0.0 (or a machine address) serves workers on other machines: anyone who can
+    reach that port can then read and change every flow run, deployment and log of it.
+    """
     home = home or ordercast_home()
     running = status(home)
     if running:
@@ -96,7 +100,7 @@ def start(home: Path | None = None, port: int | None = None) -> ServerInfo:
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log_path = home / "logs" / "prefect-server.log"
     prefect = Path(sys.executable).with_name("prefect")
-    command = [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port), "--analytics-off"]
+    command = [str(prefect), "server", "start", "--host", host, "--port", str(port), "--analytics-off"]
     env = {**os.environ, **prefect_environment(home)}
     env.pop("PREFECT_API_URL", None)
     with open(log_path, "ab") as log:
