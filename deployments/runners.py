@@ -88,14 +88,15 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
     if isinstance(config, SerialCluster):
         return SerialTaskRunner()
     if isinstance(config, LocalCluster):
-        kwargs = {"n_workers": config.workers, "threads_per_worker": config.threads_per_worker,
+        start_with = config.adapt.minimum if config.adapt else config.workers
+        kwargs = {"n_workers": start_with, "threads_per_worker": config.threads_per_worker,
                   "processes": config.processes, "dashboard_address": "127.0.0.1:0"}
         if config.memory_limit:
             kwargs["memory_limit"] = config.memory_limit
         adapt = {"minimum": config.adapt.minimum, "maximum": config.adapt.maximum} if config.adapt else None
         return OrdercastDaskTaskRunner(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
                                        cluster_kwargs=kwargs, adapt_kwargs=adapt,
-                                       expected_workers=config.adapt.minimum if config.adapt else config.workers)
+                                       expected_workers=start_with)
     setup = WorkerSetup(env=remote_environment(config), shared_dir=config.shared_dir,
                         files=_read_files(getattr(config, "upload_files", [])))
     if isinstance(config, SSHClusterConfig):

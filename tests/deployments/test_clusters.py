@@ -71,7 +71,7 @@ def test_factory_builds_each_kind(monkeypatch):
     assert isinstance(build_task_runner(SerialCluster()), SerialTaskRunner)
     local = build_task_runner(LocalCluster(n_workers=2, adapt={"minimum": 1, "maximum": 3}))
     assert isinstance(local, OrdercastDaskTaskRunner) and local.cluster_class == "distributed.LocalCluster"
-    assert local.cluster_kwargs["n_workers"] == 2 and local.adapt_kwargs == {"minimum": 1, "maximum": 3}
+    assert local.cluster_kwargs["n_workers"] == 1 and local.adapt_kwargs == {"minimum": 1, "maximum": 3}
     ssh = build_task_runner(load_cluster(str(EXAMPLES / "ssh.yaml")))
     assert ssh.cluster_kwargs["worker_options"]["env"]["PREFECT_API_URL"] == "http://flow-host.internal:4200/api"
     assert ssh.cluster_kwargs["hosts"][0] == "sched.internal"
@@ -88,3 +88,19 @@ def test_ordercast_serial_forces_serial(monkeypatch, value):
     assert isinstance(runner, SerialTaskRunner) and "forced" in runner.describe()["kind"]
     assert isinstance(build_task_runner(SSHClusterConfig(hosts=["a", "b"], api_url="http://h:4200/api",
                                                           shared_dir="/s")), SerialTaskRunner)
+
+
+def test_adaptive_local_cluster_scales_up_under_load(monkeypatch):
+    import time
+
+    monkeypatch.delenv("ORDERCAST_SERIAL", raising=False)
+    runner = build_task_runner(LocalCluster(processes=False, adapt={"minimum": 0, "maximum": 2}))
+    with runner:
+        client = runner.client
+        assert len(client.scheduler_info()["workers"]) == 0
+        futures = client.map(time.sleep, [0.5] * 40, pure=False)
+        deadline = time.monotonic() + 60
+        while len(client.scheduler_info()["workers"]) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(client.scheduler_info()["workers"]) == 2
+        client.gather(futures)
