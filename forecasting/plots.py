@@ -22,12 +22,7 @@ def forecast_plot(region: str, timezone: str, history: pd.DataFrame, forecast: p
               label=f"forecast ({model})")
     axes.axvline(forecast["ts"].min().tz_convert(timezone), color="#999999", ls="--", lw=0.8)
     axes.set_title(f"{region}: orders per slot, local time ({timezone})", fontsize=10)
-    axes.set_ylabel("orders")
-    axes.legend(loc="upper left", fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    return _png(figure)
+    return _time_series_png(figure, axes)
 
 
 def backtest_error_plot(wape_by_day: pd.DataFrame) -> bytes:
@@ -56,6 +51,11 @@ def backtest_region_plot(region: str, model: str, rows: pd.DataFrame, quantiles:
     axes.plot(rows["ts"], rows["actual"], color="#555555", lw=0.9, label="actual")
     axes.plot(rows["ts"], rows["forecast"], color="#d9480f", lw=1.1, label=f"forecast ({model})")
     axes.set_title(f"{region}: backtest at cutoff {rows['cutoff'].iloc[0]:%Y-%m-%d %H:%M} UTC", fontsize=10)
+    return _time_series_png(figure, axes)
+
+
+def _time_series_png(figure, axes) -> bytes:
+    """Shared finish of the orders-over-time plots."""
     axes.set_ylabel("orders")
     axes.legend(loc="upper left", fontsize=8)
     axes.grid(alpha=0.3)
