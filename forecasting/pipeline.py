@@ -245,7 +245,9 @@ def predict_region(
     atomic_write_parquet(partition, forecast)
     plot = run_dir / "plots" / f"{key}.png"
     history = frame.loc[frame["is_history"], ["ts", TARGET]].dropna()
-    atomic_write_bytes(plot, forecast_plot(region, entry["timezone"], history, forecast, model.name))
+    names = [quantile_column(q) for q in options.quantiles]
+    band = (names[0], names[-1]) if len(names) > 1 and meta.get("calibration") else None
+    atomic_write_bytes(plot, forecast_plot(region, entry["timezone"], history, forecast, model.name, band))
     return {
         "region": region,
         "model": model.name,

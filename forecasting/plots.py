@@ -13,10 +13,15 @@ import pandas as pd  # noqa: E402
 HISTORY_TAIL_DAYS = 14
 
 
-def forecast_plot(region: str, timezone: str, history: pd.DataFrame, forecast: pd.DataFrame, model: str) -> bytes:
-    """PNG bytes: the last two weeks of orders and the forecast, in the region's local time."""
+def forecast_plot(region: str, timezone: str, history: pd.DataFrame, forecast: pd.DataFrame, model: str,
+                  band: tuple[str, str] | None = None) -> bytes:
+    """PNG bytes: the last two weeks of orders and the forecast (with its interval band, if
+    given as two quantile columns), in the region's local time."""
     tail = history.loc[history["ts"] >= history["ts"].max() - pd.Timedelta(days=HISTORY_TAIL_DAYS)]
     figure, axes = plt.subplots(figsize=(11, 3.6), dpi=90)
+    if band:
+        axes.fill_between(forecast["ts"].dt.tz_convert(timezone), forecast[band[0]], forecast[band[1]],
+                          color="#d9480f", alpha=0.18, label=f"{band[0]}-{band[1]}")
     axes.plot(tail["ts"].dt.tz_convert(timezone), tail["orders"], color="#555555", lw=0.9, label="orders")
     axes.plot(forecast["ts"].dt.tz_convert(timezone), forecast["forecast"], color="#d9480f", lw=1.1,
               label=f"forecast ({model})")
