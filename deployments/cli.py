@@ -109,6 +109,28 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--run-once", action="store_true", help="run the flow runs that are due, then exit")
     worker.set_defaults(handler=_worker)
 
+    runs = commands.add_parser("runs", help="list recent flow runs and their states",
+                               description="List the latest flow runs on the Prefect server (newest first) with "
+                               "their flow, state and start time: what the Prefect UI's run list shows.")
+    runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    runs.set_defaults(handler=_runs)
+
+    failures = commands.add_parser("failures", help="print the failed regions and errors of a flow run",
+                                   description="Print the regions of a flow run that failed or fell back to the "
+                                   "seasonal naive, with their errors and task run ids, and any other failed "
+                                   "task run. Exit 0: nothing failed; 2: failures listed; 1: run not found.")
+    failures.add_argument("run_id", nargs="?", metavar="RUN_ID", help="flow run id (default: the latest run)")
+    failures.set_defaults(handler=_failures)
+
+    retry = commands.add_parser("retry", help="re-run only the regions that failed or fell back in a run",
+                                description="Start a new forecast run limited to the regions that failed or fell "
+                                "back in RUN_ID, with the same inputs, options and as_of, and replace only "
+                                "their rows in OUT and the database. Exit codes as for forecast.")
+    retry.add_argument("run_id", metavar="RUN_ID", help="flow run id of the forecast run to repair")
+    retry.add_argument("--cluster", default="local", help="where tasks run, as for forecast (default local)")
+    retry.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
+    retry.set_defaults(handler=_retry)
+
     server = commands.add_parser("server", help="start, stop or check the local Prefect server",
                                  description="The local Prefect server (SQLite under $ORDERCAST_HOME/prefect, "
                                  "bound to 127.0.0.1) that flow runs and Dask workers report to.")
@@ -159,6 +181,9 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
                             "before it are used (default: last orders slot plus one slot)")
         parser.add_argument("--no-train", action="store_true",
                             help="predict with the latest stored model per region instead of training")
+        parser.add_argument("--region-timeout", type=float, metavar="SECONDS",
+                            help="stop a region's training after SECONDS (its process is killed) and give it "
+                            "the seasonal naive fallback (default: no limit)")
     parser.add_argument("--quantiles", default="0.1,0.5,0.9",
                         help="quantiles of the prediction intervals, written as columns p10, p50, ... "
                         "(default 0.1,0.5,0.9)")
@@ -267,8 +292,11 @@ def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_o
 
 def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Namespace, *, slot: str,
                   missing_as_zero: bool) -> int:
+    if args.region_timeout is not None and args.region_timeout <= 0:
+        raise OrdercastError(f"--region-timeout must be > 0 seconds, got {args.region_timeout:g}")
     params = dict(slot=slot, horizon_days=args.horizon_days, as_of=args.as_of, no_train=args.no_train,
-                  missing_as_zero=missing_as_zero, db=args.db, quantiles=list(_quantiles(args.quantiles)))
+                  missing_as_zero=missing_as_zero, db=args.db, quantiles=list(_quantiles(args.quantiles)),
+                  region_timeout=args.region_timeout)
     return _run_flow("forecast", tables, out, args, params, _print_outputs)
 
 
@@ -361,9 +389,11 @@ def _failure_message(state: Any) -> str:
 
 def _print_outputs(record: dict[str, Any], out: Path) -> None:
     regions = record["regions"]
-    ok = [region for region in regions if region["status"] == "ok"]
-    rows = sum(region["rows"] for region in ok)
-    print(f"Forecasts:  {out / 'forecasts.parquet'} ({rows} rows, {len(ok)}/{len(regions)} regions)")
+    written = [region for region in regions if region["status"] != "failed"]
+    fallbacks = sum(region["status"] == "fallback" for region in regions)
+    rows = sum(region["rows"] for region in written)
+    note = f", {fallbacks} from the seasonal naive fallback" if fallbacks else ""
+    print(f"Forecasts:  {out / 'forecasts.parquet'} ({rows} rows, {len(written)}/{len(regions)} regions{note})")
     print(f"Database:   {record['configuration']['db']}")
     print(f"Plots:      {out / 'plots'}")
     print(f"Run record: {out / 'run.json'}")
@@ -454,6 +484,63 @@ def _worker(args: argparse.Namespace) -> int:
     if args.run_once:
         command.append("--run-once")
     return subprocess.call(command, cwd=PROJECT_ROOT)
+
+
+def _runs(args: argparse.Namespace) -> int:
+    from deployments.inspect import recent_runs
+    from deployments.server import ensure_api
+
+    ensure_api()
+    rows = recent_runs(args.limit)
+    if not rows:
+        print("No flow runs yet")
+        return EXIT_OK
+    print(f"{'started':<26} {'flow':<10} {'state':<10} {'run id':<37} name")
+    for row in rows:
+        print(f"{row['start']:<26} {row['flow']:<10} {row['state']:<10} {row['id']:<37} {row['name']}")
+        if row["state"] not in ("Completed", "Running", "Scheduled", "Pending") and row["message"]:
+            print(f"{'':<26} {row['message'][:160]}")
+    return EXIT_OK
+
+
+def _failures(args: argparse.Namespace) -> int:
+    from deployments.inspect import run_failures
+    from deployments.server import ensure_api
+
+    _, ui_url = ensure_api()
+    report = run_failures(args.run_id)
+    print(f"Flow run {report.run_name} ({report.flow_name}, {report.state}): {ui_url}/runs/flow-run/{report.run_id}")
+    for row in report.regions:
+        what = "fell back to the seasonal naive" if row["status"] == "fallback" else "has no forecast"
+        print(f"  {row['region']}: {what}; {row['error']} (task run {row['task_run_id']})")
+    listed = {row["task_run_id"] for row in report.regions}
+    others = [run for run in report.failed_task_runs if run["id"] not in listed]
+    for run in others:
+        print(f"  task run {run['name']} ({run['state']}, {run['id']}): {run['message']}")
+    if not report.regions and not others:
+        print("  no failed regions or task runs")
+        return EXIT_OK
+    if report.regions and report.flow_name == "forecast":
+        print(f"Re-run them with: ordercast retry {report.run_id}")
+    return EXIT_PARTIAL
+
+
+def _retry(args: argparse.Namespace) -> int:
+    from deployments.inspect import retry_parameters, run_failures
+    from deployments.server import ensure_api
+
+    ensure_api()
+    params = retry_parameters(run_failures(args.run_id))
+    if params is None:
+        print(f"Flow run {args.run_id} has no failed or fallback regions: nothing to retry")
+        return EXIT_OK
+    print(f"Retrying {len(params['only_regions'])} region(s) of run {args.run_id} as of {params['as_of']}: "
+          f"{', '.join(params['only_regions'])}", file=sys.stderr)
+    tables = {name: params.pop(name, None) for name in ("orders", *_TABLE_OPTIONS)}
+    out = Path(params.pop("out"))
+    params.pop("model_threads", None)
+    args.horizon_days = params["horizon_days"]
+    return _run_flow("forecast", tables, out, args, params, _print_outputs)
 
 
 def _server(args: argparse.Namespace) -> int:

@@ -1,14 +1,16 @@
 """The daily forecast flow: load -> train per region -> predict per region -> write.
 
-Each region's prediction starts as soon as its own training completes. A region that fails
-does not stop the others; the flow then ends Failed, naming every failed region.
+Each region's prediction starts as soon as its own training completes. A region whose
+training or prediction fails gets the seasonal naive forecast instead (`fallback`), so
+scheduling always has numbers; the flow then ends Failed, naming every such region.
 """
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
@@ -16,7 +18,10 @@ from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
 from forecasting.contract import InputPaths
-from forecasting.pipeline import RunOptions, options_dict
+from forecasting.errors import ConfigError
+from forecasting.locks import exclusive_outputs
+from forecasting.models import FALLBACK_MODEL
+from forecasting.pipeline import RunOptions, options_dict, planned_model
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SLOT,
@@ -27,7 +32,7 @@ from forecasting.settings import (
 from forecasting.storage import default_db_url
 from tasks.collect import write_outputs
 from tasks.load import load_inputs
-from tasks.region import predict, train
+from tasks.region import fallback, predict, train
 
 
 @flow(name="forecast")
@@ -47,107 +52,158 @@ def forecast(
     model_threads: int = 1,
     quantiles: list[float] | None = None,
     model_store: str | None = None,
+    region_timeout: float | None = None,
+    only_regions: list[str] | None = None,
+    retry_of: str | None = None,
 ) -> dict[str, Any]:
-    """Forecast orders per region and slot for the next `horizon_days` days."""
+    """Forecast orders per region and slot for the next `horizon_days` days.
+
+    `only_regions` limits the run to those regions and replaces only their rows in OUT (what
+    `ordercast retry` uses, with `retry_of` naming the run being repaired)."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     cluster = cluster_info()
     paths = InputPaths(orders, weather, events, promotions, regions)
     options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads,
-                         tuple(quantiles or (0.1, 0.5, 0.9)))
+                         tuple(quantiles or (0.1, 0.5, 0.9)), region_timeout)
     store = model_store or str(default_model_store())
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)
 
-    manifest = load_inputs(paths, options, str(scratch / "partitions"), store)
-    entries = {entry["region"]: entry for entry in manifest["regions"]}
-    shared = dict(options=unmapped(options), model_store=unmapped(store), as_of=unmapped(manifest["as_of"]))
-
-    trained: dict[str, dict[str, Any] | None] = {}
-    failures: dict[str, dict[str, str]] = {}
-    predict_futures: dict[str, PrefectFuture] = {}
-
-    def submit_prediction(region: str, record: dict[str, Any] | None) -> None:
-        predict_futures[region] = predict.submit(
-            region=region, entry=entries[region], options=options, model_store=store,
-            as_of=manifest["as_of"], run_dir=str(scratch), trained=record,
-        )
-
-    if no_train:
-        for region in entries:
-            trained[region] = None
-            submit_prediction(region, None)
-    else:
-        train_futures = train.map(region=list(entries), entry=list(entries.values()), run_id=unmapped(run_id),
-                                  selection_store=unmapped(str(default_selection_store())), **shared)
-        region_of = {future.task_run_id: region for future, region in zip(train_futures, entries)}
-        for done, future in enumerate(as_completed(train_futures), start=1):
-            region = region_of[future.task_run_id]
-            error = error_of(future)
-            if error:
-                failures[region] = {"step": "train", "error": error, "task_run_id": str(future.task_run_id)}
-            else:
-                trained[region] = future.result()
-                submit_prediction(region, trained[region])
-            logger.info("Training: %d/%d regions done (%d failed)", done, len(entries), len(failures))
-
-    predictions = {}
-    for region, future in predict_futures.items():
-        error = error_of(future)
-        if error:
-            failures[region] = {"step": "predict", "error": error, "task_run_id": str(future.task_run_id)}
-        else:
-            predictions[region] = future.result()
-
-    statuses = _region_statuses(entries, trained, predictions, failures)
-    summary: dict[str, Any] = {"forecast_rows": 0}
-    if predictions:
-        run_info = {
-            "flow": "forecast",
-            "configuration": {**options_dict(options), "as_of": manifest["as_of"], "out": out, "db": db_url,
-                              "inputs": paths.as_dict(), "model_store": store},
-            "input_hashes": manifest["input_hashes"],
-            "warnings": manifest["warnings"],
-            "cluster": cluster,
-            "regions": statuses,
-        }
-        summary = write_outputs(list(predictions.values()), out, db_url, run_id, run_info)
-        _publish_artifacts(statuses, summary["plots"], cluster)
+    with exclusive_outputs(Path(out), db_url, run_id):
+        manifest = load_inputs(paths, options, str(scratch / "partitions"), store)
+        entries = _chosen_entries(manifest, only_regions)
+        outcomes = _run_regions(entries, options, store, manifest["as_of"], str(scratch))
+        statuses = _region_statuses(entries, outcomes, manifest["as_of"])
+        summary: dict[str, Any] = {"forecast_rows": 0}
+        predictions = [outcome["prediction"] for outcome in outcomes.values() if outcome.get("prediction")]
+        if predictions:
+            run_info = {
+                "flow": "forecast",
+                "configuration": {**options_dict(options), "as_of": manifest["as_of"], "out": out, "db": db_url,
+                                  "inputs": paths.as_dict(), "model_store": store},
+                "input_hashes": manifest["input_hashes"],
+                "warnings": manifest["warnings"],
+                "cluster": cluster,
+                "regions": statuses,
+                "retry_of": retry_of,
+            }
+            summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
+        _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of)
     shutil.rmtree(scratch, ignore_errors=True)
 
-    if failures:
-        detail = "; ".join(f"{region} ({f['step']}): {f['error']}" for region, f in sorted(failures.items()))
-        return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}")
+    troubled = [status for status in statuses if status["status"] != "ok"]
+    if troubled:
+        detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
+        return Failed(message=f"{len(troubled)} of {len(entries)} regions failed: {detail}")
     logger.info("Forecast written for all %d regions", len(entries))
     return {**summary, "regions": statuses}
 
 
-def _region_statuses(entries, trained, predictions, failures) -> list[dict[str, Any]]:
+def _chosen_entries(manifest: dict[str, Any], only_regions: list[str] | None) -> dict[str, dict[str, Any]]:
+    entries = {entry["region"]: entry for entry in manifest["regions"]}
+    if not only_regions:
+        return entries
+    unknown = sorted(set(only_regions) - set(entries))
+    if unknown:
+        raise ConfigError(f"regions not in the inputs (or without history before as_of): {', '.join(unknown)}")
+    return {region: entries[region] for region in only_regions}
+
+
+def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store: str, as_of: str,
+                 scratch: str) -> dict[str, dict[str, Any]]:
+    """Train, predict and, where either fails, fall back, per region; returns each region's
+    outcome: `trained`, `prediction`, and `failure` (step, error, task run id) if any."""
+    logger = get_run_logger()
+    outcomes: dict[str, dict[str, Any]] = {region: {} for region in entries}
+    common = dict(options=options, model_store=store, as_of=as_of, run_dir=scratch)
+    predicting: dict[str, PrefectFuture] = {}
+
+    def submit_prediction(region: str, trained: dict[str, Any] | None) -> None:
+        with tags(f"region:{region}", f"model:{(trained or {}).get('model', 'stored')}"):
+            predicting[region] = predict.submit(region=region, entry=entries[region], trained=trained, **common)
+
+    if options.no_train:
+        for region in entries:
+            submit_prediction(region, None)
+    else:
+        selections = str(default_selection_store())
+        training = {}
+        for region, entry in entries.items():
+            model, _ = planned_model(entry, options, Path(selections))
+            with tags(f"region:{region}", f"model:{model}"):
+                training[region] = train.submit(region=region, entry=entry, selection_store=selections, **common)
+        region_of = {future.task_run_id: region for region, future in training.items()}
+        for done, future in enumerate(as_completed(list(training.values())), start=1):
+            region = region_of[future.task_run_id]
+            _settle(outcomes[region], "train", future, "trained")
+            if "trained" in outcomes[region]:
+                submit_prediction(region, outcomes[region]["trained"])
+            logger.info("Training: %d/%d regions done", done, len(entries))
+
+    falling_back: dict[str, PrefectFuture] = {}
+    for region, future in predicting.items():
+        _settle(outcomes[region], "predict", future, "prediction")
+    for region, outcome in outcomes.items():
+        if "failure" in outcome:
+            reason = f"{outcome['failure']['step']} failed: {outcome['failure']['error']}"
+            with tags(f"region:{region}", f"model:{FALLBACK_MODEL}", "fallback"):
+                falling_back[region] = fallback.submit(region=region, entry=entries[region], reason=reason, **common)
+    for region, future in falling_back.items():
+        _settle(outcomes[region], "fallback", future, "prediction")
+    return outcomes
+
+
+def _settle(outcome: dict[str, Any], step: str, future: PrefectFuture, key: str) -> None:
+    """Record a finished task run in the region's outcome (its result, or its failure)."""
+    error = error_of(future)
+    if error is None:
+        outcome[key] = future.result()
+    elif step == "fallback":
+        outcome["fallback_failure"] = {"error": error, "task_run_id": str(future.task_run_id)}
+    else:
+        outcome["failure"] = {"step": step, "error": error, "task_run_id": str(future.task_run_id)}
+
+
+def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]], as_of: str) -> list[dict]:
+    """One row per region: `ok`, `fallback` (seasonal naive written after an error) or `failed`
+    (no forecast), with the error and the task run that raised it."""
     rows = []
     for region in sorted(entries):
-        record = trained.get(region) or {}
-        prediction = predictions.get(region, {})
-        failure = failures.get(region)
+        outcome = outcomes[region]
+        record, prediction = outcome.get("trained") or {}, outcome.get("prediction") or {}
+        failure = outcome.get("failure") or {}
+        error = f"{failure['step']}: {failure['error']}" if failure else None
+        status = "ok"
+        if failure:
+            status = "fallback" if prediction else "failed"
+        if "fallback_failure" in outcome:
+            error = f"{error}; fallback: {outcome['fallback_failure']['error']}"
         rows.append({
             "region": region,
-            "status": "failed" if failure else "ok",
+            "status": status,
+            "as_of": as_of,
             "model": prediction.get("model") or record.get("model"),
+            "fallback": bool(prediction.get("fallback")),
             "rows": prediction.get("rows", 0),
             "train_seconds": record.get("train_seconds"),
             "note": record.get("note"),
             "intervals": record.get("intervals"),
-            "error": f"{failure['step']}: {failure['error']}" if failure else None,
-            "task_run_id": failure["task_run_id"] if failure else None,
+            "error": error,
+            "task_run_id": failure.get("task_run_id"),
         })
     return rows
 
 
-def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any]) -> None:
-    columns = ("region", "status", "model", "rows", "train_seconds", "error")
+def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any],
+                       retry_of: str | None) -> None:
+    columns = ("region", "status", "model", "fallback", "rows", "train_seconds", "error", "task_run_id", "as_of")
     create_table_artifact(
         key="forecast-regions",
         table=[{column: status[column] for column in columns} for status in statuses],
-        description="Per-region forecast: model, rows written, training time and status",
+        description="Per-region forecast: status (ok, fallback, failed), model used, rows written, training "
+                    "time, and for troubled regions the error and the task run that raised it"
+                    + (f"; a retry of flow run {retry_of}" if retry_of else ""),
     )
     listing = "\n".join(f"- `{plot}`" for plot in plots)
     create_markdown_artifact(

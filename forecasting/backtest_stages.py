@@ -33,7 +33,7 @@ def run_region_backtest(entry: dict[str, Any], options: BacktestOptions, cutoffs
     """Backtest one region and write its predictions and metrics into the run folder."""
     started = time.perf_counter()
     region = entry["region"]
-    maybe_fail("backtest", region)
+    maybe_fail("backtest", region, run_dir.name)
     result = backtest_region(read_partition(entry), [pd.Timestamp(c) for c in cutoffs], options)
     folder = run_dir / "backtest" / region_key(region)
     atomic_write_parquet(folder / "predictions.parquet", result.predictions)

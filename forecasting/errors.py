@@ -20,3 +20,30 @@ class NoStoredModelError(OrdercastError):
 
 class InjectedFault(OrdercastError):
     """A failure asked for through ORDERCAST_FAULTS (failure drills and tests)."""
+
+
+class TransientFault(OSError):
+    """An injected transient I/O error (ORDERCAST_FAULTS kind `transient`); retried like a real one."""
+
+
+class RegionTimeout(OrdercastError):
+    """A region's training ran past `--region-timeout` and was stopped."""
+
+
+class OutputLocked(OrdercastError):
+    """Another run is writing the same output folder or database."""
+
+
+_PERSISTENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth retrying: I/O, network and database-connection errors. Data errors, model errors
+    and missing or forbidden files fail fast: running them again gives the same answer."""
+    from sqlalchemy.exc import DisconnectionError, OperationalError
+
+    if isinstance(error, OrdercastError):
+        return False
+    if isinstance(error, OSError):
+        return not isinstance(error, _PERSISTENT_OS_ERRORS)
+    return isinstance(error, (OperationalError, DisconnectionError))

@@ -6,6 +6,7 @@ of partition paths, training and prediction records); the data stays on disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -50,6 +51,7 @@ class RunOptions:
     no_train: bool = False
     model_threads: int = 1
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    region_timeout: float | None = None
 
     @property
     def spec(self) -> FeatureSpec:
@@ -154,18 +156,36 @@ def choose_model(entry: dict[str, Any], options: RunOptions, selection: dict[str
     return wanted, reason
 
 
-def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, selection_store: Path, as_of: str,
-                 run_id: str) -> dict[str, Any]:
-    """Build the region's features, fit its model and store it; returns a training record."""
-    started = time.perf_counter()
+def planned_model(entry: dict[str, Any], options: RunOptions, selection_store: Path) -> tuple[str, str]:
+    """The model a region will train, and why: its latest backtest selection, else the default."""
+    selection = latest_selection(selection_store, entry["region"], slot=options.slot, horizon_days=options.horizon_days)
+    return choose_model(entry, options, selection)
+
+
+def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, selection_store: Path | None,
+                 as_of: str, run_dir: Path, *, fallback_reason: str | None = None) -> dict[str, Any]:
+    """Build the region's features, fit its model and store it; returns a training record.
+
+    With `fallback_reason`, fits the fallback model (seasonal naive) instead of the region's
+    choice. A region already trained in this run (its worker died after storing the model)
+    returns the stored record instead of training again."""
     region = entry["region"]
-    maybe_fail("train", region)
+    step = "fallback" if fallback_reason else "train"
+    done = _step_record(run_dir, step, region)
+    if done:
+        return done
+    started = time.perf_counter()
+    if not fallback_reason:
+        maybe_fail("train", region, run_dir.name)
     when = pd.Timestamp(as_of)
     frame = region_features(entry, options, when)
     columns = feature_columns(frame)
     rows = frame.loc[frame["is_history"] & frame[TARGET].notna()]
-    selection = latest_selection(selection_store, region, slot=options.slot, horizon_days=options.horizon_days)
-    name, note = choose_model(entry, options, selection)
+    if fallback_reason:
+        selection, name, note = None, FALLBACK_MODEL, f"fallback: {fallback_reason}"
+    else:
+        selection = latest_selection(selection_store, region, slot=options.slot, horizon_days=options.horizon_days)
+        name, note = choose_model(entry, options, selection)
     if model_spec(name).learned:
         rows = rows.loc[rows[f"lag_{options.spec.lag_weeks[0]}w"].notna()]
     if selection and selection["model"] == name and selection.get("calibration"):
@@ -182,20 +202,33 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         "features": columns,
         "as_of": when.isoformat(),
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
-        "run_id": run_id,
+        "run_id": run_dir.name,
         "training_rows": len(rows),
         "calibration": calibration,
         "intervals": intervals,
     })
-    return {
+    record = {
         "region": region,
         "model": model.name,
         "model_path": str(folder),
         "note": note,
         "intervals": intervals,
+        "fallback": bool(fallback_reason),
         "train_rows": len(rows),
         "train_seconds": round(time.perf_counter() - started, 3),
     }
+    _save_step_record(run_dir, step, record)
+    return record
+
+
+def _step_record(run_dir: Path, step: str, region: str) -> dict[str, Any] | None:
+    """The record of a step this run already completed for the region, if any."""
+    path = run_dir / "done" / step / f"{region_key(region)}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _save_step_record(run_dir: Path, step: str, record: dict[str, Any]) -> None:
+    atomic_write_json(run_dir / "done" / step / f"{region_key(record['region'])}.json", record)
 
 
 def _holdout_calibration(name: str, rows: pd.DataFrame, columns: list[str], options: RunOptions,
@@ -216,10 +249,18 @@ def predict_region(
     trained: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Predict the region's horizon with its fresh model (or, with `--no-train`, its latest
-    stored one); writes the region's forecast partition and plot into the run folder."""
-    started = time.perf_counter()
+    stored one); writes the region's forecast partition and plot into the run folder.
+    A fallback model's forecast is marked `fallback`. A region already predicted in this run
+    returns its stored record."""
     region = entry["region"]
-    maybe_fail("predict", region)
+    fallback = bool(trained and trained.get("fallback"))
+    step = "fallback-predict" if fallback else "predict"
+    done = _step_record(run_dir, step, region)
+    if done:
+        return done
+    started = time.perf_counter()
+    if not fallback:
+        maybe_fail("predict", region, run_dir.name)
     when = pd.Timestamp(as_of)
     frame = region_features(entry, options, when)
     columns = feature_columns(frame)
@@ -238,6 +279,7 @@ def predict_region(
         "as_of": when,
         "forecast": model.predict(horizon[meta["features"]]),
         "model": model.name,
+        "fallback": fallback,
     })
     forecast = forecast.join(_quantile_frame(forecast, meta.get("calibration"), options, when))
     key = region_key(region)
@@ -248,15 +290,18 @@ def predict_region(
     names = [quantile_column(q) for q in options.quantiles]
     band = (names[0], names[-1]) if len(names) > 1 and meta.get("calibration") else None
     atomic_write_bytes(plot, forecast_plot(region, entry["timezone"], history, forecast, model.name, band))
-    return {
+    record = {
         "region": region,
         "model": model.name,
         "model_path": str(folder),
+        "fallback": fallback,
         "rows": len(forecast),
         "forecast_path": str(partition),
         "plot_path": str(plot),
         "predict_seconds": round(time.perf_counter() - started, 3),
     }
+    _save_step_record(run_dir, step, record)
+    return record
 
 
 def _quantile_frame(forecast: pd.DataFrame, calibration: dict[str, Any] | None, options: RunOptions,
@@ -272,17 +317,23 @@ def _quantile_frame(forecast: pd.DataFrame, calibration: dict[str, Any] | None, 
 
 
 def collect_outputs(
-    predictions: list[dict[str, Any]], out_dir: Path, db_url: str, run_id: str, run_info: dict[str, Any]
+    predictions: list[dict[str, Any]], out_dir: Path, db_url: str, run_id: str, run_info: dict[str, Any],
+    replace_regions_only: bool = False,
 ) -> dict[str, Any]:
-    """Merge the region partitions into OUT (Parquet, SQL, plots, run.json), each write atomic."""
+    """Merge the region partitions into OUT (Parquet, SQL, plots, run.json), each write atomic.
+
+    With `replace_regions_only` (a retry of some regions), the rows and run.json entries of
+    other regions already in OUT are kept and only these regions' rows are replaced."""
     created_at = pd.Timestamp.now(tz="UTC")
     frames = [pd.read_parquet(p["forecast_path"]) for p in sorted(predictions, key=lambda p: p["region"])]
     forecasts = pd.concat(frames, ignore_index=True)
     forecasts["run_id"] = run_id
     forecasts["created_at"] = created_at
     forecasts = forecasts[FORECAST_COLUMNS + [c for c in forecasts.columns if c not in FORECAST_COLUMNS]]
+    if replace_regions_only:
+        forecasts, run_info = _merge_with_previous(out_dir, forecasts, run_info)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = write_forecasts_db(forecasts, db_url)
+    rows = write_forecasts_db(forecasts.loc[forecasts["run_id"] == run_id], db_url)
     atomic_write_parquet(out_dir / "forecasts.parquet", forecasts)
     plots = []
     for prediction in predictions:
@@ -291,7 +342,26 @@ def collect_outputs(
         plots.append(str(target))
     atomic_write_json(out_dir / "run.json", {**run_info, "run_id": run_id, "created_at": created_at.isoformat(),
                                              "packages": package_versions()})
-    return {"forecast_rows": len(forecasts), "db_rows": rows, "db_url": db_url, "plots": sorted(plots)}
+    return {"forecast_rows": int((forecasts["run_id"] == run_id).sum()), "db_rows": rows, "db_url": db_url,
+            "plots": sorted(plots)}
+
+
+def _merge_with_previous(out_dir: Path, forecasts: pd.DataFrame,
+                         run_info: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Previous OUT rows and region entries of the regions this run did not touch, plus this run's."""
+    regions = set(forecasts["region"])
+    previous_file = out_dir / "forecasts.parquet"
+    if previous_file.exists():
+        previous = pd.read_parquet(previous_file)
+        kept = previous.loc[~previous["region"].isin(regions)]
+        forecasts = pd.concat([kept, forecasts], ignore_index=True).sort_values(["region", "ts"], kind="stable")
+        forecasts = forecasts.reset_index(drop=True)
+    previous_run = out_dir / "run.json"
+    if previous_run.exists():
+        touched = {status["region"] for status in run_info["regions"]}
+        earlier = [s for s in json.loads(previous_run.read_text()).get("regions", []) if s["region"] not in touched]
+        run_info = {**run_info, "regions": sorted(earlier + run_info["regions"], key=lambda s: s["region"])}
+    return forecasts, run_info
 
 
 def package_versions() -> dict[str, str]:

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at"]
+FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "fallback", "run_id", "created_at"]
 SELECTION_COLUMNS = ["region", "model", "wape", "backtest_run_id"]
 _TIMESTAMP_COLUMNS = ("ts", "as_of", "created_at")
 
@@ -94,6 +94,7 @@ def forecasts_table(metadata: sa.MetaData, quantile_columns: list[str] = ()) -> 
         sa.Column("as_of", sa.String(32), primary_key=True),
         sa.Column("forecast", sa.Float, nullable=False),
         sa.Column("model", sa.String, nullable=False),
+        sa.Column("fallback", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("run_id", sa.String, nullable=False),
         sa.Column("created_at", sa.String(32), nullable=False),
         *(sa.Column(name, sa.Float) for name in quantile_columns),
@@ -115,11 +116,14 @@ def model_selection_table(metadata: sa.MetaData) -> sa.Table:
 
 
 def _add_missing_columns(connection: sa.Connection, table: sa.Table) -> None:
-    """Quantile columns are added to an existing table when a run asks for new ones."""
+    """Columns are added to an existing table when a run asks for new quantiles, or when the
+    table predates a column (`fallback`, default false)."""
     present = {column["name"] for column in sa.inspect(connection).get_columns(table.name)}
     for column in table.columns:
         if column.name not in present:
-            connection.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" FLOAT'))
+            kind = column.type.compile(dialect=connection.dialect)
+            default = " DEFAULT FALSE NOT NULL" if column.name == "fallback" else ""
+            connection.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}'))
 
 
 def write_selection_db(frame: pd.DataFrame, url: str) -> int:

@@ -12,7 +12,7 @@ from forecasting.backtest import BacktestOptions, plan_cutoffs
 from forecasting.backtest_stages import collect_backtest, run_region_backtest
 from forecasting.contract import parse_as_of
 from forecasting.slots import Slot
-from tasks import run_logger
+from tasks import run_logger, transient_retries
 
 
 @task(name="plan-cutoffs", task_run_name="plan-cutoffs")
@@ -24,7 +24,7 @@ def plan(data_end: str, options: BacktestOptions, count: int, step: str, dates: 
     return [c.isoformat() for c in cutoffs]
 
 
-@task(name="backtest-region", task_run_name="backtest-{region}")
+@task(name="backtest-region", task_run_name="backtest-{region}", **transient_retries())
 def backtest(region: str, entry: dict[str, Any], options: BacktestOptions, cutoffs: list[str],
              run_dir: str) -> dict[str, Any]:
     """Every candidate model at every cutoff for one region, then its model selection."""
@@ -35,7 +35,7 @@ def backtest(region: str, entry: dict[str, Any], options: BacktestOptions, cutof
     return record
 
 
-@task(name="write-backtest-outputs", task_run_name="write-backtest-outputs")
+@task(name="write-backtest-outputs", task_run_name="write-backtest-outputs", **transient_retries())
 def write_backtest_outputs(records: list[dict[str, Any]], options: BacktestOptions, out_dir: str, db_url: str,
                            run_id: str, selection_store: str, run_info: dict[str, Any]) -> dict[str, Any]:
     summary = collect_backtest(records, options, Path(out_dir), db_url, run_id, Path(selection_store), run_info)

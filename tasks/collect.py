@@ -7,12 +7,13 @@ from typing import Any
 from prefect import task
 
 from forecasting.pipeline import collect_outputs
-from tasks import run_logger
+from tasks import run_logger, transient_retries
 
 
-@task(name="write-outputs", task_run_name="write-outputs")
+@task(name="write-outputs", task_run_name="write-outputs", **transient_retries())
 def write_outputs(predictions: list[dict[str, Any]], out_dir: str, db_url: str, run_id: str,
-                  run_info: dict[str, Any]) -> dict[str, Any]:
-    summary = collect_outputs(predictions, Path(out_dir), db_url, run_id, run_info)
+                  run_info: dict[str, Any], replace_regions_only: bool = False) -> dict[str, Any]:
+    """Write OUT and the database; a retry of some regions replaces only their rows."""
+    summary = collect_outputs(predictions, Path(out_dir), db_url, run_id, run_info, replace_regions_only)
     run_logger().info("Wrote %d forecast rows to %s and %s", summary["forecast_rows"], out_dir, db_url)
     return summary

@@ -8,10 +8,10 @@ from prefect import task
 
 from forecasting.contract import InputPaths
 from forecasting.pipeline import RunOptions, prepare_partitions
-from tasks import run_logger
+from tasks import run_logger, transient_retries
 
 
-@task(name="load-inputs", task_run_name="load-inputs")
+@task(name="load-inputs", task_run_name="load-inputs", **transient_retries())
 def load_inputs(paths: InputPaths, options: RunOptions, cache_dir: str, model_store: str) -> dict[str, Any]:
     """Validate every input table and write one partition per region; returns the manifest."""
     logger = run_logger()

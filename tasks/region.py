@@ -1,7 +1,8 @@
-"""Per-region training and prediction, mapped over regions.
+"""Per-region training, prediction and fallback, one task run per region and step.
 
 Arguments are small records (partition paths, options); each task reads its region's
-partition from disk, so no DataFrame travels through Prefect or Dask.
+partition from disk, so no DataFrame travels through Prefect or Dask. Transient errors
+(I/O, network, database) are retried with backoff; data and model errors fail at once.
 """
 from __future__ import annotations
 
@@ -10,25 +11,42 @@ from typing import Any
 
 from prefect import task
 
+from forecasting.isolation import call_with_time_limit
 from forecasting.pipeline import RunOptions, predict_region, train_region
-from tasks import run_logger
+from tasks import run_logger, transient_retries
 
 
-@task(name="train-region", task_run_name="train-{region}")
+@task(name="train-region", task_run_name="train-{region}", **transient_retries())
 def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, selection_store: str,
-          as_of: str, run_id: str) -> dict[str, Any]:
-    """Fit and store the region's model (its backtest selection, if any); returns its training record."""
-    record = train_region(entry, options, Path(model_store), Path(selection_store), as_of, run_id)
-    note = f" ({record['note']})"
-    run_logger().info("Trained %s for %s on %d rows in %.1f s%s", record["model"], region,
-                          record["train_rows"], record["train_seconds"], note)
+          as_of: str, run_dir: str) -> dict[str, Any]:
+    """Fit and store the region's model (its backtest selection, if any); returns its training record.
+    With `options.region_timeout`, the fit runs in a child process that is killed at the limit."""
+    arguments = dict(entry=entry, options=options, model_store=Path(model_store),
+                     selection_store=Path(selection_store), as_of=as_of, run_dir=Path(run_dir))
+    if options.region_timeout:
+        record = call_with_time_limit(train_region, options.region_timeout, f"training of region '{region}'",
+                                      **arguments)
+    else:
+        record = train_region(**arguments)
+    run_logger().info("Trained %s for %s on %d rows in %.1f s (%s)", record["model"], region,
+                      record["train_rows"], record["train_seconds"], record["note"])
     return record
 
 
-@task(name="predict-region", task_run_name="predict-{region}")
+@task(name="predict-region", task_run_name="predict-{region}", **transient_retries())
 def predict(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, as_of: str,
             run_dir: str, trained: dict[str, Any] | None) -> dict[str, Any]:
     """Predict the region's horizon and write its forecast partition and plot."""
     record = predict_region(entry, options, Path(model_store), as_of, Path(run_dir), trained)
     run_logger().info("Predicted %d slots for %s with %s", record["rows"], region, record["model"])
     return record
+
+
+@task(name="fallback-region", task_run_name="fallback-{region}", **transient_retries())
+def fallback(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, as_of: str,
+             run_dir: str, reason: str) -> dict[str, Any]:
+    """The seasonal naive forecast for a region whose own model failed, marked `fallback`."""
+    run_logger().warning("Region %s falls back to the seasonal naive: %s", region, reason)
+    trained = train_region(entry, options, Path(model_store), None, as_of, Path(run_dir),
+                           fallback_reason=reason)
+    return predict_region(entry, options, Path(model_store), as_of, Path(run_dir), trained)

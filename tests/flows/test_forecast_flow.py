@@ -2,6 +2,7 @@
 reporting to a real local Prefect server."""
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -9,10 +10,12 @@ import pandas as pd
 import pytest
 
 from forecasting.metrics import wape
+from forecasting.storage import read_table_db
 from tests.helpers import prefect_records, read_run, run_cli, run_id_from, table_args
 
 HOLDOUT_AS_OF = "2026-10-12T00:00:00+00:00"  # the demo's last three weeks are held out
-FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "run_id", "created_at", "p10", "p50", "p90"]
+FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "fallback", "run_id", "created_at", "p10", "p50",
+                    "p90"]
 
 
 @pytest.fixture(scope="module")
@@ -98,26 +101,42 @@ def test_forecast_beats_the_seasonal_naive_on_the_held_out_weeks(holdout, demo_d
 
 
 @pytest.mark.parametrize("step", ["train", "predict"])
-def test_a_failing_region_does_not_stop_the_others(small_demo_dir, prefect_server, tmp_path, step):
+def test_a_failing_region_falls_back_and_a_transient_error_is_retried(small_demo_dir, prefect_server, tmp_path, step):
     out = tmp_path / "out"
+    faults = f"{step}:berlin-mitte,train:london-soho:transient"
     result = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--out", str(out),
-                     env={"ORDERCAST_FAULTS": f"{step}:berlin-mitte"})
+                     env={"ORDERCAST_FAULTS": faults})
     assert result.returncode == 2, result.stderr[-3000:]
-    assert f"berlin-mitte ({step}): InjectedFault" in result.stderr
+    assert f"berlin-mitte (fallback): {step}: InjectedFault" in result.stderr
+    assert "(1008 rows, 3/3 regions, 1 from the seasonal naive fallback)" in result.stdout
+
     forecasts = pd.read_parquet(out / "forecasts.parquet")
-    assert sorted(forecasts["region"].unique()) == ["london-soho", "nyc-midtown"]
-    assert "(672 rows, 2/3 regions)" in result.stdout
-    statuses = {r["region"]: r for r in read_run(out)["regions"]}
-    assert statuses["berlin-mitte"]["status"] == "failed" and "injected" in statuses["berlin-mitte"]["error"]
-    flow_run, task_runs, _ = prefect_records(prefect_server.api_url, read_run(out)["run_id"])
-    assert flow_run.state.is_failed() and "berlin-mitte" in flow_run.state.message
-    states = {task.name: task.state.type.value for task in task_runs}
-    assert states[f"{step}-berlin-mitte"] == "FAILED"
-    if step == "train":
-        assert "predict-berlin-mitte" not in states  # nothing to predict with
-    else:
-        assert states["train-berlin-mitte"] == "COMPLETED"
-    assert states["predict-nyc-midtown"] == "COMPLETED" and states["predict-london-soho"] == "COMPLETED"
+    by_region = forecasts.groupby("region").agg(rows=("ts", "size"), fallback=("fallback", "all"),
+                                                model=("model", "first"))
+    assert by_region["rows"].tolist() == [336, 336, 336]
+    assert by_region.loc["berlin-mitte", "fallback"] and by_region.loc["berlin-mitte", "model"] == "seasonal_naive"
+    assert not by_region.loc[["london-soho", "nyc-midtown"], "fallback"].any()
+    table = read_table_db(read_run(out)["configuration"]["db"])
+    assert table.groupby("region")["fallback"].all().to_dict() == {
+        "berlin-mitte": True, "london-soho": False, "nyc-midtown": False}
+
+    run_id = read_run(out)["run_id"]
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id)
+    assert flow_run.state.is_failed() and "berlin-mitte (fallback)" in flow_run.state.message
+    runs = {task.name: task for task in task_runs}
+    assert runs[f"{step}-berlin-mitte"].state.type.value == "FAILED"
+    assert runs[f"{step}-berlin-mitte"].run_count == 1  # a model error is not retried
+    assert runs["fallback-berlin-mitte"].state.type.value == "COMPLETED"
+    assert set(runs["fallback-berlin-mitte"].tags) == {"region:berlin-mitte", "model:seasonal_naive", "fallback"}
+    assert runs["train-london-soho"].state.type.value == "COMPLETED"
+    assert runs["train-london-soho"].run_count == 2  # the transient error was retried once
+    assert set(runs["train-nyc-midtown"].tags) == {"region:nyc-midtown", "model:xgboost"}
+    assert ("predict-berlin-mitte" in runs) == (step == "predict")
+    summary = json.loads(next(a for a in artifacts if a.key == "forecast-regions").data)
+    troubled = [row for row in summary if row["status"] != "ok"]
+    assert [(row["region"], row["status"], row["task_run_id"]) for row in troubled] == [
+        ("berlin-mitte", "fallback", str(runs[f"{step}-berlin-mitte"].id))]
+    assert "InjectedFault" in troubled[0]["error"]
 
 
 def test_invalid_input_found_in_the_flow_writes_nothing(small_demo_dir, prefect_server, tmp_path):

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 
 from forecasting.contract import InputPaths
-from forecasting.errors import DataError
+from forecasting.errors import DataError, RegionTimeout
 from forecasting.pipeline import RunOptions
 from tasks.collect import write_outputs
 from tasks.load import load_inputs
-from tasks.region import predict, train
+from tasks.region import fallback, predict, train
 
 AS_OF = "2026-10-12T00:00:00+00:00"
 
@@ -30,7 +30,7 @@ def test_load_train_predict_write(small_demo_dir, tmp_path):
     assert partition["ts"].max() < pd.Timestamp(AS_OF)  # nothing at or after as_of is partitioned
 
     record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
-                      "run-1")
+                      str(tmp_path / "run"))
     assert record["model"] == "xgboost" and record["train_rows"] > 1000
     assert record["note"] == "default (no backtest selection)"
     prediction = predict.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, str(tmp_path / "run"),
@@ -52,3 +52,53 @@ def test_load_rejects_bad_input_before_writing(tmp_path):
         load_inputs.fn(InputPaths(str(tmp_path / "orders.csv")), RunOptions(), str(tmp_path / "cache"),
                        str(tmp_path / "models"))
     assert not (tmp_path / "cache").exists()
+
+
+@pytest.fixture()
+def berlin(small_demo_dir, tmp_path):
+    options = RunOptions(as_of=AS_OF, horizon_days=7)
+    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, str(tmp_path / "cache"), str(tmp_path / "models"))
+    return next(entry for entry in manifest["regions"] if entry["region"] == "berlin-mitte")
+
+
+def test_fallback_is_the_seasonal_naive_marked_as_such(berlin, tmp_path):
+    options = RunOptions(as_of=AS_OF, horizon_days=7)
+    record = fallback.fn("berlin-mitte", berlin, options, str(tmp_path / "models"), AS_OF, str(tmp_path / "run"),
+                         "train failed: boom")
+    assert record["model"] == "seasonal_naive" and record["fallback"] and record["rows"] == 7 * 48
+    forecast = pd.read_parquet(record["forecast_path"])
+    assert forecast["fallback"].all() and (forecast["model"] == "seasonal_naive").all()
+    history = pd.read_parquet(f"{berlin['path']}/orders.parquet").set_index("ts")["orders"]
+    last_week = forecast["ts"] - pd.Timedelta(days=7)  # Berlin has no DST change in this window
+    assert (forecast["forecast"].to_numpy() == history.reindex(last_week).to_numpy()).all()
+
+
+def test_a_region_rerun_after_its_worker_died_reuses_what_it_wrote(berlin, tmp_path):
+    options = RunOptions(as_of=AS_OF, horizon_days=7)
+    args = ("berlin-mitte", berlin, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
+            str(tmp_path / "run"))
+    first = train.fn(*args)
+    again = train.fn(*args)
+    assert again == first and len(list((tmp_path / "models" / "berlin-mitte").iterdir())) == 1
+
+
+def test_region_timeout_stops_the_training_process(berlin, tmp_path, monkeypatch):
+    monkeypatch.setenv("ORDERCAST_FAULTS", "train:berlin-mitte:hang")
+    options = RunOptions(as_of=AS_OF, horizon_days=7, region_timeout=8)
+    with pytest.raises(RegionTimeout, match="training of region 'berlin-mitte' ran past the time limit of 8 s"):
+        train.fn("berlin-mitte", berlin, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
+                 str(tmp_path / "run"))
+    assert not (tmp_path / "models" / "berlin-mitte").exists()
+
+
+def test_training_under_a_time_limit_gives_the_same_model(berlin, tmp_path):
+    bounded = RunOptions(as_of=AS_OF, horizon_days=7, region_timeout=300)
+    record = train.fn("berlin-mitte", berlin, bounded, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
+                      str(tmp_path / "bounded"))
+    plain = train.fn("berlin-mitte", berlin, RunOptions(as_of=AS_OF, horizon_days=7), str(tmp_path / "models"),
+                     str(tmp_path / "selections"), AS_OF, str(tmp_path / "plain"))
+    first = predict.fn("berlin-mitte", berlin, bounded, str(tmp_path / "models"), AS_OF, str(tmp_path / "bounded"),
+                       record)
+    second = predict.fn("berlin-mitte", berlin, bounded, str(tmp_path / "models"), AS_OF, str(tmp_path / "plain"),
+                        plain)
+    pd.testing.assert_frame_equal(pd.read_parquet(first["forecast_path"]), pd.read_parquet(second["forecast_path"]))
