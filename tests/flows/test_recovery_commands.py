@@ -1,0 +1,65 @@
+"""`ordercast runs`, `failures` and `retry` on a run in which one region was made to fail,
+all read from the real local Prefect server."""
+from __future__ import annotations
+
+import pandas as pd
+
+from forecasting.storage import read_table_db
+from tests.helpers import prefect_records, read_run, run_cli, table_args
+
+AS_OF = "2026-10-19T00:00:00+00:00"
+
+
+def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo_dir, prefect_server, tmp_path):
+    out = tmp_path / "out"
+    first = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--as-of", AS_OF,
+                    "--out", str(out), env={"ORDERCAST_FAULTS": "train:berlin-mitte"})
+    assert first.returncode == 2, first.stderr[-3000:]
+    failed_run = read_run(out)["run_id"]
+    before = pd.read_parquet(out / "forecasts.parquet")
+
+    runs = run_cli("runs", "--limit", "5")
+    assert runs.returncode == 0, runs.stderr
+    line = next(line for line in runs.stdout.splitlines() if failed_run in line)
+    assert " forecast " in line and " Failed " in line
+
+    failures = run_cli("failures")  # the latest run
+    assert failures.returncode == 2, failures.stderr
+    _, task_runs, _ = prefect_records(prefect_server.api_url, failed_run)
+    train_id = next(str(task.id) for task in task_runs if task.name == "train-berlin-mitte")
+    assert f"berlin-mitte: fell back to the seasonal naive; train: InjectedFault" in failures.stdout
+    assert f"(task run {train_id})" in failures.stdout
+    assert f"ordercast retry {failed_run}" in failures.stdout
+    assert "london-soho" not in failures.stdout
+
+    retry = run_cli("retry", failed_run)
+    assert retry.returncode == 0, retry.stderr[-3000:]
+    assert "Retrying 1 region(s)" in retry.stderr and AS_OF in retry.stderr
+    run = read_run(out)
+    assert run["retry_of"] == failed_run and {s["status"] for s in run["regions"]} == {"ok"}
+    after = pd.read_parquet(out / "forecasts.parquet")
+    berlin = after.loc[after["region"] == "berlin-mitte"]
+    assert len(berlin) == 336 and not berlin["fallback"].any() and (berlin["model"] == "xgboost").all()
+    assert (berlin["run_id"] == run["run_id"]).all() and (berlin["as_of"] == pd.Timestamp(AS_OF)).all()
+    others = ["london-soho", "nyc-midtown"]  # untouched: same rows, same run
+    pd.testing.assert_frame_equal(after.loc[after["region"].isin(others)].reset_index(drop=True),
+                                  before.loc[before["region"].isin(others)].reset_index(drop=True))
+    table = read_table_db(run["configuration"]["db"])
+    assert len(table) == 3 * 336 and table.groupby("region")["run_id"].first().to_dict() == {
+        "berlin-mitte": run["run_id"], "london-soho": failed_run, "nyc-midtown": failed_run}
+
+    _, retried_tasks, _ = prefect_records(prefect_server.api_url, run["run_id"])
+    assert sorted(task.name for task in retried_tasks) == ["load-inputs", "predict-berlin-mitte",
+                                                           "train-berlin-mitte", "write-outputs"]
+    clean = run_cli("failures", run["run_id"])
+    assert clean.returncode == 0 and "no failed regions or task runs" in clean.stdout
+    nothing = run_cli("retry", run["run_id"])
+    assert nothing.returncode == 0 and "nothing to retry" in nothing.stdout
+
+
+def test_failures_of_an_unknown_run_is_a_clear_error(prefect_server):
+    result = run_cli("failures", "00000000-0000-0000-0000-000000000000")
+    assert result.returncode == 1
+    assert "no flow run 00000000-0000-0000-0000-000000000000 on this Prefect server" in result.stderr
+    result = run_cli("retry", "not-a-run")
+    assert result.returncode == 1 and "'not-a-run' is not a flow run id" in result.stderr
