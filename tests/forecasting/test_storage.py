@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -49,15 +50,15 @@ def test_a_crash_between_write_and_rename_leaves_the_previous_file(tmp_path):
     target = tmp_path / "forecasts.parquet"
     atomic_write_parquet(target, pd.DataFrame({"forecast": [1.0, 2.0]}))
     script = textwrap.dedent(f"""
-        import os, pandas as pd
+        import os, signal, pandas as pd
         import forecasting.storage as storage
         def die(*args):
-            os._exit(9)  # the process is killed after writing the data, before the rename
+            os.kill(os.getpid(), signal.SIGKILL)  # killed after writing the data, before the rename
         storage.os.replace = die
         storage.atomic_write_parquet({str(target)!r}, pd.DataFrame({{"forecast": [9.0] * 1000}}))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.returncode == 9, result.stderr
+    assert result.returncode == -signal.SIGKILL, result.stderr
     assert pd.read_parquet(target)["forecast"].tolist() == [1.0, 2.0]
     leftovers = [p for p in os.listdir(tmp_path) if p != "forecasts.parquet"]
     assert leftovers and all(p.endswith(".tmp") for p in leftovers)  # never mistaken for output
