@@ -1,8 +1,10 @@
 """One writer at a time per output folder and per SQLite database.
 
-A run holds an exclusive lock file in OUT (and next to a SQLite database) from its start to
-its end; a second run aimed at the same place stops at once with a message naming the
-holder. Server databases (PostgreSQL) rely on their transactions instead.
+A run holds an exclusive lock on a hidden file in OUT (`.ordercast.lock`, and `.<name>.lock`
+next to a SQLite database) from its start to its end; a second run aimed at the same place stops
+at once with a message naming the holder. The lock files stay (removing a lock file another
+process may be opening would break the exclusion); they are empty. Server databases
+(PostgreSQL) rely on their transactions instead.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def exclusive_outputs(out_dir: Path, db_url: str, run_id: str) -> Iterator[None]
     targets = {Path(out_dir) / LOCK_NAME: f"output folder {out_dir}"}
     if db_url.startswith("sqlite:///"):
         database = Path(db_url.removeprefix("sqlite:///"))
-        targets[database.with_name(database.name + ".lock")] = f"database {database}"
+        targets[database.with_name(f".{database.name}.lock")] = f"database {database}"
     with ExitStack() as stack:
         for path, what in targets.items():
             stack.enter_context(_locked(path, what, run_id))

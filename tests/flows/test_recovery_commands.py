@@ -27,7 +27,7 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
     assert failures.returncode == 2, failures.stderr
     _, task_runs, _ = prefect_records(prefect_server.api_url, failed_run)
     train_id = next(str(task.id) for task in task_runs if task.name == "train-berlin-mitte")
-    assert f"berlin-mitte: fell back to the seasonal naive; train: InjectedFault" in failures.stdout
+    assert "berlin-mitte: fell back to the seasonal naive; train: InjectedFault" in failures.stdout
     assert f"(task run {train_id})" in failures.stdout
     assert f"ordercast retry {failed_run}" in failures.stdout
     assert "london-soho" not in failures.stdout
