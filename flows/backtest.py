@@ -22,13 +22,12 @@ from forecasting.pipeline import RunOptions
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SLOT,
-    default_model_store,
     default_selection_store,
     run_dir,
 )
 from forecasting.storage import default_db_url
 from tasks.backtest import backtest, plan, write_backtest_outputs
-from tasks.load import load_inputs
+from tasks.load import load_snapshot
 
 
 @flow(name="backtest")
@@ -62,8 +61,7 @@ def backtest_flow(
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)
 
-    manifest = load_inputs(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False, model_threads),
-                           str(scratch / "partitions"), str(default_model_store()))
+    manifest = load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False, model_threads))
     cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates)
     entries = {entry["region"]: entry for entry in manifest["regions"]}
     futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),

@@ -31,7 +31,7 @@ from forecasting.settings import (
 )
 from forecasting.storage import default_db_url
 from tasks.collect import write_outputs
-from tasks.load import load_inputs
+from tasks.load import check_models, load_snapshot
 from tasks.region import fallback, predict, train
 
 
@@ -71,7 +71,9 @@ def forecast(
     db_url = db or default_db_url(out)
 
     with exclusive_outputs(Path(out), db_url, run_id):
-        manifest = load_inputs(paths, options, str(scratch / "partitions"), store)
+        manifest = load_snapshot(paths, options)
+        if no_train:
+            check_models(manifest, options, store)
         entries = _chosen_entries(manifest, only_regions)
         outcomes = _run_regions(entries, options, store, manifest["as_of"], str(scratch))
         statuses = _region_statuses(entries, outcomes, manifest["as_of"])

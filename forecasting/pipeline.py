@@ -58,12 +58,13 @@ class RunOptions:
         return FeatureSpec(Slot.parse(self.slot), self.horizon_days)
 
 
-def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path, model_store: Path) -> dict[str, Any]:
+def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) -> dict[str, Any]:
     """Validate the inputs and write one Parquet partition folder per region.
 
     Returns the manifest: resolved `as_of`, input hashes, warnings, and per region its
     partition folder, row counts and content hash. Raises `DataError` before writing
-    anything if the inputs break the contract.
+    anything if the inputs break the contract. A pure step: the same inputs and options
+    give the same partitions (see `forecasting.snapshot`).
     """
     slot = Slot.parse(options.slot)
     dataset = load_dataset(paths, slot, missing_as_zero=options.missing_as_zero)
@@ -83,17 +84,13 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path, 
         regions.append(_write_partition(cache_dir / region_key(region), info, tables, as_of))
     if not regions:
         raise DataError(f"{paths.orders}: no region has orders before as_of {as_of.isoformat()}; nothing to forecast")
-    manifest = {
+    return {
         "as_of": as_of.isoformat(),
         "slot": options.slot,
-        "horizon_days": options.horizon_days,
         "input_hashes": dataset.hashes,
         "warnings": notes,
         "regions": regions,
     }
-    if options.no_train:
-        _check_stored_models(manifest, options, model_store)
-    return manifest
 
 
 def _write_partition(folder: Path, info: RegionInfo, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> dict:
@@ -128,7 +125,8 @@ def region_features(entry: dict[str, Any], options: RunOptions, as_of: pd.Timest
     return build_features(read_partition(entry), options.spec, as_of)
 
 
-def _check_stored_models(manifest: dict[str, Any], options: RunOptions, store: Path) -> None:
+def check_stored_models(manifest: dict[str, Any], options: RunOptions, store: Path) -> None:
+    """For `--no-train`: every region needs a stored model that fits, else `NoStoredModelError`."""
     as_of = pd.Timestamp(manifest["as_of"])
     missing = []
     for entry in manifest["regions"]:

@@ -1,22 +1,63 @@
-"""Feature loading: validate the inputs and partition them per region."""
+"""Feature loading: validate the inputs and partition them per region, cached per data snapshot."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from prefect import task
+from prefect.cache_policies import CachePolicy
+from prefect.filesystems import LocalFileSystem
 
 from forecasting.contract import InputPaths
-from forecasting.pipeline import RunOptions, prepare_partitions
+from forecasting.pipeline import RunOptions, check_stored_models, prepare_partitions
+from forecasting.snapshot import cache_root, snapshot_dir, snapshot_key
 from tasks import run_logger, transient_retries
 
 
-@task(name="load-inputs", task_run_name="load-inputs", **transient_retries())
-def load_inputs(paths: InputPaths, options: RunOptions, cache_dir: str, model_store: str) -> dict[str, Any]:
-    """Validate every input table and write one partition per region; returns the manifest."""
+class SnapshotCache(CachePolicy):
+    """Cache key: the task's `snapshot` argument, the hash of the inputs' contents, slot,
+    requested as_of, missing-slot rule and code version (`forecasting.snapshot.snapshot_key`)."""
+
+    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters: dict[str, Any], **kwargs) -> str:
+        return inputs["snapshot"]
+
+
+@task(name="load-inputs", task_run_name="load-inputs", persist_result=True, result_serializer="json",
+      **transient_retries())
+def load_inputs(paths: InputPaths, options: RunOptions, snapshot: str, cache_dir: str) -> dict[str, Any]:
+    """Validate every input table and write one partition per region into `cache_dir`; returns the manifest."""
     logger = run_logger()
-    manifest = prepare_partitions(paths, options, Path(cache_dir), Path(model_store))
+    manifest = prepare_partitions(paths, options, Path(cache_dir))
     for note in manifest["warnings"]:
         logger.warning(note)
-    logger.info("Partitioned %d regions, as_of %s", len(manifest["regions"]), manifest["as_of"])
+    logger.info("Partitioned %d regions into %s, as_of %s", len(manifest["regions"]), cache_dir, manifest["as_of"])
     return manifest
+
+
+def cached_load_inputs(refresh: bool = False):
+    """`load_inputs` with its snapshot cache stored under `<work root>/cache/records`, where the flow
+    and every worker can read it; `refresh` recomputes and overwrites the entry. Workers get the
+    storage as a block saved on the Prefect server (named after the folder)."""
+    records = str(cache_root() / "records")
+    storage = LocalFileSystem(basepath=records)
+    storage.save(f"ordercast-cache-{hashlib.sha256(records.encode()).hexdigest()[:12]}", overwrite=True)
+    return load_inputs.with_options(cache_policy=SnapshotCache(), result_storage=storage, refresh_cache=refresh)
+
+
+def load_snapshot(paths: InputPaths, options: RunOptions) -> dict[str, Any]:
+    """The manifest of the inputs' partitions: from the snapshot cache when these inputs were
+    partitioned before (the task run shows Cached), else validated and partitioned now."""
+    key = snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero)
+    folder = str(snapshot_dir(key))
+    manifest = cached_load_inputs()(paths, options, key, folder)
+    if not all(Path(entry["path"]).is_dir() for entry in manifest["regions"]):
+        run_logger().warning("The cached partitions of snapshot %s are gone; partitioning again", key)
+        manifest = cached_load_inputs(refresh=True)(paths, options, key, folder)
+    return manifest
+
+
+@task(name="check-stored-models", task_run_name="check-stored-models")
+def check_models(manifest: dict[str, Any], options: RunOptions, model_store: str) -> None:
+    """`--no-train`: stop before predicting unless every region has a stored model that fits."""
+    check_stored_models(manifest, options, Path(model_store))

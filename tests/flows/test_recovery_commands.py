@@ -51,6 +51,8 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
     _, retried_tasks, _ = prefect_records(prefect_server.api_url, run["run_id"])
     assert sorted(task.name for task in retried_tasks) == ["load-inputs", "predict-berlin-mitte",
                                                            "train-berlin-mitte", "write-outputs"]
+    loads = [next(t for t in tasks if t.name == "load-inputs") for tasks in (task_runs, retried_tasks)]
+    assert loads[0].state.name == "Completed" and loads[1].state.name == "Cached"  # same snapshot: not redone
     clean = run_cli("failures", run["run_id"])
     assert clean.returncode == 0 and "no failed regions or task runs" in clean.stdout
     nothing = run_cli("retry", run["run_id"])

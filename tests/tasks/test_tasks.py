@@ -20,7 +20,7 @@ def demo_paths(folder) -> InputPaths:
 
 def test_load_train_predict_write(small_demo_dir, tmp_path):
     options = RunOptions(as_of=AS_OF, horizon_days=7)
-    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, str(tmp_path / "cache"), str(tmp_path / "models"))
+    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, "snapshot", str(tmp_path / "cache"))
     assert manifest["as_of"] == AS_OF
     entries = {entry["region"]: entry for entry in manifest["regions"]}
     assert sorted(entries) == ["berlin-mitte", "london-soho", "nyc-midtown"]
@@ -49,15 +49,14 @@ def test_load_train_predict_write(small_demo_dir, tmp_path):
 def test_load_rejects_bad_input_before_writing(tmp_path):
     (tmp_path / "orders.csv").write_text("region,ts,orders\na,2026-01-01T00:00:00+00:00,-1\n")
     with pytest.raises(DataError, match="negative"):
-        load_inputs.fn(InputPaths(str(tmp_path / "orders.csv")), RunOptions(), str(tmp_path / "cache"),
-                       str(tmp_path / "models"))
+        load_inputs.fn(InputPaths(str(tmp_path / "orders.csv")), RunOptions(), "snapshot", str(tmp_path / "cache"))
     assert not (tmp_path / "cache").exists()
 
 
 @pytest.fixture()
 def berlin(small_demo_dir, tmp_path):
     options = RunOptions(as_of=AS_OF, horizon_days=7)
-    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, str(tmp_path / "cache"), str(tmp_path / "models"))
+    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, "snapshot", str(tmp_path / "cache"))
     return next(entry for entry in manifest["regions"] if entry["region"] == "berlin-mitte")
 
 
