@@ -181,6 +181,9 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
                             "before it are used (default: last orders slot plus one slot)")
         parser.add_argument("--no-train", action="store_true",
                             help="predict with the latest stored model per region instead of training")
+        parser.add_argument("--skip-invalid-regions", action="store_true",
+                            help="regions whose inputs are invalid get no forecast and are listed with their "
+                            "errors; the rest are written (exit 2). Default: any invalid input stops the run (exit 1)")
         parser.add_argument("--region-timeout", type=float, metavar="SECONDS",
                             help="stop a region's training after SECONDS (its process is killed) and give it "
                             "the seasonal naive fallback (default: no limit)")
@@ -296,7 +299,7 @@ def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Names
         raise OrdercastError(f"--region-timeout must be > 0 seconds, got {args.region_timeout:g}")
     params = dict(slot=slot, horizon_days=args.horizon_days, as_of=args.as_of, no_train=args.no_train,
                   missing_as_zero=missing_as_zero, db=args.db, quantiles=list(_quantiles(args.quantiles)),
-                  region_timeout=args.region_timeout)
+                  region_timeout=args.region_timeout, skip_invalid_regions=args.skip_invalid_regions)
     return _run_flow("forecast", tables, out, args, params, _print_outputs)
 
 
@@ -389,7 +392,7 @@ def _failure_message(state: Any) -> str:
 
 def _print_outputs(record: dict[str, Any], out: Path) -> None:
     regions = record["regions"]
-    written = [region for region in regions if region["status"] != "failed"]
+    written = [region for region in regions if region["status"] in ("ok", "fallback")]
     fallbacks = sum(region["status"] == "fallback" for region in regions)
     rows = sum(region["rows"] for region in written)
     note = f", {fallbacks} from the seasonal naive fallback" if fallbacks else ""
@@ -487,7 +490,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from deployments.inspect import recent_runs
+    from deployments.run_history import recent_runs
     from deployments.server import ensure_api
 
     ensure_api()
@@ -504,15 +507,17 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _failures(args: argparse.Namespace) -> int:
-    from deployments.inspect import run_failures
+    from deployments.run_history import run_failures
     from deployments.server import ensure_api
 
     _, ui_url = ensure_api()
     report = run_failures(args.run_id)
     print(f"Flow run {report.run_name} ({report.flow_name}, {report.state}): {ui_url}/runs/flow-run/{report.run_id}")
     for row in report.regions:
-        what = "fell back to the seasonal naive" if row["status"] == "fallback" else "has no forecast"
-        print(f"  {row['region']}: {what}; {row['error']} (task run {row['task_run_id']})")
+        what = {"fallback": "fell back to the seasonal naive", "invalid": "skipped, its inputs are invalid"}.get(
+            row["status"], "has no forecast")
+        where = f"task run {row['task_run_id']}" if row["task_run_id"] else "found by load-inputs"
+        print(f"  {row['region']}: {what}; {row['error']} ({where})")
     listed = {row["task_run_id"] for row in report.regions}
     others = [run for run in report.failed_task_runs if run["id"] not in listed]
     for run in others:
@@ -526,7 +531,7 @@ def _failures(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from deployments.inspect import retry_parameters, run_failures
+    from deployments.run_history import retry_parameters, run_failures
     from deployments.server import ensure_api
 
     ensure_api()

@@ -53,6 +53,7 @@ def forecast(
     quantiles: list[float] | None = None,
     model_store: str | None = None,
     region_timeout: float | None = None,
+    skip_invalid_regions: bool = False,
     only_regions: list[str] | None = None,
     retry_of: str | None = None,
 ) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def forecast(
     cluster = cluster_info()
     paths = InputPaths(orders, weather, events, promotions, regions)
     options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads,
-                         tuple(quantiles or (0.1, 0.5, 0.9)), region_timeout)
+                         tuple(quantiles or (0.1, 0.5, 0.9)), region_timeout, skip_invalid_regions)
     store = model_store or str(default_model_store())
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)
@@ -76,7 +77,9 @@ def forecast(
             check_models(manifest, options, store)
         entries = _chosen_entries(manifest, only_regions)
         outcomes = _run_regions(entries, options, store, manifest["as_of"], str(scratch))
-        statuses = _region_statuses(entries, outcomes, manifest["as_of"])
+        invalid = {region: error for region, error in manifest["invalid_regions"].items()
+                   if not only_regions or region in only_regions}
+        statuses = _region_statuses(entries, outcomes, manifest["as_of"], invalid)
         summary: dict[str, Any] = {"forecast_rows": 0}
         predictions = [outcome["prediction"] for outcome in outcomes.values() if outcome.get("prediction")]
         if predictions:
@@ -97,7 +100,7 @@ def forecast(
     troubled = [status for status in statuses if status["status"] != "ok"]
     if troubled:
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
-        return Failed(message=f"{len(troubled)} of {len(entries)} regions failed: {detail}")
+        return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}")
     logger.info("Forecast written for all %d regions", len(entries))
     return {**summary, "regions": statuses}
 
@@ -106,10 +109,10 @@ def _chosen_entries(manifest: dict[str, Any], only_regions: list[str] | None) ->
     entries = {entry["region"]: entry for entry in manifest["regions"]}
     if not only_regions:
         return entries
-    unknown = sorted(set(only_regions) - set(entries))
+    unknown = sorted(set(only_regions) - set(entries) - set(manifest["invalid_regions"]))
     if unknown:
         raise ConfigError(f"regions not in the inputs (or without history before as_of): {', '.join(unknown)}")
-    return {region: entries[region] for region in only_regions}
+    return {region: entries[region] for region in only_regions if region in entries}
 
 
 def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store: str, as_of: str,
@@ -167,10 +170,13 @@ def _settle(outcome: dict[str, Any], step: str, future: PrefectFuture, key: str)
         outcome["failure"] = {"step": step, "error": error, "task_run_id": str(future.task_run_id)}
 
 
-def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]], as_of: str) -> list[dict]:
-    """One row per region: `ok`, `fallback` (seasonal naive written after an error) or `failed`
-    (no forecast), with the error and the task run that raised it."""
-    rows = []
+def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]], as_of: str,
+                     invalid: dict[str, str]) -> list[dict]:
+    """One row per region: `ok`, `fallback` (seasonal naive written after an error), `failed`
+    (no forecast) or `invalid` (skipped for bad inputs), with the error and the task run that raised it."""
+    rows = [{"region": region, "status": "invalid", "as_of": as_of, "model": None, "fallback": False, "rows": 0,
+             "train_seconds": None, "note": None, "intervals": None, "error": f"invalid input: {error}",
+             "task_run_id": None} for region, error in invalid.items()]
     for region in sorted(entries):
         outcome = outcomes[region]
         record, prediction = outcome.get("trained") or {}, outcome.get("prediction") or {}
@@ -194,7 +200,7 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
             "error": error,
             "task_run_id": failure.get("task_run_id"),
         })
-    return rows
+    return sorted(rows, key=lambda row: row["region"])
 
 
 def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any],

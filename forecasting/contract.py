@@ -68,35 +68,93 @@ class Dataset:
     promotions: pd.DataFrame | None = None
     hashes: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    invalid: dict[str, str] = field(default_factory=dict)  # region -> its first data error (skip mode)
 
 
-def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False) -> Dataset:
-    """Read and validate every input table of a run."""
+def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False,
+                 skip_invalid_regions: bool = False) -> Dataset:
+    """Read and validate every input table of a run.
+
+    By default the first data error raises `DataError`. With `skip_invalid_regions`, an error
+    confined to one region's rows (in any table) drops that region and is kept in
+    `Dataset.invalid`; errors that belong to no single region (a missing file or column, an
+    unreadable file, an empty region name, a bad regions table) still raise.
+    """
     hashes: dict[str, str] = {}
     notes: list[str] = []
+    invalid: dict[str, str] = {}
+    per_region = _RegionwiseValidation(skip_invalid_regions, invalid)
     raw_orders, hashes["orders"] = read_table(paths.orders, "orders", ORDERS_COLUMNS)
-    orders = _validate_orders(raw_orders)
+    orders = _nothing_left_if_none(per_region.run(raw_orders, _validate_orders), invalid)
     known = set(orders["region"].unique())
 
     if paths.regions:
         raw_regions, hashes["regions"] = read_table(paths.regions, "regions", REGIONS_COLUMNS)
-        regions = _validate_regions(raw_regions, orders)
+        regions = _validate_regions(raw_regions, orders, invalid if skip_invalid_regions else None)
     else:
         regions = {name: RegionInfo(name, "UTC", None) for name in sorted(known)}
         notes.append("no regions table: every region uses UTC and no holidays")
 
-    orders = _orders_to_slots(orders, slot, regions, missing_as_zero)
-    dataset = Dataset(orders=orders, regions=regions, hashes=hashes, warnings=notes)
+    orders = _nothing_left_if_none(per_region.run(orders.loc[orders["region"].isin(regions)],
+                                                  lambda group: _orders_to_slots(group, slot, regions, missing_as_zero)),
+                                   invalid)
+    regions = {name: info for name, info in regions.items() if name in set(orders["region"])}
+    dataset = Dataset(orders=orders, regions=regions, hashes=hashes, warnings=notes, invalid=invalid)
     if paths.weather:
         raw, hashes["weather"] = read_table(paths.weather, "weather", WEATHER_KEYS, allow_empty=True)
-        dataset.weather = _validate_weather(raw, known)
+        dataset.weather = per_region.run(per_region.known_only(raw, known), lambda t: _validate_weather(t, known))
     if paths.events:
         raw, hashes["events"] = read_table(paths.events, "events", EVENTS_COLUMNS, allow_empty=True)
-        dataset.events = _validate_intervals(raw, known, "kind")
+        dataset.events = per_region.run(per_region.known_only(raw, known), lambda t: _validate_intervals(t, known, "kind"))
     if paths.promotions:
         raw, hashes["promotions"] = read_table(paths.promotions, "promotions", PROMOTIONS_COLUMNS, allow_empty=True)
-        dataset.promotions = _validate_intervals(raw, known, "intensity")
+        dataset.promotions = per_region.run(per_region.known_only(raw, known),
+                                            lambda t: _validate_intervals(t, known, "intensity"))
+    for name in ("weather", "events", "promotions"):
+        table = getattr(dataset, name)
+        if table is not None and invalid:
+            setattr(dataset, name, table.loc[~table["region"].isin(invalid)].reset_index(drop=True))
+    if invalid:
+        dataset.orders = _nothing_left_if_none(
+            dataset.orders.loc[~dataset.orders["region"].isin(invalid)].reset_index(drop=True), invalid)
+        dataset.regions = {name: info for name, info in dataset.regions.items() if name not in invalid}
     return dataset
+
+
+def _nothing_left_if_none(orders: pd.DataFrame | None, invalid: dict[str, str]) -> pd.DataFrame:
+    if orders is None or orders.empty:
+        raise DataError(f"every region has invalid inputs, nothing to forecast; for example: "
+                        f"{next(iter(invalid.values()), 'no rows')}")
+    return orders
+
+
+class _RegionwiseValidation:
+    """Runs a validator on a whole table (the default: the first error raises) or, when
+    skipping invalid regions, on each region's rows alone, recording a failing region's error."""
+
+    def __init__(self, skip: bool, invalid: dict[str, str]) -> None:
+        self.skip, self.invalid = skip, invalid
+
+    def run(self, table: pd.DataFrame, validate) -> pd.DataFrame | None:
+        """The validated table; None when skipping left no valid region in it."""
+        if not self.skip or table.empty:
+            return validate(table)
+        labels = parse_labels(table, "region")  # rows without a region belong to none: that still stops the run
+        pieces = []
+        for region, rows in table.groupby(labels, sort=True):
+            if region in self.invalid:
+                continue
+            try:
+                pieces.append(validate(rows))
+            except DataError as error:
+                self.invalid[region] = str(error)
+        return pd.concat(pieces, ignore_index=True) if pieces else None
+
+    def known_only(self, table: pd.DataFrame, known: set[str]) -> pd.DataFrame:
+        """When skipping, rows of regions that have no valid orders are left out, not an error."""
+        if not self.skip or table.empty:
+            return table
+        return table.loc[parse_labels(table, "region").isin(known)]
 
 
 def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
@@ -113,7 +171,10 @@ def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame) -> dict[str, RegionInfo]:
+def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame,
+                      invalid: dict[str, str] | None = None) -> dict[str, RegionInfo]:
+    """Time zone and country per region; a region without a row is an error, or (when
+    skipping invalid regions, `invalid` given) an invalid region."""
     frame = frame.assign(region=parse_labels(frame, "region"))
     fail_duplicates(frame, ["region"], "region")
     zones = frame["timezone"].astype("string").str.strip()
@@ -124,13 +185,14 @@ def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame) -> dict[str, Re
     fail_at(frame, (countries != "") & ~countries.isin(list(supported)), "country",
             "is not a country code known to the holidays package (e.g. US, DE, GB); leave empty for none")
     listed = set(frame["region"])
-    unlisted = orders.loc[~orders["region"].isin(listed)]
-    if not unlisted.empty:
-        index = unlisted.index[0]
-        raise DataError(
-            f"{frame[SOURCE].iloc[0]}: no row for region '{unlisted.at[index, 'region']}' "
-            f"used in {unlisted.at[index, SOURCE]} row {unlisted.at[index, ROW]}; add it with its timezone and country"
-        )
+    unlisted = orders.loc[~orders["region"].isin(listed)].drop_duplicates("region")
+    for index in unlisted.index:
+        message = (f"{frame[SOURCE].iloc[0]}: no row for region '{unlisted.at[index, 'region']}' "
+                   f"used in {unlisted.at[index, SOURCE]} row {unlisted.at[index, ROW]}; add it with its timezone "
+                   "and country")
+        if invalid is None:
+            raise DataError(message)
+        invalid[unlisted.at[index, "region"]] = message
     return {
         region: RegionInfo(region, zone, country or None)
         for region, zone, country in zip(frame["region"], zones, countries)

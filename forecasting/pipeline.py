@@ -52,6 +52,7 @@ class RunOptions:
     model_threads: int = 1
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     region_timeout: float | None = None
+    skip_invalid_regions: bool = False
 
     @property
     def spec(self) -> FeatureSpec:
@@ -67,7 +68,8 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     give the same partitions (see `forecasting.snapshot`).
     """
     slot = Slot.parse(options.slot)
-    dataset = load_dataset(paths, slot, missing_as_zero=options.missing_as_zero)
+    dataset = load_dataset(paths, slot, missing_as_zero=options.missing_as_zero,
+                           skip_invalid_regions=options.skip_invalid_regions)
     as_of = resolve_as_of(dataset, slot, options.as_of)
     notes = list(dataset.warnings)
     regions = []
@@ -90,6 +92,7 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
         "input_hashes": dataset.hashes,
         "warnings": notes,
         "regions": regions,
+        "invalid_regions": dataset.invalid,
     }
 
 

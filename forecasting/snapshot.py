@@ -1,7 +1,8 @@
 """Data snapshots: one key for "these input bytes, read this way, by this code".
 
 Validating and partitioning the inputs is a pure step: the same files (by content), slot,
-requested `as_of`, missing-slot rule and `forecasting` code give the same partitions. The key
+requested `as_of`, missing-slot and invalid-region rules and `forecasting` code give the same
+partitions. The key
 names the cache folder `<work root>/cache/<key>/` that holds them, so repeated and retried runs
 reuse the partitions instead of recomputing them.
 """
@@ -29,10 +30,12 @@ def code_version() -> str:
     return digest.hexdigest()
 
 
-def snapshot_key(paths: InputPaths, slot: str, as_of: str | None, missing_as_zero: bool) -> str:
+def snapshot_key(paths: InputPaths, slot: str, as_of: str | None, missing_as_zero: bool,
+                 skip_invalid_regions: bool = False) -> str:
     """The cache key of partitioning these inputs: content hashes, options and code version."""
     parts = {table: content_hash(input_files(path, table)) for table, path in paths.as_dict().items() if path}
-    parts.update(slot=slot, as_of=as_of, missing_as_zero=missing_as_zero, code=code_version())
+    parts.update(slot=slot, as_of=as_of, missing_as_zero=missing_as_zero, skip_invalid_regions=skip_invalid_regions,
+                 code=code_version())
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 

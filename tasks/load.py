@@ -31,6 +31,8 @@ def load_inputs(paths: InputPaths, options: RunOptions, snapshot: str, cache_dir
     manifest = prepare_partitions(paths, options, Path(cache_dir))
     for note in manifest["warnings"]:
         logger.warning(note)
+    for region, error in manifest["invalid_regions"].items():
+        logger.error("Region %s skipped, its inputs are invalid: %s", region, error)
     logger.info("Partitioned %d regions into %s, as_of %s", len(manifest["regions"]), cache_dir, manifest["as_of"])
     return manifest
 
@@ -48,7 +50,7 @@ def cached_load_inputs(refresh: bool = False):
 def load_snapshot(paths: InputPaths, options: RunOptions) -> dict[str, Any]:
     """The manifest of the inputs' partitions: from the snapshot cache when these inputs were
     partitioned before (the task run shows Cached), else validated and partitioned now."""
-    key = snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero)
+    key = snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero, options.skip_invalid_regions)
     folder = str(snapshot_dir(key))
     manifest = cached_load_inputs()(paths, options, key, folder)
     if not all(Path(entry["path"]).is_dir() for entry in manifest["regions"]):

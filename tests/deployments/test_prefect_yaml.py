@@ -57,6 +57,7 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     worker = run_cli("worker", "--pool", POOL, "--run-once", env=env)
     assert worker.returncode == 0, worker.stderr[-3000:]
     out = tmp_path / "out" / "forecast"
+    assert (out / "run.json").exists(), worker.stdout[-6000:] + worker.stderr[-6000:]
     assert read_run(out)["run_id"] == run_id
     assert read_run(out)["cluster"]["kind"] == "local"
     assert pd.read_parquet(out / "forecasts.parquet").groupby("region").size().eq(7 * 48).all()

@@ -139,7 +139,7 @@ def test_a_failing_region_falls_back_and_a_transient_error_is_retried(small_demo
     assert "InjectedFault" in troubled[0]["error"]
 
 
-def test_invalid_input_found_in_the_flow_writes_nothing(small_demo_dir, prefect_server, tmp_path):
+def test_invalid_input_writes_nothing_unless_invalid_regions_are_skipped(small_demo_dir, prefect_server, tmp_path):
     lines = (small_demo_dir / "orders.csv").read_text().splitlines()
     (tmp_path / "orders.csv").write_text("\n".join(lines + [lines[5]]) + "\n")  # row 5 again
     out = tmp_path / "out"
@@ -151,7 +151,18 @@ def test_invalid_input_found_in_the_flow_writes_nothing(small_demo_dir, prefect_
     assert error_lines == [f"error: orders.csv: rows 5 and {len(lines)}: duplicate (region, ts) "
                            f"(region={lines[5].split(',')[0]}, ts={pd.Timestamp(lines[5].split(',')[1]).tz_convert('UTC').isoformat()})"]
     assert "Traceback" not in result.stderr
-    assert not out.exists()
+    assert [path.name for path in out.iterdir() if not path.name.startswith(".")] == []  # only the run's lock
+
+    bad_region = lines[5].split(",")[0]
+    result = run_cli("forecast", *args, "--out", str(out), "--horizon-days", "7", "--skip-invalid-regions")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert f"{bad_region} (invalid): invalid input: orders.csv: rows 5 and {len(lines)}: duplicate" in result.stderr
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert bad_region not in set(forecasts["region"]) and forecasts["region"].nunique() == 2
+    statuses = {status["region"]: status["status"] for status in read_run(out)["regions"]}
+    assert statuses[bad_region] == "invalid" and sorted(statuses.values()) == ["invalid", "ok", "ok"]
+    failures = run_cli("failures", read_run(out)["run_id"])
+    assert failures.returncode == 2 and f"{bad_region}: skipped, its inputs are invalid" in failures.stdout
 
 
 def test_no_train_reuses_stored_models_and_refuses_without_them(small_demo_dir, prefect_server, tmp_path):

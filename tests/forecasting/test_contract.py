@@ -115,3 +115,26 @@ def test_header_only_exogenous_tables_mean_none(tmp_path):
     data = load(tmp_path, orders_rows(slots=4), events="region,start,end,kind\n",
                 promotions="region,start,end,intensity\n")
     assert data.events is not None and data.events.empty and data.promotions.empty
+
+
+def test_skip_invalid_regions_keeps_the_valid_ones(tmp_path):
+    orders = (orders_rows(slots=6) + orders_rows("nyc", "2025-03-01T00:00:00-05:00", slots=5, tz="America/New_York")
+              + ["nyc,2025-03-01T02:30:00-05:00,-4"] + orders_rows("paris", slots=6))
+    weather = "region,ts,temperature\nberlin,2025-03-01T00:00:00+01:00,3.5\nnyc,2025-03-01T00:00:00-05:00,cold\n"
+    events = "region,start,end,kind\nparis,2025-03-01T18:00:00+01:00,2025-03-01T21:00:00+01:00,home_game\n"
+    with pytest.raises(DataError, match="column 'orders' row 12: '-4' is negative"):
+        load(tmp_path, orders, weather=weather, events=events)
+    data = load_dataset(InputPaths(orders=str(tmp_path / "orders.csv"), regions=str(tmp_path / "regions.csv"),
+                                   weather=str(tmp_path / "weather.csv"), events=str(tmp_path / "events.csv")),
+                        SLOT, skip_invalid_regions=True)
+    assert sorted(data.regions) == ["berlin"] and set(data.orders["region"]) == {"berlin"}
+    assert list(data.weather["region"]) == ["berlin"] and data.events is None  # only rows of skipped regions
+    assert sorted(data.invalid) == ["nyc", "paris"]
+    assert "column 'orders' row 12: '-4' is negative" in data.invalid["nyc"]
+    assert "no row for region 'paris'" in data.invalid["paris"]
+
+
+def test_skip_invalid_regions_still_stops_when_nothing_is_left(tmp_path):
+    write(tmp_path, "orders.csv", ["region,ts,orders", "berlin,2025-03-01T00:00:00+01:00,-1"])
+    with pytest.raises(DataError, match="every region has invalid inputs.*is negative"):
+        load_dataset(InputPaths(orders=str(tmp_path / "orders.csv")), SLOT, skip_invalid_regions=True)

@@ -10,7 +10,7 @@ from uuid import UUID
 from forecasting.errors import ConfigError
 
 REGIONS_ARTIFACT = "forecast-regions"
-_TROUBLED = {"fallback", "failed"}
+_TROUBLED = {"fallback", "failed", "invalid"}
 
 
 @dataclass
