@@ -34,7 +34,7 @@ def recent_runs(limit: int) -> list[dict[str, Any]]:
     from prefect.client.schemas.sorting import FlowRunSort
 
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=limit)
+        runs = client.read_flow_runs(flow_run_filter=_started(), sort=FlowRunSort.START_TIME_DESC, limit=limit)
         flows = {run.flow_id: client.read_flow(run.flow_id).name for run in runs}
     return [{
         "id": str(run.id),
@@ -44,6 +44,13 @@ def recent_runs(limit: int) -> list[dict[str, Any]]:
         "start": run.start_time.isoformat(timespec="seconds") if run.start_time else "",
         "message": (run.state.message or "") if run.state else "",
     } for run in runs]
+
+
+def _started():
+    """Flow runs that have started: scheduled runs of deployments (no start time yet) are not "recent"."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime
+
+    return FlowRunFilter(start_time=FlowRunFilterStartTime(is_null_=False))
 
 
 def run_failures(run_id: str | None) -> RunFailures:
@@ -62,7 +69,7 @@ def run_failures(run_id: str | None) -> RunFailures:
 
     with get_client(sync_client=True) as client:
         if run_id is None:
-            latest = client.read_flow_runs(sort=FlowRunSort.START_TIME_DESC, limit=1)
+            latest = client.read_flow_runs(flow_run_filter=_started(), sort=FlowRunSort.START_TIME_DESC, limit=1)
             if not latest:
                 raise ConfigError("no flow runs on this Prefect server yet")
             flow_run = latest[0]
