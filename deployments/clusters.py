@@ -42,7 +42,12 @@ class SerialCluster(_Config):
     kind: Literal["serial"] = "serial"
 
 
-class LocalCluster(_Config):
+class _Dask(_Config):
+    # Several task runs per Dask task (deployments/batching.py); false: prefect-dask's one per task run.
+    batch_task_runs: bool = True
+
+
+class LocalCluster(_Dask):
     """`distributed.LocalCluster` on this machine (default: one worker process per core)."""
 
     kind: Literal["local"] = "local"
@@ -57,7 +62,7 @@ class LocalCluster(_Config):
         return self.n_workers or os.cpu_count() or 1
 
 
-class _Remote(_Config):
+class _Remote(_Dask):
     api_url: str
     shared_dir: str
 

@@ -87,6 +87,9 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
         return SerialTaskRunner(forced=True)
     if isinstance(config, SerialCluster):
         return SerialTaskRunner()
+    runner_class = OrdercastDaskTaskRunner
+    if config.batch_task_runs:
+        from deployments.batching import BatchingDaskTaskRunner as runner_class
     if isinstance(config, LocalCluster):
         start_with = config.adapt.minimum if config.adapt else config.workers
         kwargs = {"n_workers": start_with, "threads_per_worker": config.threads_per_worker,
@@ -94,9 +97,9 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
         if config.memory_limit:
             kwargs["memory_limit"] = config.memory_limit
         adapt = {"minimum": config.adapt.minimum, "maximum": config.adapt.maximum} if config.adapt else None
-        return OrdercastDaskTaskRunner(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
-                                       cluster_kwargs=kwargs, adapt_kwargs=adapt,
-                                       expected_workers=start_with)
+        return runner_class(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
+                            cluster_kwargs=kwargs, adapt_kwargs=adapt,
+                            expected_workers=start_with)
     setup = WorkerSetup(env=remote_environment(config), shared_dir=config.shared_dir,
                         files=_read_files(getattr(config, "upload_files", [])))
     if isinstance(config, SSHClusterConfig):
@@ -108,15 +111,15 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
         if config.remote_python:
             kwargs["remote_python"] = config.remote_python
         per_host = int(config.worker_options.get("n_workers", 1))
-        return OrdercastDaskTaskRunner(kind="ssh", worker_setup=setup, cluster_class="distributed.SSHCluster",
-                                       cluster_kwargs=kwargs, expected_workers=(len(config.hosts) - 1) * per_host)
+        return runner_class(kind="ssh", worker_setup=setup, cluster_class="distributed.SSHCluster",
+                            cluster_kwargs=kwargs, expected_workers=(len(config.hosts) - 1) * per_host)
     if isinstance(config, YarnClusterConfig):
-        return OrdercastDaskTaskRunner(kind="yarn", worker_setup=setup, cluster_class="deployments.yarn.YarnCluster",
-                                       expected_workers=config.n_workers,
-                                       cluster_kwargs={"config": config.model_dump(),
-                                                       "environment": remote_environment(config)})
+        return runner_class(kind="yarn", worker_setup=setup, cluster_class="deployments.yarn.YarnCluster",
+                            expected_workers=config.n_workers,
+                            cluster_kwargs={"config": config.model_dump(),
+                                            "environment": remote_environment(config)})
     if isinstance(config, AddressClusterConfig):
-        return OrdercastDaskTaskRunner(kind="address", worker_setup=setup, address=config.address)
+        return runner_class(kind="address", worker_setup=setup, address=config.address)
     raise TypeError(f"unknown cluster configuration {config!r}")
 
 

@@ -1,0 +1,319 @@
+"""Several Prefect task runs per Dask task, so Prefect costs little over plain Dask.
+
+prefect-dask's `DaskTaskRunner` makes every task run one Dask task: for each, the flow process
+serializes Prefect's whole context (mostly its settings) and the worker rebuilds the settings
+and opens a new API client. `BatchingDaskTaskRunner` keeps every task run (its own id, name,
+tags, states, logs, retries and result) but changes how they travel:
+
+- flow side: the context is serialized once per flow run; a submission only records its task,
+  parameters, tags and a new task run id, and returns a future at once;
+- submissions are held until the flow stops submitting for a moment (or many are waiting), then
+  sent as a few Dask tasks of several task runs each, largest first (guided sizes: each batch a
+  share of what is left), so the workers stay evenly busy to the end;
+- worker side: one context and one API client per batch; each task run goes through Prefect's
+  own task engine, one after another;
+- a batch that Dask runs again because its worker died skips the task runs that already
+  finished: each finished state is kept on the Dask scheduler until the flow has the batch's
+  result, and then the batch is forgotten, so that Dask does not recompute it when a worker that
+  held its result dies;
+- when Dask gives up on a batch (`KilledWorker`), only the task run that was running when its
+  workers died gets the error: those before it keep their states, those after it go out again.
+
+Submissions that wait on futures (in `wait_for` or in their parameters) and async tasks take
+prefect-dask's own path, one Dask task each; a batched future they wait on is handed to Dask as
+a future of its own state.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import cloudpickle
+import distributed
+from distributed.scheduler import KilledWorker
+from prefect import tags
+from prefect.client.schemas.objects import State
+from prefect.context import SyncClientContext, TagsContext, TaskRunContext, hydrated_context, serialize_context
+from prefect.events.worker import EventsWorker
+from prefect.futures import PrefectFuture, PrefectTaskRunFuture
+from prefect.task_engine import run_task_sync
+from prefect.utilities.collections import StopVisiting, visit_collection
+from prefect.utilities.engine import collect_task_run_inputs_sync
+from prefect_dask.task_runners import PrefectDaskFuture
+
+from deployments.runners import OrdercastDaskTaskRunner
+
+LINGER_SECONDS = 0.02  # a pause this long in submissions sends what is waiting
+MAX_WAITING = 512  # or this many waiting submissions
+BATCHES_PER_THREAD = 2  # guided sizes: each batch is 1/(2 x threads) of what is left
+METADATA_ROOT = "ordercast-batches"
+
+
+@dataclass
+class TaskRunCall:
+    """One task run as it travels inside a batch: everything but the shared context."""
+
+    task: Any
+    task_run_id: uuid.UUID
+    parameters: dict[str, Any]
+    dependencies: dict[str, set]
+    tags: tuple[str, ...]
+
+
+class BatchMemberFuture(PrefectTaskRunFuture):
+    """The future of one task run inside a batch; the runner settles it when its batch returns."""
+
+    def __init__(self, task_run_id: uuid.UUID, runner: BatchingDaskTaskRunner) -> None:
+        super().__init__(task_run_id)
+        self._runner = runner
+        self.outcome: concurrent.futures.Future[State] = concurrent.futures.Future()
+        self._sent = threading.Event()
+        self._batch: distributed.Future | None = None
+        self._index = -1
+        self._state_future: distributed.Future | None = None
+
+    def attach(self, batch: distributed.Future, index: int) -> None:
+        self._batch, self._index = batch, index
+        self._sent.set()
+
+    def settle(self, state: State) -> None:
+        """Record the final state and let go of the batch (see `BatchingDaskTaskRunner._forget`)."""
+        self.outcome.set_result(state)
+        self._batch = None
+
+    def _ensure_sent(self) -> None:
+        if not self._sent.is_set():
+            self._runner.send_waiting()
+            self._sent.wait()
+
+    def wait(self, timeout: float | None = None) -> None:
+        if self._final_state:
+            return
+        self._ensure_sent()
+        try:
+            self._final_state = self.outcome.result(timeout=timeout)
+        except Exception:  # its workers kept dying, or the timeout passed
+            return
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
+        if not self._final_state:
+            self._ensure_sent()
+            try:
+                self._final_state = self.outcome.result(timeout=timeout)
+            except concurrent.futures.TimeoutError as error:
+                raise TimeoutError(f"Task run {self.task_run_id} did not complete within {timeout} seconds") from error
+        return self._final_state.result(raise_on_failure=raise_on_failure, _sync=True)
+
+    def add_done_callback(self, fn: Callable[[PrefectFuture], None]) -> None:
+        if self._final_state:
+            fn(self)
+            return
+        self._ensure_sent()
+        self.outcome.add_done_callback(lambda _: fn(self))
+
+    def state_future(self) -> distributed.Future:
+        """A Dask future of this task run's final state, for submissions that wait on it (kept with
+        this future: Dask cancels a task whose dependencies' futures are all released)."""
+        if self._state_future is None:
+            self._ensure_sent()
+            batch = self._batch
+            if batch is None:  # settled: hand Dask the state itself
+                self._state_future = self._runner.client.scatter(self.outcome.result())
+            else:
+                self._state_future = self._runner.client.submit(_pick, batch, self._index, pure=False)
+            self._state_future.task_run_id = self.task_run_id
+        return self._state_future
+
+
+class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
+    """`OrdercastDaskTaskRunner` that sends task runs to Dask in batches (see the module doc)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._reset_batching()
+
+    def _reset_batching(self) -> None:
+        self._waiting: list[tuple[TaskRunCall, BatchMemberFuture]] = []
+        self._lock = threading.Lock()
+        self._client_lock = threading.RLock()
+        self._timer: threading.Timer | None = None
+        self._context: dict[str, Any] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The flow, runner included, travels to workers in the context: locks and timers cannot.
+        return {key: value for key, value in self.__dict__.items()
+                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_context")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset_batching()
+
+    @property
+    def client(self):
+        """The Dask client, created once even when the flow and the send timer ask at the same time."""
+        with self._client_lock:
+            return OrdercastDaskTaskRunner.client.fget(self)
+
+    def submit(self, task, parameters: dict[str, Any], wait_for=None, dependencies=None) -> PrefectFuture:
+        if not self._started:
+            raise RuntimeError("The task runner must be started before submitting work.")
+        if wait_for or task.isasync or TaskRunContext.get() or _holds_futures(parameters):
+            return super().submit(task, parameters, wait_for, dependencies)
+        inputs = {name: collect_task_run_inputs_sync(value) for name, value in parameters.items()}
+        for name, extra in (dependencies or {}).items():
+            inputs[name] = inputs.get(name, set()) | set(extra)
+        call = TaskRunCall(task, uuid.uuid4(), parameters, inputs, tuple(TagsContext.get().current_tags))
+        future = BatchMemberFuture(call.task_run_id, self)
+        with self._lock:
+            if self._context is None:
+                self._context = _shared_context()
+            self._waiting.append((call, future))
+            if self._timer is not None:
+                self._timer.cancel()
+            if len(self._waiting) >= MAX_WAITING:
+                self._timer = None
+                send_now = True
+            else:
+                self._timer = threading.Timer(LINGER_SECONDS, self.send_waiting)
+                self._timer.daemon = True
+                self._timer.start()
+                send_now = False
+        if send_now:
+            self.send_waiting()
+        return future
+
+    def send_waiting(self) -> None:
+        """Send every waiting submission to Dask, in guided batch sizes."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            waiting, self._waiting = self._waiting, []
+            context = self._context
+            if not waiting:
+                return
+            start = 0
+            for size in guided_sizes(len(waiting), self._threads()):
+                self._send(waiting[start:start + size], context)
+                start += size
+
+    def _send(self, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: dict[str, Any]) -> None:
+        batch_id = uuid.uuid4().hex
+        batch = self.client.submit(run_batch, batch_id, context, [call for call, _ in members],
+                                   key=f"{members[0][0].task.name}-batch-{batch_id}", pure=False)
+        for index, (_, future) in enumerate(members):
+            future.attach(batch, index)
+        batch.add_done_callback(lambda done: self._settle(done, batch_id, members, context))
+
+    def _settle(self, batch: distributed.Future, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]],
+                context: dict[str, Any]) -> None:
+        """Hand each task run its final state once its batch returned."""
+        try:
+            states = batch.result()
+        except KilledWorker as error:
+            self._recover(batch_id, members, context, error)
+            return
+        except BaseException as error:  # cancelled with the flow run
+            for _, future in members:
+                future.outcome.set_exception(error)
+            return
+        for (_, future), state in zip(members, states):
+            future.settle(state)
+        self._forget(batch_id)
+
+    def _forget(self, batch_id: str) -> None:
+        """Drop a settled batch's states from the scheduler; with the batch's future released too,
+        Dask will not compute it again when a worker that held its result dies."""
+        self.client.set_metadata([METADATA_ROOT, batch_id], {})
+
+    def _recover(self, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: dict[str, Any],
+                 error: KilledWorker) -> None:
+        """A batch whose workers kept dying (Dask gave up: `KilledWorker`). Its task runs run one after
+        another, so the first one not finished is the one that killed them: it gets the error; those
+        before it keep their finished states, and those after it go out again in a new batch."""
+        finished = self.client.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
+        culprit = next(index for index in range(len(members)) if str(index) not in finished)
+        for index, (_, future) in enumerate(members[:culprit]):
+            future.settle(cloudpickle.loads(finished[str(index)]))
+        members[culprit][1].outcome.set_exception(error)
+        self._forget(batch_id)
+        if culprit + 1 < len(members):
+            with self._lock:
+                self._send(members[culprit + 1:], context)
+
+    def _threads(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(worker.get("nthreads", 1) for worker in workers.values()))
+
+    def _optimize_futures(self, expr: Any) -> Any:
+        def unwrap(value: Any) -> Any:
+            if isinstance(value, BatchMemberFuture):
+                return value.state_future()
+            if isinstance(value, PrefectDaskFuture):
+                return value.wrapped_future
+            return value
+
+        return visit_collection(expr, visit_fn=unwrap, return_data=True)
+
+    def __exit__(self, *args: Any) -> None:
+        self.send_waiting()
+        super().__exit__(*args)
+
+
+def guided_sizes(count: int, threads: int) -> list[int]:
+    """Batch sizes for `count` task runs on `threads` threads: each a 1/(2 x threads) share of what
+    is left (at least one), so early batches are large and the last ones single task runs."""
+    sizes, left = [], count
+    while left:
+        size = max(1, math.ceil(left / (BATCHES_PER_THREAD * threads)))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+def run_batch(batch_id: str, context: dict[str, Any], calls: list[TaskRunCall]) -> list[State]:
+    """Run a batch's task runs through Prefect's task engine in one context with one API client;
+    runs in a Dask worker. Task runs finished by an earlier attempt of this batch are not run again."""
+    scheduler = distributed.get_client()
+    finished = scheduler.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
+    states: list[State] = []
+    with hydrated_context(context), SyncClientContext.get_or_create():
+        for index, call in enumerate(calls):
+            if str(index) in finished:
+                states.append(cloudpickle.loads(finished[str(index)]))
+                continue
+            with tags(*call.tags):
+                state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,
+                                      return_type="state", dependencies=call.dependencies)
+            EventsWorker.instance().wait_until_empty()  # its states are on their way to the server
+            scheduler.set_metadata([METADATA_ROOT, batch_id, str(index)], cloudpickle.dumps(state))
+            states.append(state)
+    return states
+
+
+def _shared_context() -> dict[str, Any]:
+    """The flow run's serialized context without the parts that differ per task run."""
+    context = serialize_context()
+    context["tags_context"] = {}
+    context["asset_context"] = {}
+    return context
+
+
+def _holds_futures(parameters: dict[str, Any]) -> bool:
+    found = []
+
+    def look(value: Any) -> None:
+        if isinstance(value, PrefectFuture):
+            found.append(value)
+            raise StopVisiting
+
+    visit_collection(parameters, visit_fn=look, return_data=False)
+    return bool(found)
+
+
+def _pick(states: list[State], index: int) -> State:
+    return states[index]

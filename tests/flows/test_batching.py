@@ -1,0 +1,156 @@
+"""The batching task runner against prefect-dask's stock runner, on real LocalClusters reporting
+to the real local Prefect server: the same task runs, names, states, tags, run counts and
+results; and a batch whose worker dies is re-run without repeating what already finished."""
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import dask
+import pytest
+from distributed.scheduler import KilledWorker
+from prefect import flow, tags, task
+
+from deployments.batching import BatchingDaskTaskRunner, guided_sizes
+from deployments.runners import OrdercastDaskTaskRunner
+from tests.helpers import prefect_records
+
+CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "dashboard_address": "127.0.0.1:0"}
+
+
+def _runner(batched: bool, workers: int = 2):
+    runner_class = BatchingDaskTaskRunner if batched else OrdercastDaskTaskRunner
+    return runner_class(kind="local", cluster_class="distributed.LocalCluster",
+                        cluster_kwargs={**CLUSTER, "n_workers": workers})
+
+
+@task(task_run_name="square-{index}", retries=1, retry_delay_seconds=0)
+def square(index: int, folder: str) -> int:
+    if index == 3:
+        raise ValueError("three is not allowed")
+    flaky = Path(folder) / "flaky"
+    if index == 5 and not flaky.exists():
+        flaky.touch()
+        raise OSError("a hiccup on the first attempt")
+    return index * index
+
+
+@task(task_run_name="total")
+def total(values: list[int]) -> int:
+    return sum(values)
+
+
+@flow(name="batching-probe")
+def probe(count: int, folder: str) -> dict:
+    futures = []
+    for index in range(count):
+        with tags(f"item:{index}", "probe"):
+            futures.append(square.submit(index, folder))
+    summed = total.submit([futures[0], futures[1], futures[2]])  # futures as parameters
+    for future in futures:
+        future.wait()
+    return {"results": {index: future.result(raise_on_failure=False) if future.state.is_completed() else None
+                        for index, future in enumerate(futures)},
+            "failed": sorted(index for index, future in enumerate(futures) if future.state.is_failed()),
+            "total": summed.result()}
+
+
+def _task_runs(api_url: str, run_id) -> dict[str, tuple]:
+    _, task_runs, _ = prefect_records(api_url, str(run_id))
+    return {run.name: (run.state.type.value, run.run_count, sorted(run.tags)) for run in task_runs}
+
+
+def test_batched_task_runs_match_the_stock_runner(prefect_server, tmp_path):
+    outcomes, records = {}, {}
+    for batched in (False, True):
+        folder = tmp_path / f"batched-{batched}"
+        folder.mkdir()
+        state = probe.with_options(task_runner=_runner(batched))(40, str(folder), return_state=True)
+        assert state.is_completed(), state
+        outcomes[batched] = state.result()
+        records[batched] = _task_runs(prefect_server.api_url, state.state_details.flow_run_id)
+
+    assert outcomes[True] == outcomes[False]
+    assert outcomes[True]["failed"] == [3] and outcomes[True]["total"] == 0 + 1 + 4
+    assert outcomes[True]["results"][5] == 25 and outcomes[True]["results"][39] == 39 * 39
+    assert records[True] == records[False]
+    assert len(records[True]) == 41
+    assert records[True]["square-3"] == ("FAILED", 2, ["item:3", "probe"])  # retried once, then failed
+    assert records[True]["square-5"] == ("COMPLETED", 2, ["item:5", "probe"])  # the hiccup was retried
+    assert records[True]["square-7"] == ("COMPLETED", 1, ["item:7", "probe"])
+    assert records[True]["total"] == ("COMPLETED", 1, [])
+
+
+@task(task_run_name="step-{index}")
+def step(index: int, folder: str, kill_at: int) -> int:
+    (Path(folder) / f"ran-{index}-{uuid.uuid4().hex}").touch()
+    killed = Path(folder) / "killed"
+    if index == kill_at and not killed.exists():
+        killed.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return index
+
+
+@flow(name="batching-lost-worker")
+def lost_worker_probe(count: int, folder: str, kill_at: int) -> list[int]:
+    futures = [step.submit(index, folder, kill_at) for index in range(count)]
+    return [future.result() for future in futures]
+
+
+def test_a_batch_rerun_after_its_worker_died_skips_finished_task_runs(prefect_server, tmp_path):
+    # 8 task runs on 2 threads go out in batches of 2, 2, 1, 1, 1, 1: the first holds steps 0 and 1.
+    assert guided_sizes(8, 2)[:2] == [2, 2]
+    state = lost_worker_probe.with_options(task_runner=_runner(True))(8, str(tmp_path), 1, return_state=True)
+    assert state.is_completed(), state
+    assert state.result() == list(range(8))
+    runs = [path.name.split("-")[1] for path in tmp_path.glob("ran-*")]
+    assert runs.count("0") == 1  # finished before the worker died: not run again
+    assert runs.count("1") == 2  # killed mid-run, then run again on a new worker
+    assert all(runs.count(str(index)) == 1 for index in range(2, 8))
+    records = _task_runs(prefect_server.api_url, state.state_details.flow_run_id)
+    assert {name: value[0] for name, value in records.items()} == {f"step-{i}": "COMPLETED" for i in range(8)}
+
+
+@task(task_run_name="fragile-{index}")
+def fragile(index: int, folder: str, kill_at: int) -> int:
+    (Path(folder) / f"ran-{index}-{uuid.uuid4().hex}").touch()
+    if index == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)  # every time: Dask gives up with KilledWorker
+    return index
+
+
+@flow(name="batching-killed-worker")
+def killed_worker_probe(count: int, folder: str, kill_at: int) -> dict[int, int | str]:
+    futures = [fragile.submit(index, folder, kill_at) for index in range(count)]
+    outcome: dict[int, int | str] = {}
+    for index, future in enumerate(futures):
+        try:
+            outcome[index] = future.result()
+        except KilledWorker:
+            outcome[index] = "KilledWorker"
+    return outcome
+
+
+def test_when_dask_gives_up_on_a_batch_only_the_task_run_that_killed_it_fails(prefect_server, tmp_path):
+    # One worker that is handed one task at a time, so no other batch dies with it: 6 task runs go
+    # out as batches of 3, 2 and 1, and the first holds fragile-0, -1 and -2.
+    assert guided_sizes(6, 1) == [3, 2, 1]
+    with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        state = killed_worker_probe.with_options(task_runner=_runner(True, workers=1))(
+            6, str(tmp_path), 1, return_state=True)
+    assert state.is_completed(), state
+    assert state.result() == {0: 0, 1: "KilledWorker", 2: 2, 3: 3, 4: 4, 5: 5}
+    runs = [path.name.split("-")[1] for path in tmp_path.glob("ran-*")]
+    assert runs.count("1") >= 2  # Dask tried it on a new worker, then gave up
+    assert all(runs.count(str(index)) == 1 for index in range(6) if index != 1), " ".join(sorted(runs, key=int))
+
+
+@pytest.mark.parametrize("count,threads", [(1, 2), (8, 2), (100, 2), (1000, 4), (7, 1)])
+def test_guided_batch_sizes_cover_every_task_run_largest_first(count, threads):
+    sizes = guided_sizes(count, threads)
+    assert sum(sizes) == count
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
+    assert sizes[0] == -(-count // (2 * threads))
+    assert len(sizes) <= 2 * threads * (1 + count.bit_length())
