@@ -124,11 +124,12 @@ def run_regions(mode: str, work: dict, folder: Path, client, runner) -> None:
     run_id = f"{mode}-{time.time_ns()}"
     scratch, store, out = folder / "runs" / run_id, folder / "models", folder / "out" / mode
     common = dict(options=options, model_store=store, as_of=manifest["as_of"], run_dir=scratch)
+    selections = folder / "home" / "selections"  # what the flow reads: no backtest, so the default model
     if mode == "serial":
-        predictions = [predict_region(entry, trained=train_region(entry, selection_store=None, **common), **common)
-                       for entry in manifest["regions"]]
+        predictions = [predict_region(entry, trained=train_region(entry, selection_store=selections, **common),
+                                      **common) for entry in manifest["regions"]]
     elif mode == "dask":
-        training = [client.submit(train_region, entry, selection_store=None, pure=False, **common)
+        training = [client.submit(train_region, entry, selection_store=selections, pure=False, **common)
                     for entry in manifest["regions"]]
         entry_of = {future.key: entry for future, entry in zip(training, manifest["regions"])}
         predicting = [client.submit(predict_region, entry_of[future.key], trained=future.result(), pure=False,

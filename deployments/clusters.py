@@ -43,8 +43,8 @@ class SerialCluster(_Config):
 
 
 class _Dask(_Config):
-    # Several task runs per Dask task (deployments/batching.py); false: prefect-dask's one per task run.
-    batch_task_runs: bool = True
+    # true: several task runs per Dask task (deployments/batching.py); false: prefect-dask's one each.
+    batch_task_runs: bool = False
 
 
 class LocalCluster(_Dask):

@@ -47,6 +47,21 @@ def test_adaptive_and_threaded_local_clusters(small_demo_dir, local_forecasts, t
     pd.testing.assert_frame_equal(threaded, local, rtol=1e-9)
 
 
+def test_batched_task_runs_give_the_same_forecasts_and_task_runs(small_demo_dir, local_forecasts, tmp_path,
+                                                                prefect_server):
+    out, local = local_forecasts
+    config = tmp_path / "batched.yaml"
+    config.write_text("kind: local\nbatch_task_runs: true\n")
+    batched = forecast(small_demo_dir, tmp_path / "out", "--cluster", str(config))
+    pd.testing.assert_frame_equal(batched, local, rtol=1e-9)
+
+    def task_runs(folder):
+        _, runs, _ = prefect_records(prefect_server.api_url, read_run(folder)["run_id"])
+        return sorted((run.name, run.state.type.value, tuple(sorted(run.tags))) for run in runs)
+
+    assert task_runs(tmp_path / "out") == task_runs(out)
+
+
 def test_ordercast_serial_overrides_the_cluster(small_demo_dir, local_forecasts, tmp_path):
     _, local = local_forecasts
     forced = forecast(small_demo_dir, tmp_path / "out", "--cluster", f"{ROOT_CLUSTERS}/local.yaml",
