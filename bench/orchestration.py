@@ -11,7 +11,8 @@ The same work runs in four ways, on one LocalCluster (2 worker processes, 1 thre
   stock    the project's flow on prefect-dask's stock `DaskTaskRunner`
   batched  the project's flow on `deployments.batching.BatchingDaskTaskRunner`
 
-Sizes: `trivial` (`--tasks` no-op tasks: the orchestration cost alone) and a number of regions
+Sizes: `trivial` (`--tasks` no-op tasks: the orchestration cost alone; `--tags` puts tags on
+them, which makes Prefect's task engine ask the server for tag concurrency slots) and a number of regions
 (the real per-region train and predict on synthetic data: 2 years of history for 12 regions,
 13 weeks for more, 7-day horizon, so every region gets an XGBoost model). Each mode's wall time
 (median over repeats), its ratio to raw Dask, and the peak memory of the flow process and of
@@ -72,20 +73,25 @@ def noop(index: int) -> int:
     return index
 
 
-def make_trivial_flow():
-    from prefect import flow, task
+def make_trivial_flow(tagging: str):
+    from prefect import flow, tags, task
 
     noop_task = task(noop, name="noop", task_run_name="noop-{index}")
+    tags_of = {"none": lambda index: (), "shared": lambda index: ("model:xgboost",),
+               "unique": lambda index: (f"region:r{index}", "model:xgboost")}[tagging]
 
     @flow(name="bench-trivial")
     def trivial(count: int) -> int:
-        futures = [noop_task.submit(index) for index in range(count)]
+        futures = []
+        for index in range(count):
+            with tags(*tags_of(index)):
+                futures.append(noop_task.submit(index))
         return sum(future.result() for future in futures)
 
     return trivial
 
 
-def run_trivial(mode: str, count: int, client, runner) -> None:
+def run_trivial(mode: str, count: int, client, runner, tagging: str = "none") -> None:
     from distributed import as_completed
 
     if mode == "serial":
@@ -94,7 +100,7 @@ def run_trivial(mode: str, count: int, client, runner) -> None:
         futures = [client.submit(noop, index, pure=False) for index in range(count)]
         assert sum(future.result() for future in as_completed(futures)) == count * (count - 1) // 2
     else:
-        state = make_trivial_flow().with_options(task_runner=runner)(count, return_state=True)
+        state = make_trivial_flow(tagging).with_options(task_runner=runner)(count, return_state=True)
         assert state.is_completed() and state.result() == count * (count - 1) // 2, state
 
 
@@ -174,7 +180,7 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
             with PeakMemory(worker_pids) as memory:
                 started = time.perf_counter()
                 if work is None:
-                    run_trivial(mode, args.tasks, client, runner)
+                    run_trivial(mode, args.tasks, client, runner, args.tags)
                 else:
                     run_regions(mode, work, folder, client, runner)
                 seconds = time.perf_counter() - started
@@ -196,6 +202,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="trivial,12,100", help="comma-separated: trivial and region counts")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated, of {', '.join(MODES)}")
     parser.add_argument("--tasks", type=int, default=500, help="no-op tasks of the trivial size (default 500)")
+    parser.add_argument("--tags", choices=("none", "shared", "unique"), default="none",
+                        help="tags on the trivial task runs: none, one shared tag, or a tag per task run "
+                             "(like the forecast's region:<name>)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per mode and size; the median counts")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "orchestration.json")
