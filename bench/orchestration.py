@@ -217,9 +217,22 @@ def main() -> int:
 
     folder = args.work_dir or Path(tempfile.mkdtemp(prefix="ordercast-bench-"))
     os.environ["ORDERCAST_HOME"] = str(folder / "home")
-    from deployments.server import ensure_api
+    from deployments import server
 
-    ensure_api()
+    own_server = "PREFECT_API_URL" not in os.environ
+    server.ensure_api()
+    try:
+        return run(args, folder)
+    finally:
+        if own_server:
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=5)  # the flows' last log lines, before the server goes
+            server.stop(folder / "home")
+
+
+def run(args: argparse.Namespace, folder: Path) -> int:
+    """Measure every size on one cluster; print and write the results."""
     from distributed import Client, LocalCluster
 
     results = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
