@@ -226,7 +226,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._forget(batch_id)
 
     def _forget(self, batch_id: str) -> None:
-        """Drop a settled batch's states from the scheduler; with the batch's future released too,
+        """Empty a settled batch's entry on the scheduler; with the batch's future released too,
         Dask will not compute it again when a worker that held its result dies."""
         self.client.set_metadata([METADATA_ROOT, batch_id], {})
 
@@ -236,11 +236,13 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         another, so the first one not finished is the one that killed them: it gets the error; those
         before it keep their finished states, and those after it go out again in a new batch."""
         finished = self.client.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
-        culprit = next(index for index in range(len(members)) if str(index) not in finished)
+        culprit = next((index for index in range(len(members)) if str(index) not in finished), len(members))
         for index, (_, future) in enumerate(members[:culprit]):
             future.settle(cloudpickle.loads(finished[str(index)]))
-        members[culprit][1].outcome.set_exception(error)
         self._forget(batch_id)
+        if culprit == len(members):  # every task run had finished when the last worker died
+            return
+        members[culprit][1].outcome.set_exception(error)
         if culprit + 1 < len(members):
             with self._lock:
                 self._send(members[culprit + 1:], context)
