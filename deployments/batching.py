@@ -28,6 +28,7 @@ from __future__ import annotations
 import concurrent.futures
 import math
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -141,12 +142,13 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._lock = threading.Lock()
         self._client_lock = threading.RLock()
         self._timer: threading.Timer | None = None
+        self._last_submit = 0.0
         self._context: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # The flow, runner included, travels to workers in the context: locks and timers cannot.
         return {key: value for key, value in self.__dict__.items()
-                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_context")}
+                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_last_submit", "_context")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -172,19 +174,30 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             if self._context is None:
                 self._context = _shared_context()
             self._waiting.append((call, future))
-            if self._timer is not None:
-                self._timer.cancel()
-            if len(self._waiting) >= MAX_WAITING:
-                self._timer = None
-                send_now = True
-            else:
-                self._timer = threading.Timer(LINGER_SECONDS, self.send_waiting)
-                self._timer.daemon = True
-                self._timer.start()
-                send_now = False
+            self._last_submit = time.monotonic()
+            send_now = len(self._waiting) >= MAX_WAITING
+            if not send_now and self._timer is None:
+                self._start_timer(LINGER_SECONDS)
         if send_now:
             self.send_waiting()
         return future
+
+    def _start_timer(self, delay: float) -> None:
+        """One timer per pause, not one per submission (call with the lock held)."""
+        self._timer = threading.Timer(delay, self._on_timer)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _on_timer(self) -> None:
+        """Send the waiting submissions once the flow has not submitted for LINGER_SECONDS."""
+        with self._lock:
+            if threading.current_thread() is not self._timer:  # cancelled by a send meanwhile
+                return
+            quiet = time.monotonic() - self._last_submit
+            if quiet < LINGER_SECONDS:
+                self._start_timer(LINGER_SECONDS - quiet)
+                return
+        self.send_waiting()
 
     def send_waiting(self) -> None:
         """Send every waiting submission to Dask, in guided batch sizes."""
