@@ -106,16 +106,14 @@ def run_trivial(mode: str, count: int, client, runner, tagging: str = "none") ->
 
 def prepare_regions(regions: int, folder: Path) -> dict:
     """Synthetic data (written once), partitioned; returns what every mode needs."""
-    from forecasting.contract import InputPaths
-    from forecasting.demo_data import generate, write_csv
+    from forecasting.demo_data import csv_paths, generate, write_csv
     from forecasting.pipeline import RunOptions, prepare_partitions
 
     data = folder / f"data-{regions}"
     if not (data / "orders.csv").exists():
         years = 2.0 if regions <= 12 else 13 / 52
         write_csv(generate(regions=regions, years=years, seed=0), data)
-    paths = InputPaths(*(str(data / f"{table}.csv") for table in ("orders", "weather", "events", "promotions",
-                                                                      "regions")))
+    paths = csv_paths(data)
     options = RunOptions("30min", 7, None, False, False, 1, (0.1, 0.5, 0.9), None, False)
     manifest = prepare_partitions(paths, options, folder / f"partitions-{regions}")
     return {"paths": paths, "options": options, "manifest": manifest}
@@ -170,9 +168,9 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
     work = None if size == "trivial" else prepare_regions(int(size), folder)
     worker_pids = list(client.run(os.getpid).values())
     runs: dict[str, list[dict]] = {mode: [] for mode in args.modes}
-    if work is not None and {"stock", "batched"} & set(args.modes):  # fill the snapshot cache, warm imports
-        run_regions("stock" if "stock" in args.modes else "batched", work, folder, client,
-                    make_runner("stock" if "stock" in args.modes else "batched", cluster.scheduler_address))
+    flow_modes = [mode for mode in args.modes if mode in ("stock", "batched")]
+    if work is not None and flow_modes:  # fill the snapshot cache, warm imports
+        run_regions(flow_modes[0], work, folder, client, make_runner(flow_modes[0], cluster.scheduler_address))
     for repeat in range(args.repeats):
         order = args.modes if repeat % 2 == 0 else tuple(reversed(args.modes))
         for mode in order:

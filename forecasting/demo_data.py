@@ -10,13 +10,14 @@ orders slot, as weather forecasts and planned events and promotions would.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import holidays
 import numpy as np
 import pandas as pd
 
+from forecasting.contract import InputPaths
 from forecasting.slots import Slot
 from forecasting.storage import atomic_write_bytes
 
@@ -270,6 +271,11 @@ def iso_with_offset(ts: pd.Series, tz: pd.Series) -> pd.Series:
             pd.Series(minutes, index=rows.index).map("{:02d}".format)
         out.loc[rows.index] = local.dt.strftime("%Y-%m-%dT%H:%M:%S") + suffix
     return out
+
+
+def csv_paths(folder: str | Path) -> InputPaths:
+    """The input paths of a data set written by `write_csv` into `folder`."""
+    return InputPaths(**{field.name: str(Path(folder) / f"{field.name}.csv") for field in fields(InputPaths)})
 
 
 def write_csv(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> dict[str, Path]:

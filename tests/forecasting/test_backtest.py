@@ -8,8 +8,8 @@ import pytest
 
 from forecasting.backtest import BacktestOptions, _select, backtest_region, plan_cutoffs, split_cutoffs
 from forecasting.backtest_stages import held_out_summary
-from forecasting.contract import InputPaths, load_dataset
-from forecasting.demo_data import generate, write_csv
+from forecasting.contract import load_dataset
+from forecasting.demo_data import csv_paths, generate, write_csv
 from forecasting.errors import ConfigError
 from forecasting.features import RegionInputs
 from forecasting.intervals import Calibration, bucket_names, calibrate
@@ -20,7 +20,7 @@ SLOT = Slot.parse("30min")
 
 
 def region_inputs(folder, region: str | None = None) -> list[RegionInputs]:
-    paths = InputPaths(*(str(folder / f"{n}.csv") for n in ("orders", "weather", "events", "promotions", "regions")))
+    paths = csv_paths(folder)
     data = load_dataset(paths, SLOT)
 
     def rows(table):

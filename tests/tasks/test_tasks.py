@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from forecasting.contract import InputPaths
+from forecasting.demo_data import csv_paths
 from forecasting.errors import DataError, RegionTimeout
 from forecasting.pipeline import RunOptions
 from tasks.collect import write_outputs
@@ -14,13 +15,9 @@ from tasks.region import fallback, predict, train
 AS_OF = "2026-10-12T00:00:00+00:00"
 
 
-def demo_paths(folder) -> InputPaths:
-    return InputPaths(*(str(folder / f"{name}.csv") for name in ("orders", "weather", "events", "promotions", "regions")))
-
-
 def test_load_train_predict_write(small_demo_dir, tmp_path):
     options = RunOptions(as_of=AS_OF, horizon_days=7)
-    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, "snapshot", str(tmp_path / "cache"))
+    manifest = load_inputs.fn(csv_paths(small_demo_dir), options, "snapshot", str(tmp_path / "cache"))
     assert manifest["as_of"] == AS_OF
     entries = {entry["region"]: entry for entry in manifest["regions"]}
     assert sorted(entries) == ["berlin-mitte", "london-soho", "nyc-midtown"]
@@ -56,7 +53,7 @@ def test_load_rejects_bad_input_before_writing(tmp_path):
 @pytest.fixture()
 def berlin(small_demo_dir, tmp_path):
     options = RunOptions(as_of=AS_OF, horizon_days=7)
-    manifest = load_inputs.fn(demo_paths(small_demo_dir), options, "snapshot", str(tmp_path / "cache"))
+    manifest = load_inputs.fn(csv_paths(small_demo_dir), options, "snapshot", str(tmp_path / "cache"))
     return next(entry for entry in manifest["regions"] if entry["region"] == "berlin-mitte")
 
 
