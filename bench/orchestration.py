@@ -16,7 +16,7 @@ them, which makes Prefect's task engine ask the server for tag concurrency slots
 (the real per-region train and predict on synthetic data: 2 years of history for 12 regions,
 13 weeks for more, 7-day horizon, so every region gets an XGBoost model). Each mode's wall time
 (median over repeats), its ratio to raw Dask, and the peak memory of the flow process and of
-the largest worker are printed as a table and written as JSON (`--out`). Loading and
+the largest worker (and its most threads) are printed as a table and written as JSON (`--out`). Loading and
 partitioning happen once before the timing (the flow's snapshot cache makes repeats skip them
 too); writing the outputs is timed in every mode.
 """
@@ -39,14 +39,15 @@ MODES = ("serial", "dask", "stock", "batched")
 
 
 class PeakMemory:
-    """Samples the resident memory of this process and of every worker process until stopped."""
+    """Samples the resident memory of this process and of every worker process, and the
+    workers' thread counts, until stopped."""
 
     def __init__(self, worker_pids: list[int], interval: float = 0.1) -> None:
         import psutil
 
         self._me = psutil.Process()
         self._workers = [psutil.Process(pid) for pid in worker_pids]
-        self.flow_peak = self.worker_peak = 0
+        self.flow_peak = self.worker_peak = self.worker_threads = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
 
@@ -56,6 +57,7 @@ class PeakMemory:
             for worker in self._workers:
                 try:
                     self.worker_peak = max(self.worker_peak, worker.memory_info().rss)
+                    self.worker_threads = max(self.worker_threads, worker.num_threads())
                 except Exception:  # a worker restarting
                     pass
             self._stop.wait(interval)
@@ -73,10 +75,18 @@ def noop(index: int) -> int:
     return index
 
 
+def noop_region_task(index: int) -> int:
+    """A no-op task run that, like the project's region tasks, stops its tag slot service."""
+    from tasks import close_tag_slot_service
+
+    close_tag_slot_service()
+    return index
+
+
 def make_trivial_flow(tagging: str):
     from prefect import flow, tags, task
 
-    noop_task = task(noop, name="noop", task_run_name="noop-{index}")
+    noop_task = task(noop_region_task, name="noop", task_run_name="noop-{index}")
     tags_of = {"none": lambda index: (), "shared": lambda index: ("model:xgboost",),
                "unique": lambda index: (f"region:r{index}", "model:xgboost")}[tagging]
 
@@ -182,7 +192,8 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
                 else:
                     run_regions(mode, work, folder, client, runner)
                 seconds = time.perf_counter() - started
-            runs[mode].append({"seconds": seconds, "flow_rss": memory.flow_peak, "worker_rss": memory.worker_peak})
+            runs[mode].append({"seconds": seconds, "flow_rss": memory.flow_peak, "worker_rss": memory.worker_peak,
+                               "worker_threads": memory.worker_threads})
             print(f"  {size:>7} {mode:>8} run {repeat + 1}: {seconds:8.2f} s", flush=True)
     units = args.tasks if work is None else int(size)
     medians = {mode: statistics.median(run["seconds"] for run in mode_runs) for mode, mode_runs in runs.items()}
@@ -191,6 +202,7 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
                    "ratio_to_dask": round(medians[mode] / medians["dask"], 3) if "dask" in medians else None,
                    "flow_peak_mib": round(max(r["flow_rss"] for r in runs[mode]) / 2**20),
                    "worker_peak_mib": round(max(r["worker_rss"] for r in runs[mode]) / 2**20),
+                   "worker_peak_threads": max(r["worker_threads"] for r in runs[mode]),
                    "seconds": [round(r["seconds"], 3) for r in runs[mode]]}
             for mode in runs} | {"units": units}
 
@@ -249,14 +261,14 @@ def run(args: argparse.Namespace, folder: Path) -> int:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'size':>8} {'mode':>8} {'median s':>9} {'ms/unit':>8} {'x dask':>7} {'flow MiB':>9} {'worker MiB':>11}")
+    print(f"\n{'size':>8} {'mode':>8} {'median s':>9} {'ms/unit':>8} {'x dask':>7} {'flow MiB':>9} {'worker MiB':>11} {'threads':>8}")
     for size, modes in results["sizes"].items():
         for mode, row in modes.items():
             if mode == "units":
                 continue
             ratio = f"{row['ratio_to_dask']:.2f}" if row["ratio_to_dask"] is not None else "-"
             print(f"{size:>8} {mode:>8} {row['median_seconds']:9.2f} {row['per_unit_ms']:8.1f} {ratio:>7} "
-                  f"{row['flow_peak_mib']:9d} {row['worker_peak_mib']:11d}")
+                  f"{row['flow_peak_mib']:9d} {row['worker_peak_mib']:11d} {row['worker_peak_threads']:8d}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ import logging
 from typing import Any
 
 from prefect import get_run_logger
+from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
+from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 from prefect.tasks import exponential_backoff
 
@@ -35,3 +37,24 @@ def transient_retries() -> dict[str, Any]:
     retries after about 2, 4 and 8 seconds (plus or minus half, at random), transient errors only."""
     return {"retries": TRANSIENT_RETRIES, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
             "retry_jitter_factor": 0.5, "retry_condition_fn": retry_if_transient}
+
+
+def close_tag_slot_service() -> None:
+    """Stop the slot-acquisition service that Prefect's task engine started for this task run's tags.
+
+    Before a tagged task run starts, the engine asks the server for tag concurrency slots
+    through a service, one per distinct set of tags in each process, that keeps a thread and
+    an open API connection for the life of the process (PrefectHQ/prefect#18615). With a tag
+    per region, every worker would collect one of each per region it ever ran. By the time
+    the task's body runs, its slots are acquired (releasing them uses another client), so the
+    service is idle and is stopped here. Prefect's exit hooks still hold the stopped service, so
+    its closed client, whose SSL context takes about 1 MiB, is let go as well. Call this first
+    thing in a task whose tags name a region.
+    """
+    context = TaskRunContext.get()
+    if context is None or not context.task_run.tags:
+        return
+    names = frozenset(f"tag:{tag}" for tag in context.task_run.tags)
+    service = ConcurrencySlotAcquisitionWithLeaseService.instance(names)
+    service.drain()
+    vars(service).pop("_client", None)
