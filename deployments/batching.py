@@ -11,7 +11,8 @@ tags, states, logs, retries and result) but changes how they travel:
   sent as a few Dask tasks of several task runs each, largest first (guided sizes: each batch a
   share of what is left), so the workers stay evenly busy to the end;
 - worker side: one context and one API client per batch; each task run goes through Prefect's
-  own task engine, one after another;
+  own task engine, one after another, and its final state reaches the flow as soon as it has it
+  (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
   result, and then the batch is forgotten, so that Dask does not recompute it when a worker that
@@ -52,6 +53,7 @@ LINGER_SECONDS = 0.02  # a pause this long in submissions sends what is waiting
 MAX_WAITING = 512  # or this many waiting submissions
 BATCHES_PER_THREAD = 2  # guided sizes: each batch is 1/(2 x threads) of what is left
 METADATA_ROOT = "ordercast-batches"
+FINISHED_TOPIC = "ordercast-task-run-finished"  # Dask event per finished task run of a batch
 
 
 @dataclass
@@ -76,15 +78,26 @@ class BatchMemberFuture(PrefectTaskRunFuture):
         self._batch: distributed.Future | None = None
         self._index = -1
         self._state_future: distributed.Future | None = None
+        self._settle_lock = threading.Lock()
 
     def attach(self, batch: distributed.Future, index: int) -> None:
         self._batch, self._index = batch, index
         self._sent.set()
 
     def settle(self, state: State) -> None:
-        """Record the final state and let go of the batch (see `BatchingDaskTaskRunner._forget`)."""
-        self.outcome.set_result(state)
-        self._batch = None
+        """Record the final state, once (from its event or from its batch's result), and let go
+        of the batch (see `BatchingDaskTaskRunner._forget`)."""
+        with self._settle_lock:
+            if self.outcome.done():
+                return
+            self._batch = None
+            self.outcome.set_result(state)
+
+    def fail(self, error: BaseException) -> None:
+        """No final state: its workers kept dying, or the flow run was cancelled."""
+        with self._settle_lock:
+            if not self.outcome.done():
+                self.outcome.set_exception(error)
 
     def _ensure_sent(self) -> None:
         if not self._sent.is_set():
@@ -144,11 +157,14 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._timer: threading.Timer | None = None
         self._last_submit = 0.0
         self._context: dict[str, Any] | None = None
+        self._in_flight: dict[str, list[BatchMemberFuture]] = {}
+        self._subscribed = False
 
     def __getstate__(self) -> dict[str, Any]:
         # The flow, runner included, travels to workers in the context: locks and timers cannot.
         return {key: value for key, value in self.__dict__.items()
-                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_last_submit", "_context")}
+                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_last_submit", "_context",
+                               "_in_flight", "_subscribed")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -215,12 +231,24 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
                 start += size
 
     def _send(self, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: dict[str, Any]) -> None:
+        if not self._subscribed:
+            self.client.subscribe_topic(FINISHED_TOPIC, self._on_task_run_finished)
+            self._subscribed = True
         batch_id = uuid.uuid4().hex
+        self._in_flight[batch_id] = [future for _, future in members]
         batch = self.client.submit(run_batch, batch_id, context, [call for call, _ in members],
                                    key=f"{members[0][0].task.name}-batch-{batch_id}", pure=False)
         for index, (_, future) in enumerate(members):
             future.attach(batch, index)
         batch.add_done_callback(lambda done: self._settle(done, batch_id, members, context))
+
+    def _on_task_run_finished(self, event: tuple[float, dict[str, Any]]) -> None:
+        """Settle one task run as soon as its worker reports it finished (events of other flow
+        runs' batches on the same cluster are ignored)."""
+        _, message = event
+        members = self._in_flight.get(message["batch"])
+        if members is not None:
+            members[message["index"]].settle(cloudpickle.loads(message["state"]))
 
     def _settle(self, batch: distributed.Future, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]],
                 context: dict[str, Any]) -> None:
@@ -232,7 +260,8 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             return
         except BaseException as error:  # cancelled with the flow run
             for _, future in members:
-                future.outcome.set_exception(error)
+                future.fail(error)
+            self._in_flight.pop(batch_id, None)
             return
         for (_, future), state in zip(members, states):
             future.settle(state)
@@ -241,6 +270,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
     def _forget(self, batch_id: str) -> None:
         """Empty a settled batch's entry on the scheduler; with the batch's future released too,
         Dask will not compute it again when a worker that held its result dies."""
+        self._in_flight.pop(batch_id, None)
         self.client.set_metadata([METADATA_ROOT, batch_id], {})
 
     def _recover(self, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: dict[str, Any],
@@ -255,7 +285,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._forget(batch_id)
         if culprit == len(members):  # every task run had finished when the last worker died
             return
-        members[culprit][1].outcome.set_exception(error)
+        members[culprit][1].fail(error)
         if culprit + 1 < len(members):
             with self._lock:
                 self._send(members[culprit + 1:], context)
@@ -305,7 +335,9 @@ def run_batch(batch_id: str, context: dict[str, Any], calls: list[TaskRunCall]) 
                 state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,
                                       return_type="state", dependencies=call.dependencies)
             EventsWorker.instance().wait_until_empty()  # its states are on their way to the server
-            scheduler.set_metadata([METADATA_ROOT, batch_id, str(index)], cloudpickle.dumps(state))
+            finished_state = cloudpickle.dumps(state)
+            scheduler.set_metadata([METADATA_ROOT, batch_id, str(index)], finished_state)
+            scheduler.log_event(FINISHED_TOPIC, {"batch": batch_id, "index": index, "state": finished_state})
             states.append(state)
     return states
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -145,6 +146,32 @@ def test_when_dask_gives_up_on_a_batch_only_the_task_run_that_killed_it_fails(pr
     runs = [path.name.split("-")[1] for path in tmp_path.glob("ran-*")]
     assert runs.count("1") >= 2  # Dask tried it on a new worker, then gave up
     assert all(runs.count(str(index)) == 1 for index in range(6) if index != 1), " ".join(sorted(runs, key=int))
+
+
+@task(task_run_name="gate-{index}")
+def gate(index: int, folder: str) -> int:
+    """Step 1 waits until the flow opens the gate, which it does only once step 0 is back."""
+    if index == 1:
+        deadline = time.monotonic() + 60
+        while not (Path(folder) / "open").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return index
+
+
+@flow(name="batching-gate")
+def gate_probe(folder: str) -> dict:
+    futures = [gate.submit(index, folder) for index in range(4)]
+    first = futures[0].result(timeout=30)  # times out if it waited for gate-1, its batch mate
+    (Path(folder) / "open").touch()
+    return {"first": first, "all": [future.result() for future in futures]}
+
+
+def test_a_task_run_is_settled_as_soon_as_it_finishes_not_when_its_batch_does(prefect_server, tmp_path):
+    # One thread: 4 task runs go out as batches of 2, 1 and 1; the first holds gate-0 and gate-1.
+    assert guided_sizes(4, 1) == [2, 1, 1]
+    state = gate_probe.with_options(task_runner=_runner(True, workers=1))(str(tmp_path), return_state=True)
+    assert state.is_completed(), state
+    assert state.result() == {"first": 0, "all": [0, 1, 2, 3]}
 
 
 @pytest.mark.parametrize("count,threads", [(1, 2), (8, 2), (100, 2), (1000, 4), (7, 1)])
