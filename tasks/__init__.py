@@ -5,6 +5,7 @@ import logging
 from typing import Any
 
 from prefect import get_run_logger
+from prefect._internal.concurrency.threads import get_global_loop
 from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
@@ -47,9 +48,7 @@ def close_tag_slot_service() -> None:
     an open API connection for the life of the process (PrefectHQ/prefect#18615). With a tag
     per region, every worker would collect one of each per region it ever ran. By the time
     the task's body runs, its slots are acquired (releasing them uses another client), so the
-    service is idle and is stopped here. Prefect's exit hooks still hold the stopped service, so
-    its closed client, whose SSL context takes about 1 MiB, is let go as well. Call this first
-    thing in a task whose tags name a region.
+    service is idle and is stopped here. Call this first thing in a task whose tags name a region.
     """
     context = TaskRunContext.get()
     if context is None or not context.task_run.tags:
@@ -57,4 +56,17 @@ def close_tag_slot_service() -> None:
     names = frozenset(f"tag:{tag}" for tag in context.task_run.tags)
     service = ConcurrencySlotAcquisitionWithLeaseService.instance(names)
     service.drain()
+    _let_go_of(service)
+
+
+def _let_go_of(service: ConcurrencySlotAcquisitionWithLeaseService) -> None:
+    """Drop what Prefect still holds of a stopped service: its closed API client, and the call
+    that would drain it at shutdown, whose captured context holds the task run that started it
+    with that run's own API client. Each client keeps an SSL context, so together this is about
+    2 MiB per tag set (see BENCHMARKS.md). Both are Prefect internals, looked up defensively:
+    if they move, this does nothing and `tests/flows/test_tag_services.py` says so."""
     vars(service).pop("_client", None)
+    shutdown_calls = getattr(get_global_loop(), "_on_shutdown", None)
+    for call in list(shutdown_calls or ()):
+        if getattr(getattr(call, "fn", None), "__self__", None) is service:
+            shutdown_calls.remove(call)
