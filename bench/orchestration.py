@@ -15,10 +15,10 @@ Sizes: `trivial` (`--tasks` no-op tasks: the orchestration cost alone; `--tags` 
 them, which makes Prefect's task engine ask the server for tag concurrency slots) and a number of regions
 (the real per-region train and predict on synthetic data: 2 years of history for 12 regions,
 13 weeks for more, 7-day horizon, so every region gets an XGBoost model). Each mode's wall time
-(median over repeats), its ratio to raw Dask, and the peak memory of the flow process and of
-the largest worker (and its most threads) are printed as a table and written as JSON (`--out`). Loading and
-partitioning happen once before the timing (the flow's snapshot cache makes repeats skip them
-too); writing the outputs is timed in every mode.
+(median over repeats), its ratio to raw Dask, the peak memory of the flow process and of the
+largest worker, and the most threads a worker had are printed as a table and written as JSON
+(`--out`). Loading and partitioning happen once before the timing (the flow's snapshot cache
+makes repeats skip them too); writing the outputs is timed in every mode.
 """
 from __future__ import annotations
 
@@ -261,7 +261,8 @@ def run(args: argparse.Namespace, folder: Path) -> int:
 
 
 def print_table(results: dict) -> None:
-    print(f"\n{'size':>8} {'mode':>8} {'median s':>9} {'ms/unit':>8} {'x dask':>7} {'flow MiB':>9} {'worker MiB':>11} {'threads':>8}")
+    print(f"\n{'size':>8} {'mode':>8} {'median s':>9} {'ms/unit':>8} {'x dask':>7} {'flow MiB':>9} "
+          f"{'worker MiB':>11} {'threads':>8}")
     for size, modes in results["sizes"].items():
         for mode, row in modes.items():
             if mode == "units":
