@@ -49,6 +49,9 @@ def close_tag_slot_service() -> None:
     per region, every worker would collect one of each per region it ever ran. By the time
     the task's body runs, its slots are acquired (releasing them uses another client), so the
     service is idle and is stopped here. Call this first thing in a task whose tags name a region.
+    Two task runs with the very same tags starting at once in one process could race (the later
+    one would fail to get its slots); the forecast never does that, as a region's train, predict
+    and fallback run one after another.
     """
     context = TaskRunContext.get()
     if context is None or not context.task_run.tags:
