@@ -98,7 +98,8 @@ def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False
     orders = _nothing_left_if_none(per_region.run(orders.loc[orders["region"].isin(regions)],
                                                   lambda group: _orders_to_slots(group, slot, regions, missing_as_zero)),
                                    invalid)
-    regions = {name: info for name, info in regions.items() if name in set(orders["region"])}
+    with_orders = set(orders["region"].unique())
+    regions = {name: info for name, info in regions.items() if name in with_orders}
     dataset = Dataset(orders=orders, regions=regions, hashes=hashes, warnings=notes, invalid=invalid)
     if paths.weather:
         raw, hashes["weather"] = read_table(paths.weather, "weather", WEATHER_KEYS, allow_empty=True)
@@ -193,10 +194,11 @@ def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame,
         if invalid is None:
             raise DataError(message)
         invalid[unlisted.at[index, "region"]] = message
+    with_orders = set(orders["region"].unique())
     return {
         region: RegionInfo(region, zone, country or None)
         for region, zone, country in zip(frame["region"], zones, countries)
-        if region in set(orders["region"])
+        if region in with_orders
     }
 
 
