@@ -72,17 +72,17 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
                            skip_invalid_regions=options.skip_invalid_regions)
     as_of = resolve_as_of(dataset, slot, options.as_of)
     notes = list(dataset.warnings)
+    present = {name: table for name, table in (("orders", dataset.orders.loc[dataset.orders["ts"] < as_of]),
+                                               ("weather", dataset.weather), ("events", dataset.events),
+                                               ("promotions", dataset.promotions)) if table is not None}
+    by_region = {name: dict(iter(table.groupby("region", sort=False))) for name, table in present.items()}
     regions = []
     for region, info in dataset.regions.items():
-        orders = dataset.orders.loc[(dataset.orders["region"] == region) & (dataset.orders["ts"] < as_of)]
-        if orders.empty:
+        if region not in by_region["orders"]:
             notes.append(f"region '{region}' has no orders before as_of {as_of.isoformat()}: skipped")
             continue
-        tables = {"orders": orders.drop(columns="region")}
-        for name in ("weather", "events", "promotions"):
-            table = getattr(dataset, name)
-            if table is not None:
-                tables[name] = table.loc[table["region"] == region].drop(columns="region")
+        tables = {name: by_region[name].get(region, table.iloc[:0]).drop(columns="region")
+                  for name, table in present.items()}
         regions.append(_write_partition(cache_dir / region_key(region), info, tables, as_of))
     if not regions:
         raise DataError(f"{paths.orders}: no region has orders before as_of {as_of.isoformat()}; nothing to forecast")
