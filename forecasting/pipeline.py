@@ -75,7 +75,8 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     present = {name: table for name, table in (("orders", dataset.orders.loc[dataset.orders["ts"] < as_of]),
                                                ("weather", dataset.weather), ("events", dataset.events),
                                                ("promotions", dataset.promotions)) if table is not None}
-    by_region = {name: dict(iter(table.groupby("region", sort=False, observed=True))) for name, table in present.items()}
+    by_region = {name: dict(iter(table.groupby("region", sort=False, observed=True)))
+                 for name, table in present.items()}
     regions = []
     for region, info in dataset.regions.items():
         if region not in by_region["orders"]:
