@@ -16,7 +16,8 @@ them, which makes Prefect's task engine ask the server for tag concurrency slots
 (the real per-region train and predict on synthetic data: 2 years of history for 12 regions,
 13 weeks for more, 7-day horizon, so every region gets an XGBoost model). Each mode's wall time
 (median over repeats), its ratio to raw Dask, the peak memory of the flow process and of the
-largest worker, and the most threads a worker had are printed as a table and written as JSON
+largest worker, the most threads a worker had, and the CPU seconds spent by the flow process,
+the workers and the Prefect server (where the time goes) are printed as a table and written as JSON
 (`--out`). Loading and partitioning happen once before the timing (the flow's snapshot cache
 makes repeats skip them too; their time is printed); writing the outputs is timed in every mode.
 """
@@ -38,16 +39,19 @@ sys.path.insert(0, str(ROOT))
 MODES = ("serial", "dask", "stock", "batched")
 
 
-class PeakMemory:
+class Usage:
     """Samples the resident memory of this process and of every worker process, and the
-    workers' thread counts, until stopped."""
+    workers' thread counts, until stopped; also the CPU seconds this process, the workers and
+    the Prefect server (with its children) spent in between."""
 
-    def __init__(self, worker_pids: list[int], interval: float = 0.1) -> None:
+    def __init__(self, worker_pids: list[int], server_pid: int | None, interval: float = 0.1) -> None:
         import psutil
 
         self._me = psutil.Process()
         self._workers = [psutil.Process(pid) for pid in worker_pids]
+        self._server = psutil.Process(server_pid) if server_pid else None
         self.flow_peak = self.worker_peak = self.worker_threads = 0
+        self.cpu: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
 
@@ -62,13 +66,27 @@ class PeakMemory:
                     pass
             self._stop.wait(interval)
 
-    def __enter__(self) -> PeakMemory:
+    def _cpu_seconds(self) -> dict[str, float]:
+        def spent(process) -> float:
+            times = process.cpu_times()
+            return times.user + times.system
+
+        server = 0.0
+        if self._server is not None:
+            server = sum(spent(process) for process in [self._server, *self._server.children(recursive=True)])
+        return {"flow": spent(self._me), "workers": sum(spent(worker) for worker in self._workers),
+                "server": server}
+
+    def __enter__(self) -> Usage:
+        self._cpu_before = self._cpu_seconds()
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+        after = self._cpu_seconds()
+        self.cpu = {name: after[name] - self._cpu_before[name] for name in after}
 
 
 def noop(index: int) -> int:
@@ -180,6 +198,9 @@ def make_runner(mode: str, address: str):
 def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) -> dict:
     work = None if size == "trivial" else prepare_regions(int(size), folder)
     worker_pids = list(client.run(os.getpid).values())
+    from deployments import server
+
+    server_pid = getattr(server.status(), "pid", None)
     runs: dict[str, list[dict]] = {mode: [] for mode in args.modes}
     flow_modes = [mode for mode in args.modes if mode in ("stock", "batched")]
     if work is not None and flow_modes:  # fill the snapshot cache, warm imports
@@ -188,16 +209,17 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
         order = args.modes if repeat % 2 == 0 else tuple(reversed(args.modes))
         for mode in order:
             runner = make_runner(mode, cluster.scheduler_address)
-            with PeakMemory(worker_pids) as memory:
+            with Usage(worker_pids, server_pid) as usage:
                 started = time.perf_counter()
                 if work is None:
                     run_trivial(mode, args.tasks, client, runner, args.tags)
                 else:
                     run_regions(mode, work, folder, client, runner)
                 seconds = time.perf_counter() - started
-            runs[mode].append({"seconds": seconds, "flow_rss": memory.flow_peak, "worker_rss": memory.worker_peak,
-                               "worker_threads": memory.worker_threads})
-            print(f"  {size:>7} {mode:>8} run {repeat + 1}: {seconds:8.2f} s", flush=True)
+            runs[mode].append({"seconds": seconds, "flow_rss": usage.flow_peak, "worker_rss": usage.worker_peak,
+                               "worker_threads": usage.worker_threads, "cpu": usage.cpu})
+            cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in usage.cpu.items())
+            print(f"  {size:>7} {mode:>8} run {repeat + 1}: {seconds:8.2f} s   (CPU s: {cpu})", flush=True)
     units = args.tasks if work is None else int(size)
     medians = {mode: statistics.median(run["seconds"] for run in mode_runs) for mode, mode_runs in runs.items()}
     return {mode: {"median_seconds": round(medians[mode], 3),
@@ -206,6 +228,8 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
                    "flow_peak_mib": round(max(r["flow_rss"] for r in runs[mode]) / 2**20),
                    "worker_peak_mib": round(max(r["worker_rss"] for r in runs[mode]) / 2**20),
                    "worker_peak_threads": max(r["worker_threads"] for r in runs[mode]),
+                   "cpu_seconds": {name: round(statistics.median(r["cpu"][name] for r in runs[mode]), 1)
+                                   for name in runs[mode][0]["cpu"]},
                    "seconds": [round(r["seconds"], 3) for r in runs[mode]]}
             for mode in runs} | {"units": units, "prepare_seconds": work["prepare_seconds"] if work else None}
 
@@ -265,14 +289,15 @@ def run(args: argparse.Namespace, folder: Path) -> int:
 
 def print_table(results: dict) -> None:
     print(f"\n{'size':>8} {'mode':>8} {'median s':>9} {'ms/unit':>8} {'x dask':>7} {'flow MiB':>9} "
-          f"{'worker MiB':>11} {'threads':>8}")
+          f"{'worker MiB':>11} {'threads':>8}  CPU s flow/workers/server")
     for size, modes in results["sizes"].items():
         for mode, row in modes.items():
             if mode in ("units", "prepare_seconds"):
                 continue
             ratio = f"{row['ratio_to_dask']:.2f}" if row["ratio_to_dask"] is not None else "-"
             print(f"{size:>8} {mode:>8} {row['median_seconds']:9.2f} {row['per_unit_ms']:8.1f} {ratio:>7} "
-                  f"{row['flow_peak_mib']:9d} {row['worker_peak_mib']:11d} {row['worker_peak_threads']:8d}")
+                  f"{row['flow_peak_mib']:9d} {row['worker_peak_mib']:11d} {row['worker_peak_threads']:8d}  "
+                  + "/".join(f"{seconds:.1f}" for seconds in row["cpu_seconds"].values()))
 
 
 if __name__ == "__main__":
