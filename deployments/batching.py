@@ -13,6 +13,9 @@ tags, states, logs, retries and result) but changes how they travel:
 - worker side: one context and one API client per batch; each task run goes through Prefect's
   own task engine, one after another, and its final state reaches the flow as soon as it has it
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
+- tag concurrency limits are read once per batch (again when that reading is 5 s old), and the
+  task engine's slot request for a task run whose tags have no limit is answered from that
+  reading instead of a request to the server each (see `TagLimits`);
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
   result, and then the batch is forgotten, so that Dask does not recompute it when a worker that
@@ -38,7 +41,9 @@ import cloudpickle
 import distributed
 from distributed.scheduler import KilledWorker
 from prefect import tags
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
+from prefect.concurrency import services as slot_services
 from prefect.context import SyncClientContext, TagsContext, TaskRunContext, hydrated_context, serialize_context
 from prefect.events.worker import EventsWorker
 from prefect.futures import PrefectFuture, PrefectTaskRunFuture
@@ -54,6 +59,8 @@ MAX_WAITING = 512  # or this many waiting submissions
 BATCHES_PER_THREAD = 2  # guided sizes: each batch is 1/(2 x threads) of what is left
 METADATA_ROOT = "ordercast-batches"
 FINISHED_TOPIC = "ordercast-task-run-finished"  # Dask event per finished task run of a batch
+NO_LIMIT_SECONDS = 5.0  # how long Prefect's task engine itself trusts a server's "no tag limit" answer
+LIMITS_PAGE = 200
 
 
 @dataclass
@@ -327,11 +334,13 @@ def run_batch(batch_id: str, context: dict[str, Any], calls: list[TaskRunCall]) 
     finished = scheduler.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
     states: list[State] = []
     with hydrated_context(context), SyncClientContext.get_or_create():
+        tag_limits = TagLimits()
         for index, call in enumerate(calls):
             if str(index) in finished:
                 states.append(cloudpickle.loads(finished[str(index)]))
                 continue
             with tags(*call.tags):
+                tag_limits.answer_slot_request(call.task)
                 state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,
                                       return_type="state", dependencies=call.dependencies)
             EventsWorker.instance().wait_until_empty()  # its states are on their way to the server
@@ -340,6 +349,52 @@ def run_batch(batch_id: str, context: dict[str, Any], calls: list[TaskRunCall]) 
             scheduler.log_event(FINISHED_TOPIC, {"batch": batch_id, "index": index, "state": finished_state})
             states.append(state)
     return states
+
+
+class TagLimits:
+    """Which tags have a concurrency limit on the server, read at most every NO_LIMIT_SECONDS.
+
+    Before every task run that has tags, Prefect's task engine asks the server for a slot of each
+    tag's limit (`tag:<tag>`), even when no such limit exists: with a tag per region, one request
+    per task run, each with a new API client and waiting behind the server's other writes. The
+    engine skips the request when its own cache says the tag set has no limit, an answer it
+    keeps for NO_LIMIT_SECONDS. `answer_slot_request` puts that answer in the cache for a task
+    run whose tags have no limit, from one reading of the server's limits shared by the batch; a
+    task run with a limited tag asks the server as usual. A limit created meanwhile therefore
+    counts from at most NO_LIMIT_SECONDS later, as with Prefect's cache. The cache is a Prefect
+    internal: if it moves, every task run asks the server again (slower, still correct)."""
+
+    def __init__(self) -> None:
+        self._limited: set[str] = set()
+        self._read_at = -math.inf
+
+    def limited_names(self) -> set[str]:
+        """The names of the tag concurrency limits that exist (`tag:<tag>`)."""
+        if time.monotonic() - self._read_at >= NO_LIMIT_SECONDS:
+            self._read_at = time.monotonic()
+            self._limited = _read_tag_limit_names()
+        return self._limited
+
+    def answer_slot_request(self, task: Any) -> None:
+        """Tell the engine that the task run about to start (in the current tags) needs no slot,
+        if none of its tags has a limit."""
+        cache, lock = getattr(slot_services, "_no_limits_cache", None), getattr(slot_services, "_cache_lock", None)
+        names = frozenset(f"tag:{tag}" for tag in set(task.tags) | set(TagsContext.get().current_tags or ()))
+        if cache is None or lock is None or not names or names & self.limited_names():
+            return
+        with lock:
+            cache[names] = True
+
+
+def _read_tag_limit_names() -> set[str]:
+    """The names of every tag concurrency limit on the server (`tag:<tag>`), page by page."""
+    names: list[str] = []
+    with get_client(sync_client=True) as client:
+        while True:
+            page = client.read_global_concurrency_limits(limit=LIMITS_PAGE, offset=len(names))
+            names.extend(limit.name for limit in page)
+            if len(page) < LIMITS_PAGE:
+                return {name for name in names if name.startswith("tag:")}
 
 
 def _shared_context() -> dict[str, Any]:

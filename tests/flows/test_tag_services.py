@@ -1,12 +1,17 @@
-"""Per-region tags leave nothing behind on long-lived Dask workers.
+"""Per-region tags leave nothing behind on long-lived Dask workers, and cost no server request
+where no tag has a concurrency limit.
 
 Prefect's task engine starts a slot-acquisition service (a thread and an API connection) per
 distinct set of tags in each worker process and keeps it for the life of the process. The
 region tasks stop theirs (`tasks.close_tag_slot_service`); these tests count the services'
-threads on real workers of a real LocalCluster, reporting to the real local Prefect server."""
+threads on real workers of a real LocalCluster, reporting to the real local Prefect server.
+The batching runner answers the engine's slot request itself for tags without a limit
+(`deployments.batching.TagLimits`); the requests that reach the server are counted from the
+worker's HTTP client log."""
 from __future__ import annotations
 
 import gc
+import logging
 import threading
 import time
 
@@ -14,6 +19,9 @@ import pytest
 from distributed import Client, LocalCluster
 from prefect import flow, tags, task
 
+from prefect.client.orchestration import get_client
+
+from deployments.batching import BatchingDaskTaskRunner
 from deployments.runners import OrdercastDaskTaskRunner
 from tasks import close_tag_slot_service
 from tests.helpers import run_cli, table_args
@@ -67,10 +75,10 @@ def tagged(index: int, close: bool) -> int:
 
 
 @flow(name="tagged-probe")
-def tagged_probe(count: int, close: bool) -> list[int]:
+def tagged_probe(count: int, close: bool, prefix: str = "probe") -> list[int]:
     futures = []
     for index in range(count):
-        with tags(f"region:probe-{index}", "model:probe"):
+        with tags(f"region:{prefix}-{index}", "model:probe"):
             futures.append(tagged.submit(index, close))
     return [future.result() for future in futures]
 
@@ -107,3 +115,46 @@ def test_forecast_on_a_long_lived_cluster_leaves_no_service_per_region(one_worke
     result = run_cli("forecast", *table_args(small_demo_dir), "--out", str(tmp_path / "out"), "--cluster", str(config))
     assert result.returncode == 0, result.stderr[-3000:]
     assert _service_threads_settled(client) == 0
+
+
+class _SlotRequestCounter(logging.Handler):
+    """Counts the answered HTTP requests for tag concurrency slots that a process's API clients
+    make (a busy server's 503 makes the client ask again, which is not counted twice)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if "/v2/concurrency_limits/increment-with-lease" in message and '"HTTP/1.1 200 OK"' in message:
+            self.count += 1
+
+
+def _count_slot_requests() -> None:
+    http_log = logging.getLogger("httpx")  # one INFO line per request
+    http_log.setLevel(logging.INFO)
+    http_log.addHandler(_SlotRequestCounter())
+
+
+def _slot_requests() -> int:
+    return sum(handler.count for handler in logging.getLogger("httpx").handlers
+               if isinstance(handler, _SlotRequestCounter))
+
+
+def test_batched_task_runs_ask_the_server_for_tag_slots_only_where_a_tag_has_a_limit(one_worker, prefect_server):
+    cluster, client = one_worker
+    client.run(_count_slot_requests)
+    with get_client(sync_client=True) as api:
+        api.create_concurrency_limit(tag="region:batched-2", concurrency_limit=5)
+        try:
+            batched = BatchingDaskTaskRunner(kind="address", address=cluster.scheduler_address)
+            assert tagged_probe.with_options(task_runner=batched)(4, close=True, prefix="batched") == [0, 1, 2, 3]
+            assert sum(client.run(_slot_requests).values()) == 1  # region:batched-2's, which has a limit
+
+            # Prefect's own behaviour on the stock runner: one request per tagged task run.
+            stock = OrdercastDaskTaskRunner(kind="address", address=cluster.scheduler_address)
+            assert tagged_probe.with_options(task_runner=stock)(4, close=True, prefix="stock") == [0, 1, 2, 3]
+            assert sum(client.run(_slot_requests).values()) == 1 + 4
+        finally:
+            api.delete_concurrency_limit_by_tag("region:batched-2")
