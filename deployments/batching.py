@@ -7,10 +7,13 @@ tags, states, logs, retries and result) but changes how they travel:
 
 - flow side: the context is serialized once per flow run; a submission only records its task,
   parameters, tags and a new task run id, and returns a future at once;
-- submissions are held until the flow stops submitting for a moment (or many are waiting), then
-  sent as a few Dask tasks of several task runs each, largest first (guided sizes: each batch a
-  share of what is left), so the workers stay evenly busy to the end;
-- worker side: one context and one API client per batch; each task run goes through Prefect's
+- submissions are held until the flow stops submitting for a moment (or many are waiting), and
+  while the cluster still has task runs queued beyond one per thread (unless the flow waits on
+  one of them), then sent as a few Dask tasks of several task runs each, largest first (guided
+  sizes: each batch a share of what is left), so the workers stay evenly busy to the end, and a
+  region's prediction, submitted when its training ends, travels with others;
+- worker side: the flow run's settings are rebuilt once per worker process, and each batch has
+  one context and one API client; each task run goes through Prefect's
   own task engine, one after another, and its final state reaches the flow as soon as it has it
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
 - tag concurrency limits are read once per batch (again when that reading is 5 s old), and the
@@ -34,6 +37,7 @@ import math
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -44,7 +48,14 @@ from prefect import tags
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import State
 from prefect.concurrency import services as slot_services
-from prefect.context import SyncClientContext, TagsContext, TaskRunContext, hydrated_context, serialize_context
+from prefect.context import (
+    SettingsContext,
+    SyncClientContext,
+    TagsContext,
+    TaskRunContext,
+    hydrated_context,
+    serialize_context,
+)
 from prefect.events.worker import EventsWorker
 from prefect.futures import PrefectFuture, PrefectTaskRunFuture
 from prefect.task_engine import run_task_sync
@@ -59,8 +70,17 @@ MAX_WAITING = 512  # or this many waiting submissions
 BATCHES_PER_THREAD = 2  # guided sizes: each batch is 1/(2 x threads) of what is left
 METADATA_ROOT = "ordercast-batches"
 FINISHED_TOPIC = "ordercast-task-run-finished"  # Dask event per finished task run of a batch
+SETTINGS_KEPT = 8  # flow runs whose rebuilt settings a worker process keeps
 NO_LIMIT_SECONDS = 5.0  # how long Prefect's task engine itself trusts a server's "no tag limit" answer
 LIMITS_PAGE = 200
+
+
+@dataclass
+class SharedContext:
+    """A flow run's serialized Prefect context, common to all of its batches, under an id of its own."""
+
+    id: str
+    serialized: dict[str, Any]
 
 
 @dataclass
@@ -163,15 +183,16 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._client_lock = threading.RLock()
         self._timer: threading.Timer | None = None
         self._last_submit = 0.0
-        self._context: dict[str, Any] | None = None
+        self._thread_count = 1
+        self._context: SharedContext | None = None
         self._in_flight: dict[str, list[BatchMemberFuture]] = {}
         self._subscribed = False
 
     def __getstate__(self) -> dict[str, Any]:
         # The flow, runner included, travels to workers in the context: locks and timers cannot.
         return {key: value for key, value in self.__dict__.items()
-                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_last_submit", "_context",
-                               "_in_flight", "_subscribed")}
+                if key not in ("_waiting", "_lock", "_client_lock", "_timer", "_last_submit", "_thread_count",
+                               "_context", "_in_flight", "_subscribed")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -195,7 +216,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         future = BatchMemberFuture(call.task_run_id, self)
         with self._lock:
             if self._context is None:
-                self._context = _shared_context()
+                self._context = SharedContext(uuid.uuid4().hex, _shared_context())
             self._waiting.append((call, future))
             self._last_submit = time.monotonic()
             send_now = len(self._waiting) >= MAX_WAITING
@@ -212,7 +233,8 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._timer.start()
 
     def _on_timer(self) -> None:
-        """Send the waiting submissions once the flow has not submitted for LINGER_SECONDS."""
+        """Send the waiting submissions once the flow has not submitted for LINGER_SECONDS and the
+        cluster is about to run out of queued task runs."""
         with self._lock:
             if threading.current_thread() is not self._timer:  # cancelled by a send meanwhile
                 return
@@ -220,7 +242,14 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             if quiet < LINGER_SECONDS:
                 self._start_timer(LINGER_SECONDS - quiet)
                 return
+            if self._unfinished() > self._thread_count:
+                self._start_timer(LINGER_SECONDS)
+                return
         self.send_waiting()
+
+    def _unfinished(self) -> int:
+        """Task runs sent and not settled yet: running, or queued behind those running."""
+        return sum(not future.outcome.done() for members in list(self._in_flight.values()) for future in members)
 
     def send_waiting(self) -> None:
         """Send every waiting submission to Dask, in guided batch sizes."""
@@ -233,11 +262,12 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             if not waiting:
                 return
             start = 0
-            for size in guided_sizes(len(waiting), self._threads()):
+            self._thread_count = self._threads()
+            for size in guided_sizes(len(waiting), self._thread_count):
                 self._send(waiting[start:start + size], context)
                 start += size
 
-    def _send(self, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: dict[str, Any]) -> None:
+    def _send(self, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: SharedContext) -> None:
         if not self._subscribed:
             self.client.subscribe_topic(FINISHED_TOPIC, self._on_task_run_finished)
             self._subscribed = True
@@ -258,7 +288,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             members[message["index"]].settle(cloudpickle.loads(message["state"]))
 
     def _settle(self, batch: distributed.Future, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]],
-                context: dict[str, Any]) -> None:
+                context: SharedContext) -> None:
         """Hand each task run its final state once its batch returned."""
         try:
             states = batch.result()
@@ -280,7 +310,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._in_flight.pop(batch_id, None)
         self.client.set_metadata([METADATA_ROOT, batch_id], {})
 
-    def _recover(self, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: dict[str, Any],
+    def _recover(self, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: SharedContext,
                  error: KilledWorker) -> None:
         """A batch whose workers kept dying (Dask gave up: `KilledWorker`). Its task runs run one after
         another, so the first one not finished is the one that killed them: it gets the error; those
@@ -327,13 +357,15 @@ def guided_sizes(count: int, threads: int) -> list[int]:
     return sizes
 
 
-def run_batch(batch_id: str, context: dict[str, Any], calls: list[TaskRunCall]) -> list[State]:
+def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -> list[State]:
     """Run a batch's task runs through Prefect's task engine in one context with one API client;
     runs in a Dask worker. Task runs finished by an earlier attempt of this batch are not run again."""
     scheduler = distributed.get_client()
     finished = scheduler.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
     states: list[State] = []
-    with hydrated_context(context), SyncClientContext.get_or_create():
+    serialized = _with_rebuilt_settings(context)
+    settings = SettingsContext(**serialized["settings_context"]) if serialized["settings_context"] else nullcontext()
+    with settings, SyncClientContext.get_or_create() as clients, hydrated_context(serialized, client=clients.client):
         tag_limits = TagLimits()
         for index, call in enumerate(calls):
             if str(index) in finished:
@@ -395,6 +427,24 @@ def _read_tag_limit_names() -> set[str]:
             names.extend(limit.name for limit in page)
             if len(page) < LIMITS_PAGE:
                 return {name for name in names if name.startswith("tag:")}
+
+
+_rebuilt_settings: dict[str, Any] = {}  # SharedContext.id -> Prefect Settings, in this worker process
+
+
+def _with_rebuilt_settings(context: SharedContext) -> dict[str, Any]:
+    """The serialized context with its settings as a Settings object, rebuilt from their dump once
+    per flow run in each worker process (rebuilding reads the environment and settings files, which
+    costs more than the rest of the context)."""
+    if not context.serialized["settings_context"]:
+        return context.serialized
+    settings = _rebuilt_settings.get(context.id)
+    if settings is None:
+        settings = SettingsContext(**context.serialized["settings_context"]).settings
+        _rebuilt_settings[context.id] = settings
+        while len(_rebuilt_settings) > SETTINGS_KEPT:
+            _rebuilt_settings.pop(next(iter(_rebuilt_settings)), None)
+    return {**context.serialized, "settings_context": {**context.serialized["settings_context"], "settings": settings}}
 
 
 def _shared_context() -> dict[str, Any]:
