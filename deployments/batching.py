@@ -8,8 +8,8 @@ tags, states, logs, retries and result) but changes how they travel:
 - flow side: the context is serialized once per flow run; a submission only records its task,
   parameters, tags and a new task run id, and returns a future at once;
 - submissions are held until the flow stops submitting for a moment (or many are waiting), and
-  while the cluster still has task runs queued beyond one per thread (unless the flow waits on
-  one of them), then sent as a few Dask tasks of several task runs each, largest first (guided
+  while the cluster has more unfinished batches than threads (unless the flow waits on one of
+  them), then sent as a few Dask tasks of several task runs each, largest first (guided
   sizes: each batch a share of what is left), so the workers stay evenly busy to the end, and a
   region's prediction, submitted when its training ends, travels with others;
 - worker side: the flow run's settings are rebuilt once per worker process, and each batch has
@@ -242,14 +242,16 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             if quiet < LINGER_SECONDS:
                 self._start_timer(LINGER_SECONDS - quiet)
                 return
-            if self._unfinished() > self._thread_count:
+            if self._unfinished_batches() > self._thread_count:
                 self._start_timer(LINGER_SECONDS)
                 return
         self.send_waiting()
 
-    def _unfinished(self) -> int:
-        """Task runs sent and not settled yet: running, or queued behind those running."""
-        return sum(not future.outcome.done() for members in list(self._in_flight.values()) for future in members)
+    def _unfinished_batches(self) -> int:
+        """Batches with task runs not settled yet. While there are more than threads, at least one
+        is queued, so no worker goes idle if what waits is held a little longer."""
+        return sum(any(not future.outcome.done() for future in members)
+                   for members in list(self._in_flight.values()))
 
     def send_waiting(self) -> None:
         """Send every waiting submission to Dask, in guided batch sizes."""

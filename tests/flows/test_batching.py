@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import dask
+import distributed
 import pytest
 from distributed.scheduler import KilledWorker
 from prefect import flow, tags, task
@@ -172,6 +173,35 @@ def test_a_task_run_is_settled_as_soon_as_it_finishes_not_when_its_batch_does(pr
     state = gate_probe.with_options(task_runner=_runner(True, workers=1))(str(tmp_path), return_state=True)
     assert state.is_completed(), state
     assert state.result() == {"first": 0, "all": [0, 1, 2, 3]}
+
+
+@task(task_run_name="sleeper-{index}")
+def sleeper(index: int, seconds: float) -> str:
+    """Sleeps, then names the Dask task (the batch) it ran in."""
+    time.sleep(seconds)
+    return distributed.get_worker().get_current_task()
+
+
+@flow(name="batching-hold")
+def hold_probe() -> dict[str, list[str]]:
+    busy = [sleeper.submit(index, 0.5) for index in range(6)]
+    time.sleep(0.3)
+    late = []
+    for index in range(6, 11):  # each after a pause longer than the linger, as predictions come
+        late.append(sleeper.submit(index, 0.0))
+        time.sleep(0.1)
+    return {"busy": [future.result() for future in busy], "late": [future.result() for future in late]}
+
+
+def test_submissions_are_held_while_the_cluster_has_batches_queued_and_then_go_out_together(prefect_server):
+    # One thread: the 6 busy task runs go out as batches of 3, 2 and 1 (3 s of work). The 5 late
+    # ones each come after a pause, so without holding they would go out as 5 batches of one.
+    state = hold_probe.with_options(task_runner=_runner(True, workers=1))(return_state=True)
+    assert state.is_completed(), state
+    batches = state.result()
+    assert len(set(batches["busy"])) == 3
+    assert len(set(batches["late"])) == len(guided_sizes(5, 1)) == 3
+    assert not set(batches["late"]) & set(batches["busy"])
 
 
 @pytest.mark.parametrize("count,threads", [(1, 2), (8, 2), (100, 2), (1000, 4), (7, 1)])
