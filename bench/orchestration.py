@@ -203,7 +203,7 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
     server_pid = getattr(server.status(), "pid", None)
     runs: dict[str, list[dict]] = {mode: [] for mode in args.modes}
     flow_modes = [mode for mode in args.modes if mode in ("stock", "batched")]
-    if work is not None and flow_modes:  # fill the snapshot cache, warm imports
+    if work is not None and flow_modes and args.warm_up:  # fill the snapshot cache, warm imports
         run_regions(flow_modes[0], work, folder, client, make_runner(flow_modes[0], cluster.scheduler_address))
     for repeat in range(args.repeats):
         order = args.modes if repeat % 2 == 0 else tuple(reversed(args.modes))
@@ -244,6 +244,9 @@ def main() -> int:
                              "(like the forecast's region:<name>)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per mode and size; the median counts")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
+    parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
+                        help="skip the untimed flow run before a region size (it fills the flow's snapshot "
+                             "cache and warms the workers' imports; skip it only with --work-dir of an earlier run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "orchestration.json")
     parser.add_argument("--work-dir", type=Path, help="data and scratch (default: a temporary folder)")
     args = parser.parse_args()
