@@ -44,7 +44,7 @@ class SerialCluster(_Config):
 
 class _Dask(_Config):
     # true: several task runs per Dask task (deployments/batching.py); false: prefect-dask's one each.
-    batch_task_runs: bool = False
+    batch_task_runs: bool = True
 
 
 class LocalCluster(_Dask):

@@ -14,6 +14,7 @@ from deployments.clusters import (
     load_cluster,
     parse_cluster,
 )
+from deployments.batching import BatchingDaskTaskRunner
 from deployments.runners import OrdercastDaskTaskRunner, SerialTaskRunner, build_task_runner
 from forecasting.errors import ConfigError
 
@@ -70,7 +71,8 @@ def test_factory_builds_each_kind(monkeypatch):
     monkeypatch.delenv("ORDERCAST_SERIAL", raising=False)
     assert isinstance(build_task_runner(SerialCluster()), SerialTaskRunner)
     local = build_task_runner(LocalCluster(n_workers=2, adapt={"minimum": 1, "maximum": 3}))
-    assert isinstance(local, OrdercastDaskTaskRunner) and local.cluster_class == "distributed.LocalCluster"
+    assert isinstance(local, BatchingDaskTaskRunner) and local.cluster_class == "distributed.LocalCluster"
+    assert type(build_task_runner(LocalCluster(batch_task_runs=False))) is OrdercastDaskTaskRunner
     assert local.cluster_kwargs["n_workers"] == 1 and local.adapt_kwargs == {"minimum": 1, "maximum": 3}
     ssh = build_task_runner(load_cluster(str(EXAMPLES / "ssh.yaml")))
     assert ssh.cluster_kwargs["worker_options"]["env"]["PREFECT_API_URL"] == "http://flow-host.internal:4200/api"

@@ -47,13 +47,13 @@ def test_adaptive_and_threaded_local_clusters(small_demo_dir, local_forecasts, t
     pd.testing.assert_frame_equal(threaded, local, rtol=1e-9)
 
 
-def test_batched_task_runs_give_the_same_forecasts_and_task_runs(small_demo_dir, local_forecasts, tmp_path,
-                                                                prefect_server):
-    out, local = local_forecasts
-    config = tmp_path / "batched.yaml"
-    config.write_text("kind: local\nbatch_task_runs: true\n")
-    batched = forecast(small_demo_dir, tmp_path / "out", "--cluster", str(config))
-    pd.testing.assert_frame_equal(batched, local, rtol=1e-9)
+def test_batched_and_stock_task_runs_give_the_same_forecasts_and_task_runs(small_demo_dir, local_forecasts,
+                                                                          tmp_path, prefect_server):
+    out, batched = local_forecasts  # batch_task_runs is true by default
+    config = tmp_path / "stock.yaml"
+    config.write_text("kind: local\nbatch_task_runs: false\n")
+    stock = forecast(small_demo_dir, tmp_path / "out", "--cluster", str(config))
+    pd.testing.assert_frame_equal(stock, batched, rtol=1e-9)
 
     def task_runs(folder):
         _, runs, _ = prefect_records(prefect_server.api_url, read_run(folder)["run_id"])
