@@ -234,7 +234,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
 
     def _on_timer(self) -> None:
         """Send the waiting submissions once the flow has not submitted for LINGER_SECONDS and the
-        cluster is about to run out of queued task runs."""
+        cluster has no more unfinished batches than threads."""
         with self._lock:
             if threading.current_thread() is not self._timer:  # cancelled by a send meanwhile
                 return
@@ -394,9 +394,10 @@ class TagLimits:
     engine skips the request when its own cache says the tag set has no limit, an answer it
     keeps for NO_LIMIT_SECONDS. `answer_slot_request` puts that answer in the cache for a task
     run whose tags have no limit, from one reading of the server's limits shared by the batch; a
-    task run with a limited tag asks the server as usual. A limit created meanwhile therefore
-    counts from at most NO_LIMIT_SECONDS later, as with Prefect's cache. The cache is a Prefect
-    internal: if it moves, every task run asks the server again (slower, still correct)."""
+    task run with a limited tag, or any task run when the limits cannot be read, asks the server
+    as usual. A limit created meanwhile therefore counts from at most NO_LIMIT_SECONDS later, as
+    with Prefect's cache. The cache is a Prefect internal: if it moves, every task run asks the
+    server again (slower, still correct)."""
 
     def __init__(self) -> None:
         self._limited: set[str] = set()
@@ -405,8 +406,9 @@ class TagLimits:
     def limited_names(self) -> set[str]:
         """The names of the tag concurrency limits that exist (`tag:<tag>`)."""
         if time.monotonic() - self._read_at >= NO_LIMIT_SECONDS:
-            self._read_at = time.monotonic()
+            read_at = time.monotonic()
             self._limited = _read_tag_limit_names()
+            self._read_at = read_at
         return self._limited
 
     def answer_slot_request(self, task: Any) -> None:
@@ -414,10 +416,17 @@ class TagLimits:
         if none of its tags has a limit."""
         cache, lock = getattr(slot_services, "_no_limits_cache", None), getattr(slot_services, "_cache_lock", None)
         names = frozenset(f"tag:{tag}" for tag in set(task.tags) | set(TagsContext.get().current_tags or ()))
-        if cache is None or lock is None or not names or names & self.limited_names():
+        if cache is None or lock is None or not names:
             return
+        try:
+            unlimited = not names & self.limited_names()
+        except Exception:  # the server did not answer: the engine asks it itself, with its retries
+            unlimited = False
         with lock:
-            cache[names] = True
+            if unlimited:
+                cache[names] = True
+            else:  # an answer from before a limit was created must not outlive this reading
+                cache.pop(names, None)
 
 
 def _read_tag_limit_names() -> set[str]:

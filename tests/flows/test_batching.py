@@ -15,6 +15,7 @@ import pytest
 from distributed.scheduler import KilledWorker
 from prefect import flow, tags, task
 
+from deployments import batching
 from deployments.batching import BatchingDaskTaskRunner, guided_sizes
 from deployments.runners import OrdercastDaskTaskRunner
 from tests.helpers import prefect_records
@@ -202,6 +203,34 @@ def test_submissions_are_held_while_the_cluster_has_batches_queued_and_then_go_o
     assert len(set(batches["busy"])) == 3
     assert len(set(batches["late"])) == len(guided_sizes(5, 1)) == 3
     assert not set(batches["late"]) & set(batches["busy"])
+
+
+def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch):
+    from prefect.concurrency import services as slot_services
+
+    limits: set[str] = set()
+
+    def read_limits() -> set[str]:  # stands in for the server's list of limits
+        if limits == {"unreachable"}:
+            raise OSError("the server did not answer")
+        return set(limits)
+
+    monkeypatch.setattr(batching, "_read_tag_limit_names", read_limits)
+    monkeypatch.setattr(batching, "NO_LIMIT_SECONDS", 0.0)  # read again before every task run
+    tag_limits, names = batching.TagLimits(), frozenset({"tag:region:late-limit", "tag:probe"})
+
+    def answer() -> bool | None:
+        with tags("region:late-limit", "probe"):
+            tag_limits.answer_slot_request(square)
+        return slot_services._no_limits_cache.get(names)
+
+    assert answer() is True  # no limit: the engine will not ask the server
+    limits.add("tag:region:late-limit")
+    assert answer() is None  # a limit now: the earlier answer is gone, the engine asks
+    limits.clear()
+    assert answer() is True
+    limits.add("unreachable")
+    assert answer() is None  # the limits could not be read: the engine asks
 
 
 @pytest.mark.parametrize("count,threads", [(1, 2), (8, 2), (100, 2), (1000, 4), (7, 1)])
