@@ -90,7 +90,7 @@ def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False
 
     if paths.regions:
         raw_regions, hashes["regions"] = read_table(paths.regions, "regions", REGIONS_COLUMNS)
-        regions = _validate_regions(raw_regions, orders, invalid if skip_invalid_regions else None)
+        regions = _validate_regions(raw_regions, orders, known, invalid if skip_invalid_regions else None)
     else:
         regions = {name: RegionInfo(name, "UTC", None) for name in sorted(known)}
         notes.append("no regions table: every region uses UTC and no holidays")
@@ -172,10 +172,11 @@ def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame,
+def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame, with_orders: set[str],
                       invalid: dict[str, str] | None = None) -> dict[str, RegionInfo]:
-    """Time zone and country per region; a region without a row is an error, or (when
-    skipping invalid regions, `invalid` given) an invalid region."""
+    """Time zone and country per region that has orders (`with_orders`: the regions of `orders`);
+    a region without a row is an error, or (when skipping invalid regions, `invalid` given) an
+    invalid region."""
     frame = frame.assign(region=parse_labels(frame, "region"))
     fail_duplicates(frame, ["region"], "region")
     zones = frame["timezone"].astype("string").str.strip()
@@ -194,7 +195,6 @@ def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame,
         if invalid is None:
             raise DataError(message)
         invalid[unlisted.at[index, "region"]] = message
-    with_orders = set(orders["region"].unique())
     return {
         region: RegionInfo(region, zone, country or None)
         for region, zone, country in zip(frame["region"], zones, countries)
