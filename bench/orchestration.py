@@ -218,7 +218,7 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
                 seconds = time.perf_counter() - started
             runs[mode].append({"seconds": seconds, "flow_rss": usage.flow_peak, "worker_rss": usage.worker_peak,
                                "worker_threads": usage.worker_threads, "cpu": usage.cpu})
-            cpu = ", ".join(f"{name} {seconds:.1f}" for name, seconds in usage.cpu.items())
+            cpu = ", ".join(f"{name} {spent:.1f}" for name, spent in usage.cpu.items())
             print(f"  {size:>7} {mode:>8} run {repeat + 1}: {seconds:8.2f} s   (CPU s: {cpu})", flush=True)
     units = args.tasks if work is None else int(size)
     medians = {mode: statistics.median(run["seconds"] for run in mode_runs) for mode, mode_runs in runs.items()}
