@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from deployments.batching import BatchingDaskTaskRunner
 from deployments.clusters import (
     LocalCluster,
     SerialCluster,
@@ -14,7 +15,6 @@ from deployments.clusters import (
     load_cluster,
     parse_cluster,
 )
-from deployments.batching import BatchingDaskTaskRunner
 from deployments.runners import OrdercastDaskTaskRunner, SerialTaskRunner, build_task_runner
 from forecasting.errors import ConfigError
 

@@ -206,8 +206,6 @@ def test_submissions_are_held_while_the_cluster_has_batches_queued_and_then_go_o
 
 
 def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch):
-    from prefect.concurrency import services as slot_services
-
     limits: set[str] = set()
 
     def read_limits() -> set[str]:  # stands in for the server's list of limits
@@ -222,7 +220,7 @@ def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch)
     def answer() -> bool | None:
         with tags("region:late-limit", "probe"):
             tag_limits.answer_slot_request(square)
-        return slot_services._no_limits_cache.get(names)
+        return batching.slot_services._no_limits_cache.get(names)
 
     assert answer() is True  # no limit: the engine will not ask the server
     limits.add("tag:region:late-limit")

@@ -18,7 +18,6 @@ import time
 import pytest
 from distributed import Client, LocalCluster
 from prefect import flow, tags, task
-
 from prefect.client.orchestration import get_client
 
 from deployments.batching import BatchingDaskTaskRunner
