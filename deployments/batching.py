@@ -18,7 +18,8 @@ tags, states, logs, retries and result) but changes how they travel:
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
 - tag concurrency limits are read once per batch (again when that reading is 5 s old), and the
   task engine's slot request for a task run whose tags have no limit is answered from that
-  reading instead of a request to the server each (see `TagLimits`);
+  reading instead of a request to the server each (see `TagLimits`); the slot service Prefect
+  starts per tag set borrows one API client kept by the worker process instead of building its own;
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
   result, and then the batch is forgotten, so that Dask does not recompute it when a worker that
@@ -45,10 +46,12 @@ import cloudpickle
 import distributed
 from distributed.scheduler import KilledWorker
 from prefect import tags
-from prefect.client.orchestration import get_client
+from prefect._internal.concurrency.api import create_call, from_sync
+from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import State
 from prefect.concurrency import services as slot_services
 from prefect.context import (
+    AsyncClientContext,
     SettingsContext,
     SyncClientContext,
     TagsContext,
@@ -58,6 +61,7 @@ from prefect.context import (
 )
 from prefect.events.worker import EventsWorker
 from prefect.futures import PrefectFuture, PrefectTaskRunFuture
+from prefect.settings import get_current_settings
 from prefect.task_engine import run_task_sync
 from prefect.utilities.collections import StopVisiting, visit_collection
 from prefect.utilities.engine import collect_task_run_inputs_sync
@@ -375,6 +379,7 @@ def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -
                 continue
             with tags(*call.tags):
                 tag_limits.answer_slot_request(call.task)
+                start_slot_service(call.task)
                 state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,
                                       return_type="state", dependencies=call.dependencies)
             EventsWorker.instance().wait_until_empty()  # its states are on their way to the server
@@ -415,7 +420,7 @@ class TagLimits:
         """Tell the engine that the task run about to start (in the current tags) needs no slot,
         if none of its tags has a limit."""
         cache, lock = getattr(slot_services, "_no_limits_cache", None), getattr(slot_services, "_cache_lock", None)
-        names = frozenset(f"tag:{tag}" for tag in set(task.tags) | set(TagsContext.get().current_tags or ()))
+        names = _tag_limit_names(task)
         if cache is None or lock is None or not names:
             return
         try:
@@ -427,6 +432,47 @@ class TagLimits:
                 cache[names] = True
             else:  # an answer from before a limit was created must not outlive this reading
                 cache.pop(names, None)
+
+
+def start_slot_service(task: Any) -> None:
+    """Start Prefect's slot service for the task run about to start (in the current tags) with the
+    worker process's kept API client, before the task engine starts it with a new client of its own.
+
+    The engine keeps one service per distinct tag set and each builds its own API client, whose SSL
+    context costs about 20 ms of CPU: with a tag per region, every task run pays it (60% of the
+    workers' busy time on trivial tasks). A service started here finds the kept client in its
+    context (Prefect's `get_client` reuses a started client of the same event loop) and the engine
+    then uses that service. If Prefect's service moves, the engine starts its own (slower, still correct)."""
+    names = _tag_limit_names(task)
+    service_class = getattr(slot_services, "ConcurrencySlotAcquisitionWithLeaseService", None)
+    if not names or service_class is None:
+        return
+    with AsyncClientContext.model_construct(client=_kept_api_client()):
+        service_class.instance(names)
+
+
+_kept_api_clients: dict[tuple[str, ...], PrefectClient] = {}  # per API, in this worker process
+_kept_api_clients_lock = threading.Lock()
+
+
+def _kept_api_client() -> PrefectClient:
+    """A started async API client on Prefect's global event loop, one per API for the life of the
+    worker process (never closed: services that borrowed it may outlive a batch)."""
+    api = get_current_settings().api
+    key = tuple(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+                for secret in (api.url, api.key, api.auth_string))
+    with _kept_api_clients_lock:
+        client = _kept_api_clients.get(key)
+        if client is None:
+            client = get_client()
+            from_sync.call_soon_in_loop_thread(create_call(client.__aenter__)).result()
+            _kept_api_clients[key] = client
+        return client
+
+
+def _tag_limit_names(task: Any) -> frozenset[str]:
+    """The names of the tag concurrency limits the task run about to start (in the current tags) asks for."""
+    return frozenset(f"tag:{tag}" for tag in set(task.tags) | set(TagsContext.get().current_tags or ()))
 
 
 def _read_tag_limit_names() -> set[str]:

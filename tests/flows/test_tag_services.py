@@ -7,7 +7,8 @@ region tasks stop theirs (`tasks.close_tag_slot_service`); these tests count the
 threads on real workers of a real LocalCluster, reporting to the real local Prefect server.
 The batching runner answers the engine's slot request itself for tags without a limit
 (`deployments.batching.TagLimits`); the requests that reach the server are counted from the
-worker's HTTP client log."""
+worker's HTTP client log. It also starts each tag set's service with one API client kept by the
+worker process (`deployments.batching.start_slot_service`); the clients built are counted."""
 from __future__ import annotations
 
 import gc
@@ -157,3 +158,40 @@ def test_batched_task_runs_ask_the_server_for_tag_slots_only_where_a_tag_has_a_l
             assert sum(client.run(_slot_requests).values()) == 1 + 4
         finally:
             api.delete_concurrency_limit_by_tag("region:batched-2")
+
+
+def _count_async_api_clients() -> None:
+    """Count, from now on, the async API clients built in this worker process."""
+    from prefect.client.orchestration import PrefectClient
+
+    build = PrefectClient.__init__
+
+    def counted(self, *args, **kwargs) -> None:
+        counted.built += 1
+        build(self, *args, **kwargs)
+
+    counted.built = 0
+    PrefectClient.__init__ = counted
+
+
+def _async_api_clients_built() -> int:
+    from prefect.client.orchestration import PrefectClient
+
+    return PrefectClient.__init__.built
+
+
+def test_batched_task_runs_share_one_api_client_for_the_slot_services_of_all_their_tag_sets(one_worker,
+                                                                                            prefect_server):
+    cluster, client = one_worker
+    batched = BatchingDaskTaskRunner(kind="address", address=cluster.scheduler_address)
+    assert tagged_probe.with_options(task_runner=batched)(3, close=True, prefix="warm") == [0, 1, 2]
+    client.run(_count_async_api_clients)
+
+    assert tagged_probe.with_options(task_runner=batched)(12, close=True, prefix="shared") == list(range(12))
+    assert sum(client.run(_async_api_clients_built).values()) == 0  # 12 new tag sets, no new client
+
+    # Prefect's own behaviour on the stock runner: one new client per tag set.
+    stock = OrdercastDaskTaskRunner(kind="address", address=cluster.scheduler_address)
+    assert tagged_probe.with_options(task_runner=stock)(12, close=True, prefix="own") == list(range(12))
+    assert sum(client.run(_async_api_clients_built).values()) >= 12
+    assert _service_threads_settled(client) == 0
