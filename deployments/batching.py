@@ -13,7 +13,7 @@ tags, states, logs, retries and result) but changes how they travel:
   sizes: each batch a share of what is left), so the workers stay evenly busy to the end, and a
   region's prediction, submitted when its training ends, travels with others;
 - worker side: the flow run's settings are rebuilt once per worker process, and each batch has
-  one context and one API client; each task run goes through Prefect's
+  one context and the API client its worker thread keeps; each task run goes through Prefect's
   own task engine, one after another, and its final state reaches the flow as soon as it has it
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
 - tag concurrency limits are read once per batch (again when that reading is 5 s old), and the
@@ -47,7 +47,7 @@ import distributed
 from distributed.scheduler import KilledWorker
 from prefect import tags
 from prefect._internal.concurrency.api import create_call, from_sync
-from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.orchestration import PrefectClient, SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
 from prefect.concurrency import services as slot_services
 from prefect.context import (
@@ -371,7 +371,8 @@ def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -
     states: list[State] = []
     serialized = _with_rebuilt_settings(context)
     settings = SettingsContext(**serialized["settings_context"]) if serialized["settings_context"] else nullcontext()
-    with settings, SyncClientContext.get_or_create() as clients, hydrated_context(serialized, client=clients.client):
+    with settings, SyncClientContext.model_construct(client=_kept_sync_client()) as clients, \
+            hydrated_context(serialized, client=clients.client):
         tag_limits = TagLimits()
         for index, call in enumerate(calls):
             if str(index) in finished:
@@ -453,14 +454,13 @@ def start_slot_service(task: Any) -> None:
 
 _kept_api_clients: dict[tuple[str, ...], PrefectClient] = {}  # per API, in this worker process
 _kept_api_clients_lock = threading.Lock()
+_kept_sync_clients = threading.local()  # per API, in each worker thread
 
 
 def _kept_api_client() -> PrefectClient:
     """A started async API client on Prefect's global event loop, one per API for the life of the
     worker process (never closed: services that borrowed it may outlive a batch)."""
-    api = get_current_settings().api
-    key = tuple(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
-                for secret in (api.url, api.key, api.auth_string))
+    key = _api_key()
     with _kept_api_clients_lock:
         client = _kept_api_clients.get(key)
         if client is None:
@@ -468,6 +468,26 @@ def _kept_api_client() -> PrefectClient:
             from_sync.call_soon_in_loop_thread(create_call(client.__aenter__)).result()
             _kept_api_clients[key] = client
         return client
+
+
+def _kept_sync_client() -> SyncPrefectClient:
+    """A started sync API client, one per API for the life of each worker thread, so that a batch
+    does not build its own (its SSL context costs about 20 ms of CPU; a flow run of many small
+    task runs sends many batches). Entering it again, as each batch does, does not close it."""
+    clients = vars(_kept_sync_clients)
+    key = _api_key()
+    if key not in clients:
+        client = get_client(sync_client=True)
+        client.__enter__()
+        clients[key] = client
+    return clients[key]
+
+
+def _api_key() -> tuple[str, ...]:
+    """The current settings' API: its URL, key and auth string."""
+    api = get_current_settings().api
+    return tuple(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+                 for secret in (api.url, api.key, api.auth_string))
 
 
 def _tag_limit_names(task: Any) -> frozenset[str]:

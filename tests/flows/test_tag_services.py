@@ -8,7 +8,8 @@ threads on real workers of a real LocalCluster, reporting to the real local Pref
 The batching runner answers the engine's slot request itself for tags without a limit
 (`deployments.batching.TagLimits`); the requests that reach the server are counted from the
 worker's HTTP client log. It also starts each tag set's service with one API client kept by the
-worker process (`deployments.batching.start_slot_service`); the clients built are counted."""
+worker process (`deployments.batching.start_slot_service`), and each batch with the sync API
+client its worker thread keeps; the clients built are counted."""
 from __future__ import annotations
 
 import gc
@@ -160,38 +161,40 @@ def test_batched_task_runs_ask_the_server_for_tag_slots_only_where_a_tag_has_a_l
             api.delete_concurrency_limit_by_tag("region:batched-2")
 
 
-def _count_async_api_clients() -> None:
-    """Count, from now on, the async API clients built in this worker process."""
-    from prefect.client.orchestration import PrefectClient
+def _count_api_clients() -> None:
+    """Count, from now on, the API clients (async and sync) built in this worker process."""
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 
-    build = PrefectClient.__init__
+    for client_class in (PrefectClient, SyncPrefectClient):
+        build = client_class.__init__
 
-    def counted(self, *args, **kwargs) -> None:
-        counted.built += 1
-        build(self, *args, **kwargs)
+        def counted(self, *args, build=build, **kwargs) -> None:
+            type(self).built += 1
+            build(self, *args, **kwargs)
 
-    counted.built = 0
-    PrefectClient.__init__ = counted
-
-
-def _async_api_clients_built() -> int:
-    from prefect.client.orchestration import PrefectClient
-
-    return PrefectClient.__init__.built
+        client_class.built = 0
+        client_class.__init__ = counted
 
 
-def test_batched_task_runs_share_one_api_client_for_the_slot_services_of_all_their_tag_sets(one_worker,
-                                                                                            prefect_server):
+def _api_clients_built() -> dict[str, int]:
+    from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+
+    return {"async": PrefectClient.built, "sync": SyncPrefectClient.built}
+
+
+def test_batched_task_runs_build_no_api_client_per_tag_set_or_batch(one_worker, prefect_server):
     cluster, client = one_worker
     batched = BatchingDaskTaskRunner(kind="address", address=cluster.scheduler_address)
     assert tagged_probe.with_options(task_runner=batched)(3, close=True, prefix="warm") == [0, 1, 2]
-    client.run(_count_async_api_clients)
+    client.run(_count_api_clients)
 
     assert tagged_probe.with_options(task_runner=batched)(12, close=True, prefix="shared") == list(range(12))
-    assert sum(client.run(_async_api_clients_built).values()) == 0  # 12 new tag sets, no new client
+    built = next(iter(client.run(_api_clients_built).values()))
+    assert built == {"async": 0, "sync": 0}, built  # 12 new tag sets, in several batches
 
-    # Prefect's own behaviour on the stock runner: one new client per tag set.
+    # Prefect's own behaviour on the stock runner: a new client per tag set and per task run.
     stock = OrdercastDaskTaskRunner(kind="address", address=cluster.scheduler_address)
     assert tagged_probe.with_options(task_runner=stock)(12, close=True, prefix="own") == list(range(12))
-    assert sum(client.run(_async_api_clients_built).values()) >= 12
+    built = next(iter(client.run(_api_clients_built).values()))
+    assert built["async"] >= 12 and built["sync"] >= 12, built
     assert _service_threads_settled(client) == 0
