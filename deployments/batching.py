@@ -460,13 +460,13 @@ _kept_sync_clients = threading.local()  # per API, in each worker thread
 def _kept_api_client() -> PrefectClient:
     """A started async API client on Prefect's global event loop, one per API for the life of the
     worker process (never closed: services that borrowed it may outlive a batch)."""
-    key = _api_key()
+    api = _api_identity()
     with _kept_api_clients_lock:
-        client = _kept_api_clients.get(key)
+        client = _kept_api_clients.get(api)
         if client is None:
             client = get_client()
             from_sync.call_soon_in_loop_thread(create_call(client.__aenter__)).result()
-            _kept_api_clients[key] = client
+            _kept_api_clients[api] = client
         return client
 
 
@@ -475,16 +475,16 @@ def _kept_sync_client() -> SyncPrefectClient:
     does not build its own (its SSL context costs about 20 ms of CPU; a flow run of many small
     task runs sends many batches). Entering it again, as each batch does, does not close it."""
     clients = vars(_kept_sync_clients)
-    key = _api_key()
-    if key not in clients:
+    api = _api_identity()
+    if api not in clients:
         client = get_client(sync_client=True)
         client.__enter__()
-        clients[key] = client
-    return clients[key]
+        clients[api] = client
+    return clients[api]
 
 
-def _api_key() -> tuple[str, ...]:
-    """The current settings' API: its URL, key and auth string."""
+def _api_identity() -> tuple[str, ...]:
+    """Which API the current settings name: its URL, key and auth string (clients are kept per API)."""
     api = get_current_settings().api
     return tuple(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
                  for secret in (api.url, api.key, api.auth_string))
