@@ -8,8 +8,8 @@ tags, states, logs, retries and result) but changes how they travel:
 - flow side: the context is serialized once per flow run; a submission only records its task,
   parameters, tags and a new task run id, and returns a future at once;
 - submissions are held until the flow stops submitting for a moment (or many are waiting), and
-  while the cluster has more unfinished batches than threads (unless the flow waits on one of
-  them), then sent as a few Dask tasks of several task runs each, largest first (guided
+  while the cluster has more unfinished batches than threads (looked at again as each task run
+  finishes; unless the flow waits on one of them), then sent as a few Dask tasks of several task runs each, largest first (guided
   sizes: each batch a share of what is left), so the workers stay evenly busy to the end, and a
   region's prediction, submitted when its training ends, travels with others;
 - worker side: the flow run's settings are rebuilt once per worker process, and each batch has
@@ -96,6 +96,20 @@ class TaskRunCall:
     parameters: dict[str, Any]
     dependencies: dict[str, set]
     tags: tuple[str, ...]
+
+
+@dataclass
+class InFlightBatch:
+    """A sent batch's futures, and how many of them, from the first, are known to be settled
+    (so that counting unfinished batches does not look at every settled future again)."""
+
+    members: list[BatchMemberFuture]
+    settled: int = 0
+
+    def unfinished(self) -> bool:
+        while self.settled < len(self.members) and self.members[self.settled].outcome.done():
+            self.settled += 1
+        return self.settled < len(self.members)
 
 
 class BatchMemberFuture(PrefectTaskRunFuture):
@@ -189,7 +203,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._last_submit = 0.0
         self._thread_count = 1
         self._context: SharedContext | None = None
-        self._in_flight: dict[str, list[BatchMemberFuture]] = {}
+        self._in_flight: dict[str, InFlightBatch] = {}
         self._subscribed = False
 
     def __getstate__(self) -> dict[str, Any]:
@@ -238,7 +252,8 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
 
     def _on_timer(self) -> None:
         """Send the waiting submissions once the flow has not submitted for LINGER_SECONDS and the
-        cluster has no more unfinished batches than threads."""
+        cluster has no more unfinished batches than threads; else hold them until a task run
+        finishes (`_wake_held`) or the flow waits on one of them."""
         with self._lock:
             if threading.current_thread() is not self._timer:  # cancelled by a send meanwhile
                 return
@@ -247,15 +262,21 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
                 self._start_timer(LINGER_SECONDS - quiet)
                 return
             if self._unfinished_batches() > self._thread_count:
-                self._start_timer(LINGER_SECONDS)
+                self._timer = None
                 return
         self.send_waiting()
+
+    def _wake_held(self) -> None:
+        """A task run finished: held submissions may go out now (the timer decides, outside the
+        Dask client's event loop, which a send must not block)."""
+        with self._lock:
+            if self._waiting and self._timer is None:
+                self._start_timer(0)
 
     def _unfinished_batches(self) -> int:
         """Batches with task runs not settled yet. While there are more than threads, at least one
         is queued, so no worker goes idle if what waits is held a little longer."""
-        return sum(any(not future.outcome.done() for future in members)
-                   for members in list(self._in_flight.values()))
+        return sum(batch.unfinished() for batch in list(self._in_flight.values()))
 
     def send_waiting(self) -> None:
         """Send every waiting submission to Dask, in guided batch sizes."""
@@ -278,7 +299,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             self.client.subscribe_topic(FINISHED_TOPIC, self._on_task_run_finished)
             self._subscribed = True
         batch_id = uuid.uuid4().hex
-        self._in_flight[batch_id] = [future for _, future in members]
+        self._in_flight[batch_id] = InFlightBatch([future for _, future in members])
         batch = self.client.submit(run_batch, batch_id, context, [call for call, _ in members],
                                    key=f"{members[0][0].task.name}-batch-{batch_id}", pure=False)
         for index, (_, future) in enumerate(members):
@@ -289,9 +310,10 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         """Settle one task run as soon as its worker reports it finished (events of other flow
         runs' batches on the same cluster are ignored)."""
         _, message = event
-        members = self._in_flight.get(message["batch"])
-        if members is not None:
-            members[message["index"]].settle(cloudpickle.loads(message["state"]))
+        batch = self._in_flight.get(message["batch"])
+        if batch is not None:
+            batch.members[message["index"]].settle(cloudpickle.loads(message["state"]))
+            self._wake_held()
 
     def _settle(self, batch: distributed.Future, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]],
                 context: SharedContext) -> None:
@@ -300,15 +322,15 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             states = batch.result()
         except KilledWorker as error:
             self._recover(batch_id, members, context, error)
-            return
         except BaseException as error:  # cancelled with the flow run
             for _, future in members:
                 future.fail(error)
             self._in_flight.pop(batch_id, None)
-            return
-        for (_, future), state in zip(members, states):
-            future.settle(state)
-        self._forget(batch_id)
+        else:
+            for (_, future), state in zip(members, states):
+                future.settle(state)
+            self._forget(batch_id)
+        self._wake_held()
 
     def _forget(self, batch_id: str) -> None:
         """Empty a settled batch's entry on the scheduler; with the batch's future released too,

@@ -205,6 +205,31 @@ def test_submissions_are_held_while_the_cluster_has_batches_queued_and_then_go_o
     assert not set(batches["late"]) & set(batches["busy"])
 
 
+
+@task(task_run_name="marker-{index}")
+def marker(index: int, folder: str) -> int:
+    (Path(folder) / f"marker-{index}").touch()
+    return index
+
+
+@flow(name="batching-wake")
+def wake_probe(folder: str) -> dict:
+    busy = [sleeper.submit(index, 0.5) for index in range(6)]
+    time.sleep(0.3)  # past the linger: the busy ones went out as 3 batches
+    late = marker.submit(0, folder)  # held while more batches are unfinished than threads
+    deadline = time.monotonic() + 30
+    while not (Path(folder) / "marker-0").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"ran_before_waited_on": (Path(folder) / "marker-0").exists(), "late": late.result(),
+            "busy": len({future.result() for future in busy})}
+
+
+def test_held_submissions_go_out_when_the_cluster_has_room_without_the_flow_waiting_on_them(prefect_server,
+                                                                                           tmp_path):
+    state = wake_probe.with_options(task_runner=_runner(True, workers=1))(str(tmp_path), return_state=True)
+    assert state.is_completed(), state
+    assert state.result() == {"ran_before_waited_on": True, "late": 0, "busy": 3}
+
 def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch):
     limits: set[str] = set()
 
