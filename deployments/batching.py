@@ -267,11 +267,17 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self.send_waiting()
 
     def _wake_held(self) -> None:
-        """A task run finished: held submissions may go out now (the timer decides, outside the
-        Dask client's event loop, which a send must not block)."""
+        """A task run finished: held submissions may go out now (the timer decides)."""
         with self._lock:
             if self._waiting and self._timer is None:
                 self._start_timer(0)
+
+    def _wake_held_from_event_loop(self) -> None:
+        """`_wake_held` for the Dask client's event loop, which must never wait for the lock: a send
+        holds it while it asks the scheduler through that loop. Read without the lock, this can miss a
+        timer that is just deciding to hold; the batch's own result (`_settle`) then wakes them."""
+        if self._waiting and self._timer is None:
+            threading.Thread(target=self._wake_held, name="ordercast-wake-held", daemon=True).start()
 
     def _unfinished_batches(self) -> int:
         """Batches with task runs not settled yet. While there are more than threads, at least one
@@ -313,7 +319,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         batch = self._in_flight.get(message["batch"])
         if batch is not None:
             batch.members[message["index"]].settle(cloudpickle.loads(message["state"]))
-            self._wake_held()
+            self._wake_held_from_event_loop()
 
     def _settle(self, batch: distributed.Future, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]],
                 context: SharedContext) -> None:

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
 
+import cloudpickle
 import dask
 import distributed
 import pytest
 from distributed.scheduler import KilledWorker
 from prefect import flow, tags, task
+from prefect.states import Completed
 
 from deployments import batching
 from deployments.batching import BatchingDaskTaskRunner, guided_sizes
@@ -229,6 +232,23 @@ def test_held_submissions_go_out_when_the_cluster_has_room_without_the_flow_wait
     state = wake_probe.with_options(task_runner=_runner(True, workers=1))(str(tmp_path), return_state=True)
     assert state.is_completed(), state
     assert state.result() == {"ran_before_waited_on": True, "late": 0, "busy": 3}
+
+
+def test_a_finished_task_run_event_never_waits_for_the_runner_lock():
+    # The event arrives on the Dask client's event loop; a send holds the lock while it asks the
+    # scheduler through that loop, so waiting for the lock there would hang the flow run.
+    runner = _runner(True)  # not started: no cluster is needed
+    member = batching.BatchMemberFuture(uuid.uuid4(), runner)
+    runner._in_flight["batch"] = batching.InFlightBatch([member])
+    runner._waiting.append(("held", None))  # something held, so the event wants to wake it
+    with runner._lock:
+        handler = threading.Thread(target=runner._on_task_run_finished,
+                                   args=((0.0, {"batch": "batch", "index": 0, "state": cloudpickle.dumps(Completed())}),))
+        handler.start()
+        handler.join(timeout=5)
+        assert not handler.is_alive()
+        runner._waiting.clear()  # nothing to send once the lock is free
+    assert member.outcome.result(timeout=0).is_completed()
 
 def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch):
     limits: set[str] = set()
