@@ -9,9 +9,10 @@ tags, states, logs, retries and result) but changes how they travel:
   parameters, tags and a new task run id, and returns a future at once;
 - submissions are held until the flow stops submitting for a moment (or many are waiting), and
   while the cluster has more unfinished batches than threads (looked at again as each task run
-  finishes; unless the flow waits on one of them), then sent as a few Dask tasks of several task runs each, largest first (guided
-  sizes: each batch a share of what is left), so the workers stay evenly busy to the end, and a
-  region's prediction, submitted when its training ends, travels with others;
+  finishes; unless the flow waits on one of them), then sent as a few Dask tasks of several
+  task runs each, largest first (guided sizes: each batch a share of what is left), so the
+  workers stay evenly busy to the end, and a region's prediction, submitted when its training
+  ends, travels with others;
 - worker side: the flow run's settings are rebuilt once per worker process, and each batch has
   one context and the API client its worker thread keeps; each task run goes through Prefect's
   own task engine, one after another, and its final state reaches the flow as soon as it has it
@@ -19,7 +20,8 @@ tags, states, logs, retries and result) but changes how they travel:
 - tag concurrency limits are read once per batch (again when that reading is 5 s old), and the
   task engine's slot request for a task run whose tags have no limit is answered from that
   reading instead of a request to the server each (see `TagLimits`); the slot service Prefect
-  starts per tag set borrows one API client kept by the worker process instead of building its own;
+  starts per tag set borrows one API client kept by the worker process instead of building its
+  own (see `start_slot_service`);
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
   result, and then the batch is forgotten, so that Dask does not recompute it when a worker that

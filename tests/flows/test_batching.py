@@ -241,9 +241,9 @@ def test_a_finished_task_run_event_never_waits_for_the_runner_lock():
     member = batching.BatchMemberFuture(uuid.uuid4(), runner)
     runner._in_flight["batch"] = batching.InFlightBatch([member])
     runner._waiting.append(("held", None))  # something held, so the event wants to wake it
+    event = (0.0, {"batch": "batch", "index": 0, "state": cloudpickle.dumps(Completed())})
     with runner._lock:
-        handler = threading.Thread(target=runner._on_task_run_finished,
-                                   args=((0.0, {"batch": "batch", "index": 0, "state": cloudpickle.dumps(Completed())}),))
+        handler = threading.Thread(target=runner._on_task_run_finished, args=(event,))
         handler.start()
         handler.join(timeout=5)
         assert not handler.is_alive()
