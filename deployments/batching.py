@@ -409,8 +409,9 @@ def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -
                 states.append(cloudpickle.loads(finished[str(index)]))
                 continue
             with tags(*call.tags):
-                tag_limits.answer_slot_request(call.task)
-                start_slot_service(call.task)
+                names = tag_limit_names(call.task)
+                tag_limits.answer_slot_request(names)
+                start_slot_service(names)
                 state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,
                                       return_type="state", dependencies=call.dependencies)
             EventsWorker.instance().wait_until_empty()  # its states are on their way to the server
@@ -447,11 +448,10 @@ class TagLimits:
             self._read_at = read_at
         return self._limited
 
-    def answer_slot_request(self, task: Any) -> None:
-        """Tell the engine that the task run about to start (in the current tags) needs no slot,
-        if none of its tags has a limit."""
+    def answer_slot_request(self, names: frozenset[str]) -> None:
+        """Tell the engine that the task run about to start, whose tags ask for the limits `names`
+        (`tag_limit_names`), needs no slot, if none of its tags has a limit."""
         cache, lock = getattr(slot_services, "_no_limits_cache", None), getattr(slot_services, "_cache_lock", None)
-        names = _tag_limit_names(task)
         if cache is None or lock is None or not names:
             return
         try:
@@ -465,16 +465,16 @@ class TagLimits:
                 cache.pop(names, None)
 
 
-def start_slot_service(task: Any) -> None:
-    """Start Prefect's slot service for the task run about to start (in the current tags) with the
-    worker process's kept API client, before the task engine starts it with a new client of its own.
+def start_slot_service(names: frozenset[str]) -> None:
+    """Start Prefect's slot service for the task run about to start, whose tags ask for the limits
+    `names` (`tag_limit_names`), with the worker process's kept API client, before the task engine
+    starts it with a new client of its own.
 
     The engine keeps one service per distinct tag set and each builds its own API client, whose SSL
     context costs about 20 ms of CPU: with a tag per region, every task run pays it (60% of the
     workers' busy time on trivial tasks). A service started here finds the kept client in its
     context (Prefect's `get_client` reuses a started client of the same event loop) and the engine
     then uses that service. If Prefect's service moves, the engine starts its own (slower, still correct)."""
-    names = _tag_limit_names(task)
     service_class = getattr(slot_services, "ConcurrencySlotAcquisitionWithLeaseService", None)
     if not names or service_class is None:
         return
@@ -520,7 +520,7 @@ def _api_identity() -> tuple[str, ...]:
                  for secret in (api.url, api.key, api.auth_string))
 
 
-def _tag_limit_names(task: Any) -> frozenset[str]:
+def tag_limit_names(task: Any) -> frozenset[str]:
     """The names of the tag concurrency limits the task run about to start (in the current tags) asks for."""
     return frozenset(f"tag:{tag}" for tag in set(task.tags) | set(TagsContext.get().current_tags or ()))
 

@@ -208,7 +208,6 @@ def test_submissions_are_held_while_the_cluster_has_batches_queued_and_then_go_o
     assert not set(batches["late"]) & set(batches["busy"])
 
 
-
 @task(task_run_name="marker-{index}")
 def marker(index: int, folder: str) -> int:
     (Path(folder) / f"marker-{index}").touch()
@@ -250,6 +249,7 @@ def test_a_finished_task_run_event_never_waits_for_the_runner_lock():
         runner._waiting.clear()  # nothing to send once the lock is free
     assert member.outcome.result(timeout=0).is_completed()
 
+
 def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch):
     limits: set[str] = set()
 
@@ -264,7 +264,7 @@ def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch)
 
     def answer() -> bool | None:
         with tags("region:late-limit", "probe"):
-            tag_limits.answer_slot_request(square)
+            tag_limits.answer_slot_request(batching.tag_limit_names(square))
         return batching.slot_services._no_limits_cache.get(names)
 
     assert answer() is True  # no limit: the engine will not ask the server
