@@ -5,6 +5,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -29,8 +31,12 @@ def read_run(out: Path) -> dict:
     return json.loads((out / "run.json").read_text())
 
 
-def prefect_records(api_url: str, run_id: str):
-    """What the Prefect UI shows for a flow run: the run, its task runs and its artifacts."""
+def prefect_records(api_url: str, run_id: str, expect: Iterable[str] = (), timeout: float = 60.0):
+    """What the Prefect UI shows for a flow run: the run, its task runs and its artifacts.
+
+    The server records task runs from the events their workers send, so it can record the last
+    ones a moment after the flow run has finished. With `expect` (task run names), wait up to
+    `timeout` seconds until each of those is recorded in a final state; then return what is there."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -40,10 +46,16 @@ def prefect_records(api_url: str, run_id: str):
     )
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    expected, deadline = set(expect), time.monotonic() + timeout
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         with get_client(sync_client=True) as client:
+            while True:
+                task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+                final = {run.name for run in task_runs if run.state and run.state.is_final()}
+                if expected <= final or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
             flow_run = client.read_flow_run(run_id)
-            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
             artifacts = client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
     return flow_run, task_runs, artifacts

@@ -46,10 +46,10 @@ def test_backtest_writes_the_documented_outputs(backtest_run):
 
 def test_prefect_shows_one_task_run_per_region_and_reports(backtest_run, prefect_server):
     _, out, _ = backtest_run
-    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, read_run(out)["run_id"])
+    expected = {"backtest-berlin-mitte", "backtest-london-soho", "backtest-nyc-midtown", "plan-cutoffs"}
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, read_run(out)["run_id"], expected)
     assert flow_run.state.is_completed()
-    names = {task.name for task in task_runs}
-    assert {"backtest-berlin-mitte", "backtest-london-soho", "backtest-nyc-midtown", "plan-cutoffs"} <= names
+    assert expected <= {task.name for task in task_runs}
     assert {artifact.key for artifact in artifacts} >= {"backtest-selection", "backtest-wape"}
 
 

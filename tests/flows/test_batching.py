@@ -63,8 +63,8 @@ def probe(count: int, folder: str) -> dict:
             "total": summed.result()}
 
 
-def _task_runs(api_url: str, run_id) -> dict[str, tuple]:
-    _, task_runs, _ = prefect_records(api_url, str(run_id))
+def _task_runs(api_url: str, run_id, expect: list[str]) -> dict[str, tuple]:
+    _, task_runs, _ = prefect_records(api_url, str(run_id), expect)
     return {run.name: (run.state.type.value, run.run_count, sorted(run.tags)) for run in task_runs}
 
 
@@ -76,7 +76,8 @@ def test_batched_task_runs_match_the_stock_runner(prefect_server, tmp_path):
         state = probe.with_options(task_runner=_runner(batched))(40, str(folder), return_state=True)
         assert state.is_completed(), state
         outcomes[batched] = state.result()
-        records[batched] = _task_runs(prefect_server.api_url, state.state_details.flow_run_id)
+        records[batched] = _task_runs(prefect_server.api_url, state.state_details.flow_run_id,
+                                      [f"square-{index}" for index in range(40)] + ["total"])
 
     assert outcomes[True] == outcomes[False]
     assert outcomes[True]["failed"] == [3] and outcomes[True]["total"] == 0 + 1 + 4
@@ -115,7 +116,7 @@ def test_a_batch_rerun_after_its_worker_died_skips_finished_task_runs(prefect_se
     assert runs.count("0") == 1  # finished before the worker died: not run again
     assert runs.count("1") == 2  # killed mid-run, then run again on a new worker
     assert all(runs.count(str(index)) == 1 for index in range(2, 8))
-    records = _task_runs(prefect_server.api_url, state.state_details.flow_run_id)
+    records = _task_runs(prefect_server.api_url, state.state_details.flow_run_id, [f"step-{i}" for i in range(8)])
     assert {name: value[0] for name, value in records.items()} == {f"step-{i}": "COMPLETED" for i in range(8)}
 
 

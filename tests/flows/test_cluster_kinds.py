@@ -56,7 +56,10 @@ def test_batched_and_stock_task_runs_give_the_same_forecasts_and_task_runs(small
     pd.testing.assert_frame_equal(stock, batched, rtol=1e-9)
 
     def task_runs(folder):
-        _, runs, _ = prefect_records(prefect_server.api_url, read_run(folder)["run_id"])
+        run = read_run(folder)
+        expected = ["load-inputs", "write-outputs", *(f"{step}-{row['region']}" for step in ("train", "predict")
+                                                      for row in run["regions"])]
+        _, runs, _ = prefect_records(prefect_server.api_url, run["run_id"], expected)
         return sorted((run.name, run.state.type.value, tuple(sorted(run.tags))) for run in runs)
 
     assert task_runs(tmp_path / "out") == task_runs(out)

@@ -61,10 +61,11 @@ def test_prefect_shows_named_train_and_predict_runs(holdout, prefect_server):
     out, result = holdout
     run_id = read_run(out)["run_id"]
     assert run_id == run_id_from(result.stdout)
-    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id)
+    regions = {r["region"] for r in read_run(out)["regions"]}
+    expected = [f"{step}-{region}" for step in ("train", "predict") for region in regions]
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id, expected)
     assert flow_run.state.is_completed()
     names = {task.name: task.state.type.value for task in task_runs}
-    regions = {r["region"] for r in read_run(out)["regions"]}
     for region in regions:
         assert names[f"train-{region}"] == "COMPLETED" and names[f"predict-{region}"] == "COMPLETED"
     assert {"load-inputs", "write-outputs"} <= set(names)
@@ -121,7 +122,8 @@ def test_a_failing_region_falls_back_and_a_transient_error_is_retried(small_demo
         "berlin-mitte": True, "london-soho": False, "nyc-midtown": False}
 
     run_id = read_run(out)["run_id"]
-    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id)
+    expected = [f"{step}-berlin-mitte", "fallback-berlin-mitte", "train-london-soho", "train-nyc-midtown"]
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id, expected)
     assert flow_run.state.is_failed() and "berlin-mitte (fallback)" in flow_run.state.message
     runs = {task.name: task for task in task_runs}
     assert runs[f"{step}-berlin-mitte"].state.type.value == "FAILED"

@@ -63,11 +63,12 @@ def test_a_worker_killed_mid_region_reruns_that_region_and_loses_nothing(small_d
     assert {status["status"] for status in run["regions"]} == {"ok"}
     for region in ("berlin-mitte", "london-soho", "nyc-midtown"):  # one stored model each: nothing trained twice
         assert len(list((tmp_path / "work" / "models" / region).iterdir())) == 1
-    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run["run_id"])
+    expected = {"load-inputs": "COMPLETED", "write-outputs": "COMPLETED",
+                **{f"{step}-{region}": "COMPLETED" for step in ("train", "predict")
+                   for region in ("berlin-mitte", "london-soho", "nyc-midtown")}}
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run["run_id"], expected)
     assert flow_run.state.is_completed()
-    assert {task.name: task.state.type.value for task in task_runs} == {"load-inputs": "COMPLETED", "write-outputs": "COMPLETED",
-            **{f"{step}-{region}": "COMPLETED" for step in ("train", "predict")
-               for region in ("berlin-mitte", "london-soho", "nyc-midtown")}}
+    assert {task.name: task.state.type.value for task in task_runs} == expected
     summary = json.loads(next(a for a in artifacts if a.key == "forecast-regions").data)
     assert [row["status"] for row in summary] == ["ok", "ok", "ok"]
 
@@ -91,7 +92,8 @@ def test_memory_limit_once_recovers_and_always_falls_back(small_demo_dir, prefec
     assert statuses["berlin-mitte"]["status"] == "fallback"
     assert "exceeded the worker memory limit" in statuses["berlin-mitte"]["error"]
 
-    flow_run, task_runs, _ = prefect_records(prefect_server.api_url, run["run_id"])
+    flow_run, task_runs, _ = prefect_records(prefect_server.api_url, run["run_id"],
+                                             ["train-berlin-mitte", "train-london-soho", "fallback-berlin-mitte"])
     assert flow_run.state.is_failed()
     states = {task.name: task.state for task in task_runs}
     assert states["train-berlin-mitte"].is_failed()  # not left Running after Dask gave up on it
