@@ -24,6 +24,14 @@ from deployments.runners import OrdercastDaskTaskRunner
 from tests.helpers import prefect_records
 
 CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "dashboard_address": "127.0.0.1:0"}
+LINGER = 0.1  # seconds
+
+
+@pytest.fixture(autouse=True)
+def patient_linger(monkeypatch):
+    """Tests below rely on which task runs share a batch: a pause of LINGER, not the default 20 ms,
+    ends a burst of submissions, so a loop of them goes out together even on a loaded machine."""
+    monkeypatch.setattr(batching, "LINGER_SECONDS", LINGER)
 
 
 def _runner(batched: bool, workers: int = 2):
@@ -189,17 +197,17 @@ def sleeper(index: int, seconds: float) -> str:
 
 @flow(name="batching-hold")
 def hold_probe() -> dict[str, list[str]]:
-    busy = [sleeper.submit(index, 0.5) for index in range(6)]
-    time.sleep(0.3)
+    busy = [sleeper.submit(index, 1.0) for index in range(6)]
+    time.sleep(4 * LINGER)
     late = []
     for index in range(6, 11):  # each after a pause longer than the linger, as predictions come
         late.append(sleeper.submit(index, 0.0))
-        time.sleep(0.1)
+        time.sleep(2 * LINGER)
     return {"busy": [future.result() for future in busy], "late": [future.result() for future in late]}
 
 
 def test_submissions_are_held_while_the_cluster_has_batches_queued_and_then_go_out_together(prefect_server):
-    # One thread: the 6 busy task runs go out as batches of 3, 2 and 1 (3 s of work). The 5 late
+    # One thread: the 6 busy task runs go out as batches of 3, 2 and 1 (6 s of work). The 5 late
     # ones each come after a pause, so without holding they would go out as 5 batches of one.
     state = hold_probe.with_options(task_runner=_runner(True, workers=1))(return_state=True)
     assert state.is_completed(), state
@@ -218,7 +226,7 @@ def marker(index: int, folder: str) -> int:
 @flow(name="batching-wake")
 def wake_probe(folder: str) -> dict:
     busy = [sleeper.submit(index, 0.5) for index in range(6)]
-    time.sleep(0.3)  # past the linger: the busy ones went out as 3 batches
+    time.sleep(4 * LINGER)  # past the linger: the busy ones went out as 3 batches
     late = marker.submit(0, folder)  # held while more batches are unfinished than threads
     deadline = time.monotonic() + 30
     while not (Path(folder) / "marker-0").exists() and time.monotonic() < deadline:
