@@ -20,6 +20,8 @@ largest worker, the most threads a worker had, and the CPU seconds spent by the 
 the workers and the Prefect server (where the time goes) are printed as a table and written as JSON
 (`--out`). Loading and partitioning happen once before the timing (the flow's snapshot cache
 makes repeats skip them too; their time is printed); writing the outputs is timed in every mode.
+Before every timed run the workers are restarted and import what they run, so no mode's worker
+memory sits on top of what an earlier one left behind.
 """
 from __future__ import annotations
 
@@ -195,9 +197,25 @@ def make_runner(mode: str, address: str):
     return None
 
 
+def import_work_libraries() -> None:
+    """What a worker imports for the first task of any mode (run untimed, on new workers)."""
+    import deployments.batching  # noqa: F401
+    import flows.forecast  # noqa: F401
+    import forecasting.pipeline  # noqa: F401
+    import prefect.task_engine  # noqa: F401
+    import xgboost  # noqa: F401
+
+
+def new_workers(client) -> list[int]:
+    """Restart the workers and import what they will run; their process ids. Each mode's memory is
+    then measured from new processes, not on top of what an earlier mode left behind."""
+    client.restart(wait_for_workers=True)
+    client.run(import_work_libraries)
+    return list(client.run(os.getpid).values())
+
+
 def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) -> dict:
     work = None if size == "trivial" else prepare_regions(int(size), folder)
-    worker_pids = list(client.run(os.getpid).values())
     from deployments import server
 
     server_pid = getattr(server.status(), "pid", None)
@@ -209,6 +227,7 @@ def measure(size: str, args: argparse.Namespace, folder: Path, cluster, client) 
         order = args.modes if repeat % 2 == 0 else tuple(reversed(args.modes))
         for mode in order:
             runner = make_runner(mode, cluster.scheduler_address)
+            worker_pids = new_workers(client)
             with Usage(worker_pids, server_pid) as usage:
                 started = time.perf_counter()
                 if work is None:
@@ -246,7 +265,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="worker processes (1 thread each)")
     parser.add_argument("--no-warm-up", dest="warm_up", action="store_false",
                         help="skip the untimed flow run before a region size (it fills the flow's snapshot "
-                             "cache and warms the workers' imports; skip it only with --work-dir of an earlier run)")
+                             "cache and warms the flow process's imports; skip it only with --work-dir of an "
+                             "earlier run)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "orchestration.json")
     parser.add_argument("--work-dir", type=Path, help="data and scratch (default: a temporary folder)")
     args = parser.parse_args()
