@@ -26,6 +26,7 @@ memory sits on top of what an earlier one left behind.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -39,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MODES = ("serial", "dask", "stock", "batched")
+WORKER_IMPORTS = ("xgboost", "prefect.task_engine", "forecasting.pipeline", "flows.forecast", "deployments.batching")
 
 
 class Usage:
@@ -198,12 +200,9 @@ def make_runner(mode: str, address: str):
 
 
 def import_work_libraries() -> None:
-    """What a worker imports for the first task of any mode (run untimed, on new workers)."""
-    import deployments.batching  # noqa: F401
-    import flows.forecast  # noqa: F401
-    import forecasting.pipeline  # noqa: F401
-    import prefect.task_engine  # noqa: F401
-    import xgboost  # noqa: F401
+    """Import what a worker needs for the first task of any mode (run untimed, on new workers)."""
+    for name in WORKER_IMPORTS:
+        importlib.import_module(name)
 
 
 def new_workers(client) -> list[int]:
