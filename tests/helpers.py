@@ -6,8 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def table_args(folder: Path) -> list[str]:
@@ -31,6 +34,16 @@ def read_run(out: Path) -> dict:
     return json.loads((out / "run.json").read_text())
 
 
+def settled(measure: Callable[[], T], good: Callable[[T], bool], seconds: float) -> T:
+    """What `measure()` gives once `good` of it holds, or after `seconds` (looked at every 0.2 s)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = measure()
+        if good(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
 def prefect_records(api_url: str, run_id: str, expect: Iterable[str] = (), timeout: float = 60.0):
     """What the Prefect UI shows for a flow run: the run, its task runs and its artifacts.
 
@@ -46,15 +59,16 @@ def prefect_records(api_url: str, run_id: str, expect: Iterable[str] = (), timeo
     )
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    expected, deadline = set(expect), time.monotonic() + timeout
+    expected = set(expect)
+
+    def all_expected_final(task_runs) -> bool:
+        return expected <= {run.name for run in task_runs if run.state and run.state.is_final()}
+
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         with get_client(sync_client=True) as client:
-            while True:
-                task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-                final = {run.name for run in task_runs if run.state and run.state.is_final()}
-                if expected <= final or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            task_runs = settled(
+                lambda: client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))),
+                all_expected_final, timeout)
             flow_run = client.read_flow_run(run_id)
             artifacts = client.read_artifacts(
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))

@@ -21,7 +21,7 @@ from prefect.states import Completed
 from deployments import batching
 from deployments.batching import BatchingDaskTaskRunner, guided_sizes
 from deployments.runners import OrdercastDaskTaskRunner
-from tests.helpers import prefect_records
+from tests.helpers import prefect_records, settled
 
 CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "dashboard_address": "127.0.0.1:0"}
 LINGER = 0.1  # seconds
@@ -228,10 +228,8 @@ def wake_probe(folder: str) -> dict:
     busy = [sleeper.submit(index, 0.5) for index in range(6)]
     time.sleep(4 * LINGER)  # past the linger: the busy ones went out as 3 batches
     late = marker.submit(0, folder)  # held while more batches are unfinished than threads
-    deadline = time.monotonic() + 30
-    while not (Path(folder) / "marker-0").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return {"ran_before_waited_on": (Path(folder) / "marker-0").exists(), "late": late.result(),
+    ran = settled((Path(folder) / "marker-0").exists, bool, 30)
+    return {"ran_before_waited_on": ran, "late": late.result(),
             "busy": len({future.result() for future in busy})}
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-import time
 
 import pytest
 from distributed import Client, LocalCluster
@@ -25,7 +24,7 @@ from prefect.client.orchestration import get_client
 from deployments.batching import BatchingDaskTaskRunner
 from deployments.runners import OrdercastDaskTaskRunner
 from tasks import close_tag_slot_service
-from tests.helpers import run_cli, table_args
+from tests.helpers import run_cli, settled, table_args
 
 SERVICE_THREAD = "ConcurrencySlotAcquisitionWithLeaseServiceThread"
 
@@ -54,18 +53,9 @@ def _kept_alive_on_worker(client: Client) -> dict[str, int]:
     return next(iter(client.run(_kept_alive).values()))
 
 
-def _settled(measure, good, seconds: float = 10.0):
-    """What `measure()` gives once `good` of it holds, or after `seconds` (stopping takes a moment)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = measure()
-        if good(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.2)
-
-
 def _service_threads_settled(client: Client) -> int:
-    return _settled(lambda: sum(client.run(_service_threads).values()), lambda count: count == 0)
+    """Service threads left on the worker, once they are gone or after 10 s (stopping takes a moment)."""
+    return settled(lambda: sum(client.run(_service_threads).values()), lambda count: count == 0, 10.0)
 
 
 @task(task_run_name="tagged-{index}")
