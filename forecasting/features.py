@@ -1,10 +1,14 @@
 """Features for one region, for its history and its forecast horizon.
 
-History features must stay valid across the whole horizon without knowing any order at or
-after `as_of`. The choice here: weekly lags of at least the horizon, rounded up to whole
-weeks (so each lag is the same local slot of the week), their mean as a seasonal profile,
-and the 7-day level seen that many weeks ago. One model then predicts every horizon slot
-directly. Orders at or after `as_of` are masked before any feature is computed.
+History features never read an order the forecast could not know at its origin (`as_of`, or
+a backtest cutoff). A slot in week `h` of the horizon (its lead week) is predicted from what
+was known `h` weeks before it: weekly lags of `h` to `h + 3` weeks (the same local slot of
+the week) and the region's 4-week and 1-week order level at the lag-`h` slot. One model per
+lead week learns from every history row in that same arrangement, so the first week of the
+horizon uses last week's orders and the level carries level shifts and trends forward.
+A slot counts as history only when it has ended by the origin (a `1D` slot that contains the
+origin is partial and is dropped), and `at_origin` masks any lag that a DST change would
+otherwise push past the origin.
 """
 from __future__ import annotations
 
@@ -17,14 +21,19 @@ import numpy as np
 import pandas as pd
 
 from forecasting.contract import RegionInfo
-from forecasting.slots import Slot
+from forecasting.slots import Slot, localize_wall
 
 HOLIDAY_WINDOW_DAYS = 7
-TRAINING_WEEKS_BEYOND_LAGS = 8
+TRAINING_WEEKS_BEYOND_LEADS = 8
+LAGS_PER_LEAD = 4
+LEVEL_DAYS = (28, 7)
+LEVEL_FLOOR = 0.01  # orders per slot: the scale of a region that had no orders for weeks
 _NEW_MOON = pd.Timestamp("2000-01-06T18:14:00Z")
 _SYNODIC_MONTH_DAYS = 29.530588853
 TARGET = "orders"
+LEAD = "lead_week"
 META_COLUMNS = ("ts", TARGET, "is_history")
+_HISTORY_COLUMN = re.compile(r"^(lag_\d+w|level\d+d_\d+w)$")
 
 
 @dataclass(frozen=True)
@@ -33,14 +42,26 @@ class FeatureSpec:
     horizon_days: int
 
     @property
+    def lead_weeks(self) -> int:
+        """Weeks the horizon spans: a slot in week h is predicted from lags of at least h weeks."""
+        return max(1, math.ceil(self.horizon_days / 7))
+
+    @property
     def lag_weeks(self) -> list[int]:
-        first = max(1, math.ceil(self.horizon_days / 7))
-        return [first, first + 1, first + 2, first + 3]
+        return list(range(1, self.lead_weeks + LAGS_PER_LEAD))
 
     @property
     def min_history_days_for_xgboost(self) -> int:
-        """Enough history for every lag plus some weeks of training rows."""
-        return 7 * (self.lag_weeks[-1] + TRAINING_WEEKS_BEYOND_LAGS)
+        """Enough history for the lead-week lags and levels plus some weeks of training rows."""
+        return 7 * (self.lead_weeks + TRAINING_WEEKS_BEYOND_LEADS)
+
+
+def lag_column(weeks: int) -> str:
+    return f"lag_{weeks}w"
+
+
+def level_column(days: int, lead: int) -> str:
+    return f"level{days}d_{lead}w"
 
 
 @dataclass
@@ -57,21 +78,23 @@ class RegionInputs:
 def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per slot from the first history slot through the end of the horizon.
 
-    Columns: `ts` (UTC), `orders` (NaN from `as_of` on), `is_history`, then the features.
+    Columns: `ts` (UTC), `orders` (NaN in the horizon), `is_history`, then the features;
+    `lead_week` is set on horizon rows only.
     """
     tz = inputs.info.timezone
     as_of = pd.Timestamp(as_of).tz_convert("UTC").as_unit("ns")
     inputs = _in_nanoseconds(inputs)
-    orders = inputs.orders.loc[inputs.orders["ts"] < as_of].sort_values("ts")
+    orders = inputs.orders.sort_values("ts")
     horizon = spec.slot.horizon(as_of, spec.horizon_days, tz)
-    first = orders["ts"].iloc[0] if len(orders) else horizon[0]
+    known = orders.loc[orders["ts"] < as_of, "ts"]
+    first = known.iloc[0] if len(known) else horizon[0]
     grid = spec.slot.grid(first, horizon[-1] + pd.Timedelta(seconds=1), tz)
     frame = pd.DataFrame({"ts": grid})
-    frame = frame.merge(orders[["ts", TARGET]], on="ts", how="left")
-    frame[TARGET] = frame[TARGET].astype("float64")
-    frame["is_history"] = frame["ts"] < as_of
-    frame.loc[~frame["is_history"], TARGET] = np.nan
+    frame["is_history"] = (spec.slot.ends(frame["ts"], tz) <= as_of).to_numpy()
     frame = frame.loc[frame["is_history"] | frame["ts"].isin(horizon)].reset_index(drop=True)
+    frame = frame.merge(orders[["ts", TARGET]], on="ts", how="left")
+    frame[TARGET] = frame[TARGET].astype("float64").where(frame["is_history"])
+    frame = frame[["ts", TARGET, "is_history"]]
 
     local = frame["ts"].dt.tz_convert(tz)
     _add_calendar(frame, local, spec.slot)
@@ -79,8 +102,47 @@ def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp)
     _add_weather(frame, inputs.weather, spec.slot)
     _add_events(frame, inputs.events, spec.slot)
     _add_promotions(frame, inputs.promotions, spec.slot)
-    _add_history(frame, local, spec)
-    return frame
+    _add_history(frame, local, spec, tz)
+    frame[LEAD] = np.nan
+    future = ~frame["is_history"]
+    return pd.concat([frame.loc[~future], at_origin(frame.loc[future], as_of, spec, tz)])
+
+
+def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: str) -> pd.DataFrame:
+    """Rows to predict from `origin`: each gets its lead week (the first whose lag slot had
+    ended by then), and lags or levels read from a slot that had not are masked."""
+    rows = rows.copy()
+    wall = rows["ts"].dt.tz_convert(tz).dt.tz_localize(None)
+    lead = pd.Series(spec.lead_weeks, index=rows.index, dtype="float64")
+    for weeks in reversed(spec.lag_weeks):
+        source = localize_wall(wall - pd.Timedelta(weeks=weeks), tz)
+        unknown = (spec.slot.ends(source, tz) > origin).to_numpy()
+        rows.loc[unknown, lag_column(weeks)] = np.nan
+        if weeks <= spec.lead_weeks:
+            rows.loc[unknown, [level_column(days, weeks) for days in LEVEL_DAYS]] = np.nan
+            lead[~unknown] = weeks
+    rows[LEAD] = lead
+    return rows
+
+
+def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """The features of slots predicted `lead` weeks ahead, scale-free: lags divided by the
+    4-week level known then (returned as the second value, the scale to multiply back)."""
+    history_columns = {LEAD, *(c for c in features.columns if _HISTORY_COLUMN.match(c))}
+    view = features[[c for c in features.columns if c not in history_columns]].copy()
+    levels = features[[c for c in features.columns if c.startswith(f"level{LEVEL_DAYS[0]}d_")]]
+    level = features[level_column(LEVEL_DAYS[0], lead)].fillna(levels.mean(axis=1))
+    scale = np.maximum(level.to_numpy("float64"), LEVEL_FLOOR)
+    scale = np.where(np.isfinite(scale), scale, LEVEL_FLOOR)
+    lags = np.column_stack([features[lag_column(lead + k)].to_numpy("float64") for k in range(LAGS_PER_LEAD)])
+    lags = lags / scale[:, None]
+    for k in range(LAGS_PER_LEAD):
+        view[f"lag_{k}"] = lags[:, k]
+    counts = np.sum(~np.isnan(lags), axis=1)
+    view["profile"] = np.where(counts > 0, np.nansum(lags, axis=1) / np.maximum(counts, 1), np.nan)
+    view["recent_level"] = features[level_column(LEVEL_DAYS[1], lead)].to_numpy("float64") / scale
+    view["log_level"] = np.log(scale)
+    return view, scale
 
 
 def _in_nanoseconds(inputs: RegionInputs) -> RegionInputs:
@@ -177,25 +239,20 @@ def _add_promotions(frame: pd.DataFrame, promotions: pd.DataFrame | None, slot: 
     frame["promo_intensity"] = intensity.max(axis=1) if intensity.size else 0.0
 
 
-def _add_history(frame: pd.DataFrame, local: pd.Series, spec: FeatureSpec) -> None:
-    """Weekly lags in local wall time (the same slot of the week across DST changes)."""
+def _add_history(frame: pd.DataFrame, local: pd.Series, spec: FeatureSpec, tz: str) -> None:
+    """Weekly lags in local wall time (the same slot of the week across DST changes) and the
+    4-week and 1-week order levels at the slot each lead week reads."""
     wall = local.dt.tz_localize(None)
     history = frame[TARGET].where(frame["is_history"])
     by_wall = history.groupby(wall.to_numpy()).mean()
-    daily_slots = 7 * spec.slot.per_day
-    level = history.rolling(daily_slots, min_periods=daily_slots // 2).mean()
-    level_by_wall = level.groupby(wall.to_numpy()).mean()
-    lags = []
     for weeks in spec.lag_weeks:
-        lagged = by_wall.reindex(wall - pd.Timedelta(weeks=weeks)).to_numpy("float64")
-        frame[f"lag_{weeks}w"] = lagged
-        lags.append(lagged)
-    stacked = np.vstack(lags)
-    counts = np.sum(~np.isnan(stacked), axis=0)
-    sums = np.nansum(stacked, axis=0)
-    frame["profile_mean"] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    first = spec.lag_weeks[0]
-    frame[f"level_7d_lag_{first}w"] = level_by_wall.reindex(wall - pd.Timedelta(weeks=first)).to_numpy("float64")
+        frame[lag_column(weeks)] = by_wall.reindex(wall - pd.Timedelta(weeks=weeks)).to_numpy("float64")
+    series = pd.Series(history.to_numpy(), index=pd.DatetimeIndex(frame["ts"]).as_unit("ns"))
+    for days in LEVEL_DAYS:
+        level = series.rolling(f"{days}D", min_periods=max(1, spec.slot.per_day * min(days, 7) // 2)).mean()
+        for lead in range(1, spec.lead_weeks + 1):
+            source = localize_wall(wall - pd.Timedelta(weeks=lead), tz).dt.as_unit("ns")
+            frame[level_column(days, lead)] = level.reindex(pd.DatetimeIndex(source)).to_numpy("float64")
 
 
 def _slug(text: str) -> str:

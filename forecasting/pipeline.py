@@ -18,7 +18,7 @@ import pandas as pd
 from forecasting.contract import InputPaths, RegionInfo, load_dataset, resolve_as_of
 from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
-from forecasting.features import TARGET, FeatureSpec, RegionInputs, build_features, feature_columns
+from forecasting.features import TARGET, FeatureSpec, RegionInputs, at_origin, build_features, feature_columns
 from forecasting.model_store import find_model, load_model, save_model
 from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
 from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, create_model, model_spec
@@ -188,12 +188,10 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
     else:
         selection = latest_selection(selection_store, region, slot=options.slot, horizon_days=options.horizon_days)
         name, note = choose_model(entry, options, selection)
-    if model_spec(name).learned:
-        rows = rows.loc[rows[f"lag_{options.spec.lag_weeks[0]}w"].notna()]
     if selection and selection["model"] == name and selection.get("calibration"):
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
-        calibration = _holdout_calibration(name, rows, columns, options, when)
+        calibration = _holdout_calibration(name, frame, options, when, entry["timezone"])
         intervals = ("last horizon of history held out once (run a backtest for calibrated intervals)"
                      if calibration else "none: too little history to calibrate (each quantile equals the forecast)")
     model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
@@ -233,14 +231,19 @@ def _save_step_record(run_dir: Path, step: str, record: dict[str, Any]) -> None:
     atomic_write_json(run_dir / "done" / step / f"{region_key(record['region'])}.json", record)
 
 
-def _holdout_calibration(name: str, rows: pd.DataFrame, columns: list[str], options: RunOptions,
-                         as_of: pd.Timestamp) -> dict[str, Any] | None:
-    """Residuals of one out-of-sample fit: trained without the last horizon of history,
-    scored on it. Used for intervals when no backtest calibrated this region's model."""
-    cutoff = as_of - pd.Timedelta(days=options.horizon_days)
-    train, test = rows.loc[rows["ts"] < cutoff], rows.loc[rows["ts"] >= cutoff]
+def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as_of: pd.Timestamp,
+                         tz: str) -> dict[str, Any] | None:
+    """Residuals of one out-of-sample fit: trained on the slots that ended by one horizon
+    before `as_of`, scored on the last horizon of history seen from there. Used for
+    intervals when no backtest calibrated this region's model."""
+    spec = options.spec
+    cutoff = spec.slot.first_start_at_or_after(as_of - pd.Timedelta(days=options.horizon_days), tz)
+    history = frame.loc[frame["is_history"] & frame[TARGET].notna()]
+    train = history.loc[(spec.slot.ends(history["ts"], tz) <= cutoff).to_numpy()]
+    test = at_origin(history.loc[history["ts"] >= cutoff], cutoff, spec, tz)
     if len(train) < len(test) or test.empty:
         return None
+    columns = feature_columns(frame)
     forecast = create_model(name, options.model_threads).fit(train[columns], train[TARGET]).predict(test[columns])
     buckets = horizon_bucket(test["ts"], cutoff, options.horizon_days)
     return calibrate(forecast, test[TARGET].to_numpy(), buckets).to_dict()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from forecasting.errors import ConfigError
@@ -64,6 +65,14 @@ class Slot:
         )
         return (ts - into_slot).dt.tz_convert("UTC")
 
+    def ends(self, starts: pd.Series, tz: str) -> pd.Series:
+        """End (UTC) of each slot starting at a UTC timestamp: the next local midnight for a
+        daily slot, start plus the length otherwise."""
+        if not self.is_daily:
+            return starts + self.length
+        next_day = starts.dt.tz_convert(tz).dt.tz_localize(None).dt.normalize() + pd.Timedelta(days=1)
+        return localize_wall(next_day, tz)
+
     def on_grid(self, ts: pd.Series, tz: str) -> pd.Series:
         """True where a UTC timestamp starts a slot in the region's local time."""
         return self.floor(ts, tz) == ts
@@ -101,6 +110,13 @@ class Slot:
 
 def _utc(when: pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(when).tz_convert("UTC").as_unit("ns")
+
+
+def localize_wall(wall: pd.Series, tz: str) -> pd.Series:
+    """UTC instants of naive local wall times: a time skipped by a DST change moves forward
+    to the change, and a repeated one is taken at its later occurrence (standard time)."""
+    later = np.zeros(len(wall), dtype=bool)
+    return wall.dt.tz_localize(tz, ambiguous=later, nonexistent="shift_forward").dt.tz_convert("UTC")
 
 
 def _local_midnight(local: pd.Series) -> pd.Series:

@@ -1,7 +1,7 @@
 """Forecast models: one interface, several implementations and configurations, by name.
 
-A name is a model class plus fixed parameters: `xgboost_deep` is the XGBoost model with
-deeper trees. Learned models need enough history for their lag features; baselines do not.
+A name is a model class plus fixed parameters: `ensemble` is the mean of `xgboost` and
+`weekly_profile`. Learned models need enough history for their lag features; baselines do not.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from forecasting.models.base import ForecastModel
+from forecasting.models.combination import Combination
 from forecasting.models.seasonal_naive import SeasonalNaive
 from forecasting.models.weekly_profile import WeeklyProfile
 from forecasting.models.xgboost import XGBoostModel
@@ -18,20 +19,19 @@ from forecasting.models.xgboost import XGBoostModel
 class ModelSpec:
     cls: type[ForecastModel]
     params: dict[str, Any] = field(default_factory=dict)
+    learned: bool = False  # trains on lag features; refit every few backtest cutoffs
 
     @property
-    def learned(self) -> bool:
-        """Learned models train on lag features and are refit every few backtest cutoffs."""
-        return self.cls is XGBoostModel
+    def members(self) -> tuple[str, ...]:
+        """The models a combination averages (none for a single model)."""
+        return tuple(self.params.get("members", ()))
 
 
 MODELS: dict[str, ModelSpec] = {
-    "xgboost": ModelSpec(XGBoostModel),
-    "xgboost_deep": ModelSpec(XGBoostModel, {"max_depth": 8, "n_estimators": 400, "learning_rate": 0.04,
-                                             "min_child_weight": 10.0}),
-    "xgboost_tweedie": ModelSpec(XGBoostModel, {"objective": "reg:tweedie", "tweedie_variance_power": 1.3}),
+    "xgboost": ModelSpec(XGBoostModel, learned=True),
     "seasonal_naive": ModelSpec(SeasonalNaive),
     "weekly_profile": ModelSpec(WeeklyProfile, {"weeks": 4}),
+    "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
 }
 DEFAULT_MODEL = "xgboost"
 FALLBACK_MODEL = "seasonal_naive"
@@ -48,7 +48,7 @@ def create_model(name: str, n_threads: int = 1) -> ForecastModel:
     """A new, unfitted model of the named configuration."""
     spec = model_spec(name)
     params = dict(spec.params)
-    if spec.cls is XGBoostModel:
+    if spec.cls in (XGBoostModel, Combination):
         params["n_threads"] = n_threads
     model = spec.cls(**params)
     model.name = name
@@ -61,5 +61,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "ForecastModel", "ModelSpec", "SeasonalNaive",
+__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "Combination", "ForecastModel", "ModelSpec", "SeasonalNaive",
            "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]

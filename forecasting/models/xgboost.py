@@ -1,4 +1,10 @@
-"""Gradient-boosted trees with a Poisson objective, for order counts.
+"""Gradient-boosted trees with a Poisson objective, one booster per lead week.
+
+A slot `h` weeks ahead is predicted by the booster of lead week `h` from scale-free features
+(`forecasting.features.lead_view`): lags and levels divided by the region's 4-week level
+known `h` weeks earlier. That level enters as the Poisson offset (`base_margin = log(level)`),
+so the trees learn the slot's multiple of the recent level, and a level shift or trend
+carries into the horizon instead of being clipped to the range of past targets.
 
 `n_threads` defaults to 1: one model per Dask worker thread keeps the cores busy without
 oversubscribing them. Stored with XGBoost's own UBJ format plus a small JSON of params.
@@ -6,6 +12,7 @@ oversubscribing them. Stored with XGBoost's own UBJ format plus a small JSON of 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +20,11 @@ import numpy as np
 import pandas as pd
 import xgboost
 
+from forecasting.features import LEAD, LEVEL_DAYS, lead_view, level_column
 from forecasting.models.base import ForecastModel
 
-BOOSTER_FILE = "model.ubj"
 PARAMS_FILE = "params.json"
+_LEAD_LEVEL = re.compile(rf"^level{LEVEL_DAYS[0]}d_(\d+)w$")
 
 
 class XGBoostModel(ForecastModel):
@@ -30,8 +38,6 @@ class XGBoostModel(ForecastModel):
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
         min_child_weight: float = 5.0,
-        objective: str = "count:poisson",
-        tweedie_variance_power: float = 1.5,
         n_threads: int = 1,
         seed: int = 0,
     ) -> None:
@@ -41,8 +47,6 @@ class XGBoostModel(ForecastModel):
         self.subsample = subsample
         self.colsample_bytree = colsample_bytree
         self.min_child_weight = min_child_weight
-        self.objective = objective
-        self.tweedie_variance_power = tweedie_variance_power
         self.n_threads = n_threads
         self.seed = seed
 
@@ -51,41 +55,62 @@ class XGBoostModel(ForecastModel):
 
     def _booster_params(self) -> dict[str, Any]:
         return {
-            "objective": self.objective,
+            "objective": "count:poisson",
             "max_depth": self.max_depth,
             "eta": self.learning_rate,
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "min_child_weight": self.min_child_weight,
             "tree_method": "hist",
-            **({"tweedie_variance_power": self.tweedie_variance_power} if self.objective == "reg:tweedie" else {}),
             "nthread": self.n_threads,
             "seed": self.seed,
         }
 
     def fit(self, features: pd.DataFrame, target: pd.Series) -> XGBoostModel:
-        matrix = xgboost.DMatrix(features.astype("float64"), label=np.asarray(target, dtype="float64"),
-                                 nthread=self.n_threads)
-        self.booster_ = xgboost.train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
+        """One booster per lead week found in the features (`level28d_<h>w` columns)."""
+        leads = sorted(int(m.group(1)) for c in features.columns if (m := _LEAD_LEVEL.match(c)))
+        if not leads:
+            raise ValueError("XGBoostModel needs the lead-week level features of forecasting.features")
+        label = np.asarray(target, dtype="float64")
+        self.boosters_ = {}
+        for lead in leads:
+            usable = features[level_column(LEVEL_DAYS[0], lead)].notna().to_numpy() & ~np.isnan(label)
+            view, scale = lead_view(features.loc[usable], lead)
+            matrix = xgboost.DMatrix(view.astype("float64"), label=label[usable], base_margin=np.log(scale),
+                                     nthread=self.n_threads)
+            self.boosters_[lead] = xgboost.train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
         self.feature_names_ = list(features.columns)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        self._check_fitted("booster_")
-        matrix = xgboost.DMatrix(features[self.feature_names_].astype("float64"), nthread=self.n_threads)
-        return np.clip(self.booster_.predict(matrix), 0.0, None)
+        """Each row by the booster of its `lead_week` (the last lead week where it is missing)."""
+        self._check_fitted("boosters_")
+        last = max(self.boosters_)
+        leads = features[LEAD].fillna(last).clip(1, last).astype("int64").to_numpy() if LEAD in features \
+            else np.full(len(features), last)
+        result = np.zeros(len(features))
+        for lead in np.unique(leads):
+            rows = leads == lead
+            view, scale = lead_view(features.loc[rows, self.feature_names_], int(lead))
+            matrix = xgboost.DMatrix(view.astype("float64"), base_margin=np.log(scale), nthread=self.n_threads)
+            result[rows] = self.boosters_[int(lead)].predict(matrix)
+        return np.clip(result, 0.0, None)
 
     def save(self, folder: Path) -> None:
-        self._check_fitted("booster_")
-        self.booster_.save_model(str(Path(folder) / BOOSTER_FILE))
-        state = {"params": self.get_params(), "feature_names": self.feature_names_}
+        self._check_fitted("boosters_")
+        for lead, booster in self.boosters_.items():
+            booster.save_model(str(Path(folder) / f"lead_{lead}w.ubj"))
+        state = {"params": self.get_params(), "feature_names": self.feature_names_, "leads": sorted(self.boosters_)}
         (Path(folder) / PARAMS_FILE).write_text(json.dumps(state))
 
     @classmethod
     def load(cls, folder: Path) -> XGBoostModel:
         state = json.loads((Path(folder) / PARAMS_FILE).read_text())
         model = cls(**state["params"])
-        model.booster_ = xgboost.Booster(model_file=str(Path(folder) / BOOSTER_FILE))
-        model.booster_.set_param({"nthread": model.n_threads})
+        model.boosters_ = {}
+        for lead in state["leads"]:
+            booster = xgboost.Booster(model_file=str(Path(folder) / f"lead_{lead}w.ubj"))
+            booster.set_param({"nthread": model.n_threads})
+            model.boosters_[lead] = booster
         model.feature_names_ = state["feature_names"]
         return model

@@ -7,7 +7,7 @@ import pandas.testing as pdt
 import pytest
 
 from forecasting.contract import RegionInfo
-from forecasting.features import FeatureSpec, RegionInputs, build_features, feature_columns
+from forecasting.features import FeatureSpec, RegionInputs, build_features, feature_columns, lead_view
 from forecasting.slots import Slot
 
 SPEC = FeatureSpec(Slot.parse("30min"), horizon_days=21)
@@ -40,14 +40,38 @@ def test_no_feature_uses_orders_at_or_after_as_of():
     assert clean.loc[~clean["is_history"], "orders"].isna().all()
 
 
+def test_a_daily_slot_that_contains_as_of_is_not_history():
+    """`1D` with `as_of` at noon: that day's total holds orders after `as_of`, so it is dropped
+    (neither history nor horizon), and no feature changes when orders after `as_of` do."""
+    inputs = region_inputs()
+    daily = FeatureSpec(Slot.parse("1D"), horizon_days=14)
+    days = inputs.orders.assign(ts=daily.slot.floor(inputs.orders["ts"], "Europe/Berlin"))
+    orders = days.groupby("ts", as_index=False)["orders"].sum()
+    noon = pd.Timestamp("2025-12-01T12:00:00+01:00").tz_convert("UTC")
+    frame = build_features(RegionInputs(inputs.info, orders, inputs.weather), daily, noon)
+    midnight = pd.Timestamp("2025-12-01T00:00:00+01:00").tz_convert("UTC")
+    assert frame.loc[frame["is_history"], "ts"].max() == midnight - pd.Timedelta(days=1)
+    assert midnight not in set(frame["ts"])
+    assert frame.loc[~frame["is_history"], "ts"].iloc[0] == midnight + pd.Timedelta(days=1)
+    corrupted = orders.assign(orders=orders["orders"].where(orders["ts"] < midnight, 10**6))
+    leaked = build_features(RegionInputs(inputs.info, corrupted, inputs.weather), daily, noon)
+    pdt.assert_frame_equal(frame, leaked)
+
+
 def test_horizon_rows_and_history_rows():
     frame = build_features(region_inputs(), SPEC, AS_OF)
     horizon = frame.loc[~frame["is_history"]]
     assert len(horizon) == 21 * 48
     assert horizon["ts"].iloc[0] == AS_OF
     assert frame.loc[frame["is_history"], "ts"].max() < AS_OF
-    # every history feature is available over the whole horizon
-    assert horizon[["lag_3w", "lag_6w", "profile_mean", "level_7d_lag_3w"]].notna().all().all()
+    # each horizon week reads lags of at least that many weeks, all known at as_of
+    weeks_ahead = (horizon["ts"] - AS_OF) // pd.Timedelta(weeks=1) + 1
+    assert (horizon["lead_week"] == weeks_ahead).all()
+    for lead in (1, 2, 3):
+        rows = horizon.loc[horizon["lead_week"] == lead]
+        columns = [f"lag_{lead + k}w" for k in range(4)] + [f"level28d_{lead}w", f"level7d_{lead}w"]
+        assert rows[columns].notna().all().all()
+    assert frame.loc[frame["is_history"], "lead_week"].isna().all()
 
 
 def test_weekly_lag_is_the_same_local_slot_across_dst():
@@ -83,4 +107,13 @@ def test_weather_is_carried_forward_within_its_step():
 def test_feature_columns_exclude_target_and_keys():
     columns = feature_columns(build_features(region_inputs(), SPEC, AS_OF))
     assert "orders" not in columns and "ts" not in columns and "is_history" not in columns
-    assert {"slot_of_day", "weather_precipitation", "promo_intensity", "lag_3w"} <= set(columns)
+    assert {"slot_of_day", "weather_precipitation", "promo_intensity", "lag_1w", "lag_6w", "lead_week"} <= set(columns)
+
+
+def test_lead_view_scales_lags_by_the_level_known_then():
+    frame = build_features(region_inputs(), SPEC, AS_OF)
+    horizon = frame.loc[frame["lead_week"] == 2]
+    view, scale = lead_view(horizon, 2)
+    assert np.allclose(scale, horizon["level28d_2w"])
+    assert np.allclose(view["lag_0"] * scale, horizon["lag_2w"]) and np.allclose(view["lag_3"] * scale, horizon["lag_5w"])
+    assert not {"lag_2w", "level28d_2w", "lead_week"} & set(view.columns)

@@ -5,8 +5,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.contract import RegionInfo
+from forecasting.features import FeatureSpec, RegionInputs, build_features, feature_columns
 from forecasting.models import MODELS, SeasonalNaive, WeeklyProfile, XGBoostModel, create_model, load_named_model
 from forecasting.models.base import NotFittedError
+from forecasting.slots import Slot
 
 
 def week_frame(weeks: int, per_day: int = 4, seed: int = 0) -> tuple[pd.DataFrame, pd.Series]:
@@ -24,6 +27,22 @@ def week_frame(weeks: int, per_day: int = 4, seed: int = 0) -> tuple[pd.DataFram
     return features, target
 
 
+def region_frames(weeks: int, growth_per_week: float = 0.0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Hourly orders with a daily peak, growing by `growth_per_week`, built into features:
+    history rows, the 7-day horizon rows, and the horizon's actual orders."""
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range("2026-01-05T00:00Z", periods=(weeks + 1) * 7 * 24, freq="1h")
+    hours = ts.hour.to_numpy()
+    expected = (10 + 30 * np.exp(-((hours - 19) ** 2) / 4)) * (1 + growth_per_week) ** (np.arange(len(ts)) / 168)
+    orders = pd.DataFrame({"ts": ts, "orders": rng.poisson(expected)})
+    as_of = ts[weeks * 7 * 24]
+    inputs = RegionInputs(RegionInfo("r", "UTC", None), orders)
+    frame = build_features(inputs, FeatureSpec(Slot.parse("1h"), horizon_days=7), as_of)
+    history = frame.loc[frame["is_history"]]
+    horizon = frame.loc[~frame["is_history"]]
+    return history, horizon, orders.loc[orders["ts"] >= as_of, "orders"].to_numpy("float64")
+
+
 def quick(name: str):
     """The named model, with few trees where it has trees, to keep tests fast."""
     model = create_model(name)
@@ -34,7 +53,8 @@ def quick(name: str):
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_fit_returns_self_and_unfitted_models_refuse(name, tmp_path):
-    features, target = week_frame(4)
+    history, horizon, _ = region_frames(5)
+    features, target = history[feature_columns(history)], history["orders"]
     model = quick(name)
     with pytest.raises(NotFittedError):
         model.predict(features)
@@ -42,8 +62,8 @@ def test_fit_returns_self_and_unfitted_models_refuse(name, tmp_path):
         model.save(tmp_path)
     assert model.fit(features, target) is model
     assert all(key.endswith("_") for key in vars(model) if key not in model.get_params() and key != "name")
-    prediction = model.predict(features)
-    assert prediction.shape == (len(features),) and (prediction >= 0).all()
+    prediction = model.predict(horizon[features.columns])
+    assert prediction.shape == (len(horizon),) and (prediction >= 0).all()
 
 
 def test_seasonal_naive_repeats_the_last_observed_week():
@@ -63,23 +83,31 @@ def test_seasonal_naive_falls_back_for_slots_never_seen():
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_models_round_trip_through_their_own_format(name, tmp_path):
-    features, target = week_frame(6)
+    history, horizon, _ = region_frames(6)
+    columns = feature_columns(history)
     model = quick(name)
-    model.fit(features, target).save(tmp_path)
+    model.fit(history[columns], history["orders"]).save(tmp_path)
     loaded = load_named_model(name, tmp_path)
     assert loaded.name == name and loaded.get_params() == model.get_params()
-    np.testing.assert_allclose(loaded.predict(features), model.predict(features), rtol=1e-6)
-    for file in tmp_path.iterdir():
+    np.testing.assert_allclose(loaded.predict(horizon[columns]), model.predict(horizon[columns]), rtol=1e-6)
+    files = [f for f in tmp_path.rglob("*") if f.is_file()]
+    for file in files:
         assert not file.read_bytes().startswith(b"\x80"), f"{file.name} looks pickled"
-    assert {f.suffix for f in tmp_path.iterdir()} <= {".json", ".ubj"}
+    assert {f.suffix for f in files} <= {".json", ".ubj"}
 
 
-def test_xgboost_thread_count_is_a_setting_and_it_learns():
-    features, target = week_frame(8)
-    model = XGBoostModel(n_threads=1).fit(features, target)
+def test_xgboost_thread_count_is_a_setting_and_it_follows_a_trend():
+    """Orders growing 4% a week: the level-scaled model carries the growth into the horizon,
+    where the weekly profile (the mean of 4 past weeks) stays behind."""
+    history, horizon, actual = region_frames(12, growth_per_week=0.04)
+    columns = feature_columns(history)
+    model = XGBoostModel(n_threads=1).fit(history[columns], history["orders"])
     assert model.get_params()["n_threads"] == 1
-    naive_error = np.abs(SeasonalNaive().fit(features, target).predict(features) - target).mean()
-    assert np.abs(model.predict(features) - target).mean() < naive_error
+    profile = WeeklyProfile().fit(history[columns], history["orders"]).predict(horizon[columns])
+    xgboost_error = np.abs(model.predict(horizon[columns]) - actual).sum() / actual.sum()
+    profile_error = np.abs(profile - actual).sum() / actual.sum()
+    print(f"WAPE xgboost {xgboost_error:.3f}, weekly profile {profile_error:.3f}")
+    assert xgboost_error < profile_error
 
 
 def test_weekly_profile_is_the_mean_of_the_last_weeks():
