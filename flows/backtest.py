@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
@@ -62,7 +63,7 @@ def backtest_flow(
     db_url = db or default_db_url(out)
 
     manifest = load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False, model_threads))
-    cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates)
+    cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
     entries = {entry["region"]: entry for entry in manifest["regions"]}
     futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
                            cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)))
@@ -96,6 +97,12 @@ def backtest_flow(
         detail = "; ".join(f"{region}: {f['error']}" for region, f in sorted(failures.items()))
         return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}")
     return summary
+
+
+def data_start(manifest: dict[str, Any]) -> str:
+    """The earliest first orders slot of any region (ISO-8601, UTC)."""
+    as_of = pd.Timestamp(manifest["as_of"])
+    return (as_of - pd.Timedelta(days=max(entry["history_days"] for entry in manifest["regions"]))).isoformat()
 
 
 def _publish_artifacts(records: list[dict[str, Any]], summary: dict[str, Any], cluster: dict[str, Any]) -> None:

@@ -1,15 +1,17 @@
 """Backtests of every candidate model at many past cutoffs, model selection per region,
 and interval calibration, for one region at a time.
 
-Leakage: features are built once from the whole history. That is safe because every
-history feature of a slot reads orders at least a whole horizon (in weeks) earlier, so the
-features of a slot in the horizon of cutoff `c` only read orders before `c`; each model is
-fitted only on rows before its fit cutoff. `tests/forecasting/test_backtest.py` corrupts
-every order after a cutoff and checks that the cutoff's forecasts do not change.
+Leakage: features are built once from the whole history, then each cutoff's horizon rows
+are seen from that cutoff (`features.at_origin`: lead weeks chosen, and any lag or level
+that reads a slot ending after the cutoff masked, as across a spring DST change); each
+model is fitted only on slots that ended by its fit cutoff. `tests/forecasting/test_backtest.py`
+corrupts every order after a cutoff and checks that the cutoff's forecasts do not change.
 
-Honest selection: models are compared, and intervals calibrated, on the earlier cutoffs;
-the chosen model is then scored on the last `holdout_cutoffs` cutoffs it never saw. That
-held-out score is the expected accuracy that reports quote.
+Honest selection: models are compared, and intervals calibrated, on the earlier cutoffs where
+every candidate runs; the chosen model is then scored on the last `holdout_cutoffs` cutoffs it
+never saw. That held-out score is the expected accuracy that reports quote. The choice does
+not chase noise: the combined or simpler candidate is kept unless another beats it by more
+than one standard error of their per-cutoff WAPE difference.
 """
 from __future__ import annotations
 
@@ -20,13 +22,16 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import ConfigError
-from forecasting.features import TARGET, FeatureSpec, RegionInputs, build_features, feature_columns
+from forecasting.features import TARGET, FeatureSpec, RegionInputs, at_origin, build_features, feature_columns
 from forecasting.intervals import calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
 from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, MODELS, create_model, model_spec
 from forecasting.slots import Slot
 
 MASE_SCALE_WEEKS = 8
+MIN_HISTORY_DAYS = 7
+MIN_SELECTION_CUTOFFS = 8
+PREFERENCE = ("ensemble", "seasonal_naive", "weekly_profile", "xgboost")  # combined first, then simpler
 
 
 @dataclass(frozen=True)
@@ -54,27 +59,36 @@ class BacktestOptions:
 
 
 def plan_cutoffs(data_end: pd.Timestamp, slot: Slot, horizon_days: int, count: int, step: pd.Timedelta,
-                 dates: list[pd.Timestamp] | None = None) -> list[pd.Timestamp]:
+                 dates: list[pd.Timestamp] | None = None,
+                 data_start: pd.Timestamp | None = None) -> tuple[list[pd.Timestamp], int]:
     """Cutoffs (UTC), oldest first: the given dates, or `count` cutoffs `step` apart ending at the
-    last cutoff whose whole horizon is observed before `data_end`."""
+    last cutoff whose whole horizon is observed before `data_end`. Cutoffs with less than
+    `MIN_HISTORY_DAYS` of data before them (from `data_start`) are dropped; returns the cutoffs
+    and how many were dropped."""
     if dates:
-        return sorted(set(dates))
-    if count < 1:
-        raise ConfigError(f"--cutoffs must be >= 1, got {count}")
-    if step <= pd.Timedelta(0):
-        raise ConfigError(f"--cutoff-step must be positive, got {step}")
-    last = data_end - pd.Timedelta(days=horizon_days)
-    if not slot.is_daily:
-        last = last.floor(f"{slot.minutes}min")
-    return [last - k * step for k in range(count)][::-1]
+        planned = sorted(set(dates))
+    else:
+        if count < 1:
+            raise ConfigError(f"--cutoffs must be >= 1, got {count}")
+        if step <= pd.Timedelta(0):
+            raise ConfigError(f"--cutoff-step must be positive, got {step}")
+        last = data_end - pd.Timedelta(days=horizon_days)
+        if not slot.is_daily:
+            last = last.floor(f"{slot.minutes}min")
+        planned = [last - k * step for k in range(count)][::-1]
+    if data_start is None:
+        return planned, 0
+    kept = [c for c in planned if c >= data_start + pd.Timedelta(days=MIN_HISTORY_DAYS)]
+    return kept, len(planned) - len(kept)
 
 
 def split_cutoffs(cutoffs: list[pd.Timestamp], holdout: int) -> tuple[list[pd.Timestamp], list[pd.Timestamp]]:
-    """Selection cutoffs and held-out cutoffs; with too few cutoffs, the last third is held out."""
-    if len(cutoffs) <= holdout:
-        holdout = max(1, len(cutoffs) // 3)
+    """Selection cutoffs and held-out cutoffs; with too few cutoffs for `holdout` plus
+    `MIN_SELECTION_CUTOFFS`, a third is held out (at least one)."""
     if len(cutoffs) == 1:
         return [], list(cutoffs)
+    if len(cutoffs) < holdout + MIN_SELECTION_CUTOFFS:
+        holdout = max(1, len(cutoffs) // 3)
     return cutoffs[:-holdout], cutoffs[-holdout:]
 
 
@@ -88,43 +102,38 @@ class RegionBacktest:
 
 
 def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions) -> RegionBacktest:
-    """Every candidate model at every usable cutoff, with metrics, selection and intervals."""
+    """Every candidate model at every cutoff where all of them can run, with metrics,
+    selection and intervals. Candidates that cannot run at enough cutoffs are left out,
+    and the notes say why."""
     spec = options.spec
     region, tz = inputs.info.region, inputs.info.timezone
     orders = inputs.orders.sort_values("ts")
     data_end = spec.slot.next_start(orders["ts"].iloc[-1], tz)
     frame = build_features(inputs, spec, data_end)
     frame = frame.loc[frame["is_history"]].reset_index(drop=True)
+    slot_ends = spec.slot.ends(frame["ts"], tz)
     columns = feature_columns(frame)
-    first_lag = f"lag_{spec.lag_weeks[0]}w"
-    first_ts = orders["ts"].iloc[0]
-    notes: list[str] = []
+    history_days_at = {c: (c - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
+    observed, notes = _observed_cutoffs(frame, cutoffs, history_days_at, options, tz)
+    candidates, usable = _candidates_and_cutoffs(observed, history_days_at, options, notes)
     fitted: dict[str, Any] = {}
     pieces = []
-    for index, cutoff in enumerate(cutoffs):
+    for index, cutoff in enumerate(usable):
         horizon = spec.slot.horizon(cutoff, options.horizon_days, tz)
-        rows = frame.loc[frame["ts"].isin(horizon)]
-        if len(rows) < len(horizon) or rows[TARGET].isna().any() or horizon[-1] >= data_end:
-            notes.append(f"cutoff {cutoff.isoformat()}: horizon not fully observed, skipped")
-            continue
-        history = frame.loc[(frame["ts"] < cutoff) & frame[TARGET].notna()]
-        history_days = (cutoff - first_ts) / pd.Timedelta(days=1)
-        if history_days < 7:
-            continue
-        for name in options.models:
-            spec_of_model = model_spec(name)
-            if spec_of_model.learned:
-                if history_days < spec.min_history_days_for_xgboost:
-                    continue
-                if name not in fitted or index % options.retrain_every == 0:
-                    train = history.loc[history[first_lag].notna()]
-                    fitted[name] = create_model(name, options.model_threads).fit(train[columns], train[TARGET])
-            else:
-                fitted[name] = create_model(name).fit(history[columns], history[TARGET])
-            pieces.append(pd.DataFrame({
-                "region": region, "ts": rows["ts"].to_numpy(), "cutoff": cutoff, "model": name,
-                "actual": rows[TARGET].to_numpy("float64"), "forecast": fitted[name].predict(rows[columns]),
-            }))
+        rows = at_origin(frame.loc[frame["ts"].isin(horizon)], cutoff, spec, tz)
+        history = frame.loc[(slot_ends <= cutoff).to_numpy() & frame[TARGET].notna().to_numpy()]
+        forecasts: dict[str, np.ndarray] = {}
+        for name in _fit_order(candidates):
+            members = model_spec(name).members
+            if members and all(m in forecasts for m in members):
+                forecasts[name] = np.mean([forecasts[m] for m in members], axis=0)
+                continue
+            if name not in fitted or not model_spec(name).learned or index % options.retrain_every == 0:
+                fitted[name] = create_model(name, options.model_threads).fit(history[columns], history[TARGET])
+            forecasts[name] = fitted[name].predict(rows[columns])
+        pieces += [pd.DataFrame({"region": region, "ts": rows["ts"].to_numpy(), "cutoff": cutoff, "model": name,
+                                 "actual": rows[TARGET].to_numpy("float64"), "forecast": forecasts[name]})
+                   for name in candidates]
     if not pieces:
         notes.append("too little history for any cutoff: the forecast uses the seasonal naive")
         return RegionBacktest(_empty_predictions(options), _empty_metrics(), {
@@ -133,7 +142,10 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
     predictions = pd.concat(pieces, ignore_index=True)
     predictions["ts"] = pd.to_datetime(predictions["ts"], utc=True)
     predictions["bucket"] = horizon_bucket(predictions["ts"], predictions["cutoff"], options.horizon_days)
-    selection_cutoffs, holdout_cutoffs = split_cutoffs(sorted(predictions["cutoff"].unique()), options.holdout_cutoffs)
+    selection_cutoffs, holdout_cutoffs = split_cutoffs(usable, options.holdout_cutoffs)
+    if len(selection_cutoffs) < MIN_SELECTION_CUTOFFS:
+        notes.append(f"model chosen on {len(selection_cutoffs)} cutoffs (fewer than {MIN_SELECTION_CUTOFFS}): "
+                     "the choice may be noisy")
     predictions = _add_intervals(predictions, selection_cutoffs, options.quantiles)
     selection = _select(predictions, selection_cutoffs, holdout_cutoffs, region)
     chosen = predictions.loc[predictions["model"] == selection["model"]]
@@ -141,6 +153,59 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
         if len(chosen) else None
     metrics = _metrics(predictions, orders, options)
     return RegionBacktest(predictions.drop(columns="bucket"), metrics, selection, calibration, notes)
+
+
+def _observed_cutoffs(frame: pd.DataFrame, cutoffs: list[pd.Timestamp], history_days_at: dict,
+                      options: BacktestOptions, tz: str) -> tuple[list[pd.Timestamp], list[str]]:
+    """Cutoffs with a week of history before them and their whole horizon observed; one
+    note per reason a cutoff was skipped."""
+    spec = options.spec
+    skipped = {"less than a week of this region's data before it": 0,
+               "horizon reaches past the end of the data": 0, "horizon has missing slots": 0}
+    observed = []
+    for cutoff in cutoffs:
+        horizon = spec.slot.horizon(cutoff, options.horizon_days, tz)
+        values = frame.loc[frame["ts"].isin(horizon), TARGET]
+        if history_days_at[cutoff] < MIN_HISTORY_DAYS:
+            skipped["less than a week of this region's data before it"] += 1
+        elif horizon[-1] > frame["ts"].iloc[-1]:
+            skipped["horizon reaches past the end of the data"] += 1
+        elif len(values) < len(horizon) or values.isna().any():
+            skipped["horizon has missing slots"] += 1
+        else:
+            observed.append(cutoff)
+    notes = [f"{count} cutoff(s) skipped: {reason}" for reason, count in skipped.items() if count]
+    return observed, notes
+
+
+def _candidates_and_cutoffs(observed: list[pd.Timestamp], history_days_at: dict, options: BacktestOptions,
+                            notes: list[str]) -> tuple[list[str], list[pd.Timestamp]]:
+    """The candidates to compare and the cutoffs where every one of them runs. A candidate
+    that needs more history than leaves `MIN_SELECTION_CUTOFFS` selection cutoffs is left
+    out, with a note, unless nothing is left without it."""
+    needed = options.spec.min_history_days_for_xgboost
+    candidates = list(options.models)
+    learned = [name for name in candidates if model_spec(name).learned]
+    with_learned = [c for c in observed if history_days_at[c] >= needed]
+    selection_with_learned = len(split_cutoffs(with_learned, options.holdout_cutoffs)[0]) if with_learned else 0
+    baselines = [name for name in candidates if name not in learned]
+    if learned and with_learned != observed:
+        if selection_with_learned >= MIN_SELECTION_CUTOFFS or not baselines:
+            notes.append(f"{len(observed) - len(with_learned)} cutoff(s) skipped: less than the {needed} days of "
+                         f"history that {', '.join(learned)} need")
+            return candidates, with_learned
+        first = f"; the region has {max(history_days_at[c] for c in observed):.0f} days before its last usable " \
+                f"cutoff" if observed else ""
+        notes.append(f"left out of the selection: {', '.join(learned)} (need {needed} days of history before a "
+                     f"cutoff, which leaves {selection_with_learned} selection cutoff(s), fewer than "
+                     f"{MIN_SELECTION_CUTOFFS}{first})")
+        return baselines, observed
+    return candidates, observed
+
+
+def _fit_order(candidates: list[str]) -> list[str]:
+    """Single models first, so a combination can average its members' forecasts."""
+    return sorted(candidates, key=lambda name: bool(model_spec(name).members))
 
 
 def _add_intervals(predictions: pd.DataFrame, selection_cutoffs: list, quantiles: tuple[float, ...]) -> pd.DataFrame:
@@ -161,17 +226,20 @@ def _add_intervals(predictions: pd.DataFrame, selection_cutoffs: list, quantiles
 
 
 def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs: list, region: str) -> dict[str, Any]:
-    """The model with the lowest WAPE over the selection cutoffs they all share."""
+    """The most preferred model (`PREFERENCE`) whose selection-cutoff WAPE is within one
+    standard error of the best one's; the error is that of their per-cutoff WAPE difference."""
     chosen_from = predictions.loc[predictions["cutoff"].isin(selection_cutoffs)]
     scores: dict[str, float] = {}
+    model = None
     if not chosen_from.empty:
         per_model = chosen_from.groupby("model")["cutoff"].apply(set)
         shared = set.intersection(*per_model.tolist())
         common = chosen_from.loc[chosen_from["cutoff"].isin(shared)]
-        scores = {model: wape(rows["actual"], rows["forecast"]) for model, rows in common.groupby("model")}
-    if scores:
-        model = min(scores, key=lambda name: (scores[name], name != DEFAULT_MODEL, name))
-    else:
+        scores = {name: wape(rows["actual"], rows["forecast"]) for name, rows in common.groupby("model")}
+        per_cutoff = common.groupby(["cutoff", "model"]).apply(
+            lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
+        model = _within_noise_of_best(per_cutoff, scores)
+    if model is None:
         models = set(predictions["model"])
         model = DEFAULT_MODEL if DEFAULT_MODEL in models else FALLBACK_MODEL
     held_out = predictions.loc[predictions["cutoff"].isin(holdout_cutoffs) & (predictions["model"] == model)]
@@ -182,6 +250,28 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
         "selection_wape": scores.get(model, float("nan")),
         "scores": scores,
     }
+
+
+def _within_noise_of_best(per_cutoff: pd.DataFrame, scores: dict[str, float]) -> str | None:
+    """Of the models in `per_cutoff` (cutoffs x models WAPE), the most preferred one that the
+    best-scoring model does not beat by more than one standard error of the differences."""
+    if not scores:
+        return None
+    best = min(scores, key=lambda name: (scores[name], _preference(name)))
+    for name in sorted(scores, key=_preference):
+        if name == best:
+            return best
+        difference = (per_cutoff[name] - per_cutoff[best]).dropna()
+        if len(difference) < 2:
+            continue
+        standard_error = float(difference.std(ddof=1)) / np.sqrt(len(difference))
+        if float(difference.mean()) <= standard_error:
+            return name
+    return best
+
+
+def _preference(name: str) -> tuple[int, str]:
+    return (PREFERENCE.index(name) if name in PREFERENCE else len(PREFERENCE), name)
 
 
 def _metrics(predictions: pd.DataFrame, orders: pd.DataFrame, options: BacktestOptions) -> pd.DataFrame:

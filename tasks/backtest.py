@@ -11,16 +11,24 @@ from prefect import task
 from forecasting.backtest import BacktestOptions, plan_cutoffs
 from forecasting.backtest_stages import collect_backtest, run_region_backtest
 from forecasting.contract import parse_as_of
+from forecasting.errors import DataError
 from forecasting.slots import Slot
 from tasks import run_logger, transient_retries
 
 
 @task(name="plan-cutoffs", task_run_name="plan-cutoffs")
-def plan(data_end: str, options: BacktestOptions, count: int, step: str, dates: list[str] | None) -> list[str]:
-    """Backtest cutoffs (ISO-8601, UTC), oldest first."""
-    cutoffs = plan_cutoffs(pd.Timestamp(data_end), Slot.parse(options.slot), options.horizon_days, count,
-                           pd.Timedelta(step), [parse_as_of(d) for d in dates] if dates else None)
-    run_logger().info("%d cutoffs from %s to %s", len(cutoffs), cutoffs[0].isoformat(), cutoffs[-1].isoformat())
+def plan(data_end: str, options: BacktestOptions, count: int, step: str, dates: list[str] | None,
+         data_start: str) -> list[str]:
+    """Backtest cutoffs (ISO-8601, UTC), oldest first, none before the data."""
+    cutoffs, dropped = plan_cutoffs(pd.Timestamp(data_end), Slot.parse(options.slot), options.horizon_days, count,
+                                    pd.Timedelta(step), [parse_as_of(d) for d in dates] if dates else None,
+                                    pd.Timestamp(data_start))
+    if not cutoffs:
+        raise DataError(f"no backtest cutoff has a week of data before it: the data start at {data_start}; "
+                        "give more history or later --cutoff-dates")
+    before = f" ({dropped} planned cutoffs with less than a week of data before them left out)" if dropped else ""
+    run_logger().info("%d cutoffs from %s to %s%s", len(cutoffs), cutoffs[0].isoformat(), cutoffs[-1].isoformat(),
+                      before)
     return [c.isoformat() for c in cutoffs]
 
 

@@ -27,8 +27,7 @@ def test_backtest_writes_the_documented_outputs(backtest_run):
     assert list(predictions.columns) == ["region", "ts", "cutoff", "model", "actual", "forecast", "p10", "p50", "p90"]
     assert predictions["cutoff"].nunique() == 4
     assert predictions.groupby(["region", "cutoff", "model"]).size().eq(7 * 48).all()
-    assert set(predictions["model"]) == {"xgboost", "xgboost_deep", "xgboost_tweedie", "seasonal_naive",
-                                         "weekly_profile"}
+    assert set(predictions["model"]) == {"xgboost", "ensemble", "seasonal_naive", "weekly_profile"}
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics.columns) == ["region", "model", "cutoff", "horizon_bucket", "wape", "bias", "mase",
                                      "pinball", "coverage"]

@@ -36,20 +36,28 @@ def region_inputs(folder, region: str | None = None) -> list[RegionInputs]:
 
 def test_cutoffs_end_where_the_last_horizon_is_fully_observed():
     end = pd.Timestamp("2026-11-02T06:00Z")
-    cutoffs = plan_cutoffs(end, SLOT, 21, 3, pd.Timedelta(days=7))
+    cutoffs, dropped = plan_cutoffs(end, SLOT, 21, 3, pd.Timedelta(days=7))
     assert cutoffs == [pd.Timestamp("2026-09-28T06:00Z"), pd.Timestamp("2026-10-05T06:00Z"),
-                       pd.Timestamp("2026-10-12T06:00Z")]
+                       pd.Timestamp("2026-10-12T06:00Z")] and dropped == 0
     assert cutoffs[-1] + pd.Timedelta(days=21) == end
     given = [pd.Timestamp("2026-06-01T00:00Z"), pd.Timestamp("2026-05-01T00:00Z")]
-    assert plan_cutoffs(end, SLOT, 21, 52, pd.Timedelta(days=7), given) == sorted(given)
+    assert plan_cutoffs(end, SLOT, 21, 52, pd.Timedelta(days=7), given) == (sorted(given), 0)
     with pytest.raises(ConfigError, match="--cutoffs must be >= 1, got 0"):
         plan_cutoffs(end, SLOT, 21, 0, pd.Timedelta(days=7))
+
+
+def test_no_cutoff_is_planned_before_the_data():
+    end = pd.Timestamp("2026-11-02T06:00Z")
+    start = end - pd.Timedelta(days=200)
+    cutoffs, dropped = plan_cutoffs(end, SLOT, 21, 52, pd.Timedelta(days=7), data_start=start)
+    assert cutoffs[0] >= start + pd.Timedelta(days=7) and cutoffs[0] - pd.Timedelta(days=7) < start + pd.Timedelta(days=7)
+    assert len(cutoffs) + dropped == 52 and len(cutoffs) == 25
 
 
 def test_split_holds_out_the_last_cutoffs():
     cutoffs = list(range(20))
     assert split_cutoffs(cutoffs, 12) == (list(range(8)), list(range(8, 20)))
-    assert split_cutoffs(list(range(6)), 12) == ([0, 1, 2, 3], [4, 5])  # too few: last third held out
+    assert split_cutoffs(list(range(6)), 12) == ([0, 1, 2, 3], [4, 5])  # too few: a third held out
 
 
 def test_bad_options_are_rejected():
@@ -66,32 +74,78 @@ def one_region(tmp_path_factory):
     return region_inputs(folder)[0]
 
 
-def test_orders_after_a_cutoff_do_not_change_its_forecasts(one_region):
-    end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
-    cutoffs = plan_cutoffs(end, SLOT, 7, 3, pd.Timedelta(days=7))
-    options = BacktestOptions(horizon_days=7, retrain_every=1, holdout_cutoffs=1)
-    clean = backtest_region(one_region, cutoffs, options).predictions
-    corrupted_orders = one_region.orders.copy()
-    after = corrupted_orders["ts"] >= cutoffs[1]
+def assert_no_look_ahead(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions) -> None:
+    """Orders of every slot that ends after cutoffs[1] are corrupted: the forecasts of the first
+    two cutoffs must not change, those of the last one must (so the check can fail)."""
+    clean = backtest_region(inputs, cutoffs, options).predictions
+    corrupted_orders = inputs.orders.copy()
+    after = Slot.parse(options.slot).ends(corrupted_orders["ts"], inputs.info.timezone) > cutoffs[1]
     corrupted_orders.loc[after, "orders"] = corrupted_orders.loc[after, "orders"] * 10 + 1000
-    corrupted = RegionInputs(one_region.info, corrupted_orders, one_region.weather, one_region.events,
-                             one_region.promotions)
+    corrupted = RegionInputs(inputs.info, corrupted_orders, inputs.weather, inputs.events, inputs.promotions)
     leaked = backtest_region(corrupted, cutoffs, options).predictions
     columns = ["region", "ts", "cutoff", "model", "forecast"]
     for cutoff in cutoffs[:2]:
         before = clean.loc[clean["cutoff"] == cutoff, columns].reset_index(drop=True)
         after_corruption = leaked.loc[leaked["cutoff"] == cutoff, columns].reset_index(drop=True)
-        assert set(before["model"]) == {"xgboost", "xgboost_deep", "xgboost_tweedie", "seasonal_naive",
-                                        "weekly_profile"}
+        assert set(before["model"]) == set(options.models)
         pdt.assert_frame_equal(before, after_corruption)
     last = clean.loc[clean["cutoff"] == cutoffs[2], "forecast"].to_numpy()
-    assert not np.allclose(last, leaked.loc[leaked["cutoff"] == cutoffs[2], "forecast"].to_numpy())  # test can fail
+    assert not np.allclose(last, leaked.loc[leaked["cutoff"] == cutoffs[2], "forecast"].to_numpy())
+
+
+def test_orders_after_a_cutoff_do_not_change_its_forecasts(one_region):
+    end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
+    cutoffs, _ = plan_cutoffs(end, SLOT, 7, 3, pd.Timedelta(days=7))
+    assert_no_look_ahead(one_region, cutoffs, BacktestOptions(horizon_days=7, retrain_every=1, holdout_cutoffs=1))
+
+
+def test_no_look_ahead_across_a_spring_clock_change(one_region):
+    """A cutoff one day before the spring change: without masking, a 2-week lag in wall time
+    reads the hour after the cutoff for the last slots of the horizon."""
+    spring = spring_clock_change(one_region.info.timezone, 2026)
+    inputs = shifted_to_end(one_region, spring + pd.Timedelta(days=40))
+    cutoffs = [spring - pd.Timedelta(days=2), spring - pd.Timedelta(days=1), spring + pd.Timedelta(days=13)]
+    assert_no_look_ahead(inputs, cutoffs, BacktestOptions(horizon_days=14, retrain_every=1, holdout_cutoffs=1))
+
+
+def test_no_look_ahead_with_daily_slots_and_a_cutoff_inside_a_day(one_region):
+    """`1D` slots: a cutoff at noon must not use that day's total (it holds orders after noon)."""
+    daily = Slot.parse("1D")
+    local_days = one_region.orders.assign(ts=daily.floor(one_region.orders["ts"], one_region.info.timezone))
+    orders = local_days.groupby("ts", as_index=False)["orders"].sum()
+    inputs = RegionInputs(one_region.info, orders, one_region.weather, one_region.events, one_region.promotions)
+    last_day = orders["ts"].iloc[-1]
+    cutoffs = [last_day - pd.Timedelta(days=40, hours=-11), last_day - pd.Timedelta(days=30, hours=-11),
+               last_day - pd.Timedelta(days=16)]
+    options = BacktestOptions(slot="1D", horizon_days=14, retrain_every=1, holdout_cutoffs=1)
+    assert_no_look_ahead(inputs, cutoffs, options)
+
+
+def spring_clock_change(tz: str, year: int) -> pd.Timestamp:
+    """The local midnight (UTC) of the day the clocks go forward in `tz`."""
+    days = pd.date_range(f"{year}-01-01", f"{year}-07-01", freq="D").tz_localize(tz)
+    offsets = np.array([day.utcoffset() for day in days])
+    day = days[int(np.flatnonzero(offsets[1:] > offsets[:-1])[0])]
+    return day.tz_convert("UTC")
+
+
+def shifted_to_end(inputs: RegionInputs, end: pd.Timestamp) -> RegionInputs:
+    """The same region with every table moved by whole weeks so its orders end near `end`."""
+    weeks = pd.Timedelta(weeks=round((end - inputs.orders["ts"].max()) / pd.Timedelta(weeks=1)))
+
+    def moved(table, columns):
+        return None if table is None else table.assign(**{c: table[c] + weeks for c in columns})
+
+    orders = moved(inputs.orders, ["ts"])
+    on_grid = SLOT.on_grid(orders["ts"], inputs.info.timezone)
+    return RegionInputs(inputs.info, orders.loc[on_grid], moved(inputs.weather, ["ts"]),
+                        moved(inputs.events, ["start", "end"]), moved(inputs.promotions, ["start", "end"]))
 
 
 def test_outputs_have_the_documented_columns_and_buckets(one_region):
     end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
     options = BacktestOptions(horizon_days=10, models=("seasonal_naive", "weekly_profile"), holdout_cutoffs=1)
-    result = backtest_region(one_region, plan_cutoffs(end, SLOT, 10, 3, pd.Timedelta(days=7)), options)
+    result = backtest_region(one_region, plan_cutoffs(end, SLOT, 10, 3, pd.Timedelta(days=7))[0], options)
     assert list(result.predictions.columns) == ["region", "ts", "cutoff", "model", "actual", "forecast",
                                                 "p10", "p50", "p90"]
     assert list(result.metrics.columns) == ["region", "model", "cutoff", "horizon_bucket", "wape", "bias", "mase",
@@ -136,7 +190,7 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
     write_csv(generate(regions=3, years=1.2, seed=11, profile=profile), tmp_path)
     regions = region_inputs(tmp_path)
     end = max(r.orders["ts"].max() for r in regions) + pd.Timedelta(minutes=30)
-    cutoffs = plan_cutoffs(end, SLOT, 21, 24, pd.Timedelta(days=7))
+    cutoffs, _ = plan_cutoffs(end, SLOT, 21, 24, pd.Timedelta(days=7))
     options = BacktestOptions(holdout_cutoffs=12)
     results = [backtest_region(region, cutoffs, options) for region in regions]
     predictions = pd.concat([r.predictions for r in results], ignore_index=True)
