@@ -83,6 +83,24 @@ def _parser() -> argparse.ArgumentParser:
                           help="last cutoffs held out from model selection and interval calibration (default 12)")
     backtest.set_defaults(handler=_backtest)
 
+    accuracy = commands.add_parser("accuracy", help="score the stored forecasts against the orders that arrived",
+                                   description="Score every forecast vintage in the database against the orders "
+                                   "that have arrived since: WAPE, bias and P-interval coverage per region, model, "
+                                   "vintage and vintage age. Writes OUT/accuracy.parquet, "
+                                   "OUT/accuracy_regions.parquet and OUT/plots/accuracy.png, and flags regions "
+                                   f"whose WAPE over the last 14 days is above 1.25 times their backtest's "
+                                   "held-out WAPE. Exit 0: scored (flags are listed); 1: nothing to score.")
+    accuracy.add_argument("--orders", required=True, help="orders CSV/Parquet file or folder, with the new orders")
+    accuracy.add_argument("--regions", help="regions table (region, timezone, country); default UTC")
+    accuracy.add_argument("--out", required=True, type=Path,
+                          help="output folder (usually the forecast's OUT, whose database it reads by default)")
+    accuracy.add_argument("--slot", default=DEFAULT_SLOT, help="slot length of the forecasts (default 30min)")
+    accuracy.add_argument("--missing-as-zero", action="store_true",
+                          help="treat slots missing inside a region's history as zero orders")
+    accuracy.add_argument("--db", help="SQLAlchemy URL of the forecast database (default sqlite:///OUT/forecasts.sqlite)")
+    accuracy.add_argument("--since", help="score only vintages with as_of at or after this ISO-8601 timestamp")
+    accuracy.set_defaults(handler=_accuracy)
+
     demo = commands.add_parser("demo", help="generate demo data if missing, then run the forecast",
                                description="Write the demo data set under $ORDERCAST_HOME/demo/data unless it "
                                "is there, run the forecast flow on a local Dask cluster against the local "
@@ -261,6 +279,42 @@ def _backtest(args: argparse.Namespace) -> int:
                   retrain_every=args.retrain_every, models=list(models), quantiles=list(_quantiles(args.quantiles)),
                   holdout_cutoffs=args.holdout_cutoffs)
     return _run_flow("backtest", _tables(args), args.out, args, params, _print_backtest_outputs)
+
+
+def _accuracy(args: argparse.Namespace) -> int:
+    from deployments.server import ensure_api
+
+    if args.since:
+        from forecasting.contract import parse_as_of
+
+        parse_as_of(args.since)
+    out = args.out.resolve()
+    _, ui_url = ensure_api()
+    print(f"Prefect UI: {ui_url}", file=sys.stderr)
+    from flows.accuracy import accuracy_flow
+
+    _quiet_expected_tracebacks()
+    state = accuracy_flow(orders=str(Path(args.orders).resolve()), out=str(out),
+                          regions=str(Path(args.regions).resolve()) if args.regions else None, slot=args.slot,
+                          missing_as_zero=args.missing_as_zero, db=args.db, since=args.since, return_state=True)
+    link = f"{ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    if not state.is_completed():
+        print(f"error: {_failure_message(state)}", file=sys.stderr)
+        print(f"Flow run:   {link}", file=sys.stderr)
+        return EXIT_NOTHING_WRITTEN
+    summary = state.result()
+    if not summary["vintages"]:
+        print("No stored forecast slot has arrived orders yet: nothing to score.")
+    else:
+        print(f"Scored {summary['vintages']} vintages; WAPE over the orders since {summary['recent_since']}:")
+        for row in summary["regions"]:
+            promise = "no backtest" if row["promised_wape"] is None else f"backtest promised {row['promised_wape']:.3f}"
+            flag = "  <- clearly worse than promised" if row["flagged"] else ""
+            print(f"  {row['region']:<24} {row['model']:<16} WAPE {row['recent_wape']:.3f} ({promise}){flag}")
+        print(f"Tables:     {out / 'accuracy.parquet'}, {out / 'accuracy_regions.parquet'}")
+        print(f"Plot:       {summary['plot']}")
+    print(f"Flow run:   {link}")
+    return EXIT_OK
 
 
 def _quantiles(text: str) -> tuple[float, ...]:

@@ -10,6 +10,7 @@ import os
 
 from deployments.clusters import load_cluster
 from deployments.runners import build_task_runner, remote_environment
+from flows.accuracy import accuracy_flow
 from flows.backtest import backtest_flow
 from flows.forecast import forecast as forecast_flow
 
@@ -21,3 +22,4 @@ if getattr(_cluster, "shared_dir", None):
 
 forecast = forecast_flow.with_options(task_runner=build_task_runner(_cluster))
 backtest = backtest_flow.with_options(task_runner=build_task_runner(_cluster))
+accuracy = accuracy_flow.with_options(task_runner=build_task_runner(_cluster))

@@ -59,6 +59,38 @@ def backtest_region_plot(region: str, model: str, rows: pd.DataFrame, quantiles:
     return _time_series_png(figure, axes)
 
 
+def accuracy_plot(by_vintage: pd.DataFrame, by_region: pd.DataFrame, age_order: list[str]) -> bytes:
+    """PNG bytes: WAPE of the stored vintages by age (day of the horizon bucket) per model, and
+    each region's recent WAPE against what its backtest promised (flagged regions in red)."""
+    figure, (by_age, regions) = plt.subplots(1, 2, figsize=(12, 4.2), dpi=90,
+                                             gridspec_kw={"width_ratios": [1, 2]})
+    pooled = by_vintage.assign(error=by_vintage["wape"] * by_vintage["orders"]).groupby(["age", "model"])[
+        ["error", "orders"]].sum()
+    table = (pooled["error"] / pooled["orders"]).unstack("model").reindex([a for a in age_order if a in
+                                                                           pooled.index.get_level_values(0)])
+    width = 0.8 / max(1, len(table.columns))
+    for index, model in enumerate(table.columns):
+        by_age.bar([i + index * width for i in range(len(table))], table[model], width=width, label=model)
+    by_age.set_xticks([i + 0.4 - width / 2 for i in range(len(table))], table.index)
+    by_age.legend(fontsize=8)
+    by_age.set_xlabel("vintage age (day of the horizon)")
+    by_age.set_ylabel("WAPE (all regions)")
+    by_age.set_title("Error by vintage age", fontsize=10)
+    rows = by_region.sort_values("recent_wape", ascending=False).head(30)
+    labels = [f"{r} ({m})" for r, m in zip(rows["region"], rows["model"])]
+    colors = ["#c92a2a" if flagged else "#4c6ef5" for flagged in rows["flagged"]]
+    regions.bar(labels, rows["recent_wape"], color=colors, label="recent WAPE")
+    regions.plot(labels, rows["promised_wape"], color="black", marker="_", markersize=40, markeredgewidth=2.5, linestyle="none",
+                 label="backtest promise")
+    regions.set_title("Recent WAPE per region (red: clearly worse than promised)", fontsize=10)
+    regions.tick_params(axis="x", labelrotation=60, labelsize=8)
+    regions.legend(fontsize=8)
+    for axes in (by_age, regions):
+        axes.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    return _png(figure)
+
+
 def _time_series_png(figure, axes) -> bytes:
     """Shared finish of the orders-over-time plots."""
     axes.set_ylabel("orders")

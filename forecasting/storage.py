@@ -169,10 +169,13 @@ def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
     return len(records)
 
 
-def read_table_db(url: str, table: str = "forecasts") -> pd.DataFrame:
+def read_table_db(url: str, table: str = "forecasts") -> pd.DataFrame | None:
+    """The whole table, or None when the database has no such table (yet)."""
     engine = sa.create_engine(url)
     try:
         with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(table):
+                return None
             return pd.read_sql_table(table, connection)
     finally:
         engine.dispose()

@@ -36,9 +36,11 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     assert f"Created process work pool '{POOL}'" in deployed.stdout
 
     deployments = read_deployments(prefect_server.api_url)
-    assert set(deployments) == {"daily-forecast", "weekly-backtest", "daily-forecast-ssh", "weekly-backtest-yarn"}
+    assert set(deployments) == {"daily-forecast", "daily-accuracy", "weekly-backtest", "daily-forecast-ssh",
+                                "weekly-backtest-yarn"}
     clusters = {name: d.job_variables["env"]["ORDERCAST_CLUSTER"] for name, d in deployments.items()}
     assert clusters == {"daily-forecast": "deployments/clusters/local.yaml",
+                        "daily-accuracy": "deployments/clusters/local.yaml",
                         "weekly-backtest": "deployments/clusters/local.yaml",
                         "daily-forecast-ssh": "deployments/clusters/ssh.yaml",
                         "weekly-backtest-yarn": "deployments/clusters/yarn.yaml"}
@@ -46,6 +48,8 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
                  for name, d in deployments.items()}
     assert schedules["daily-forecast"] == [("0 5 * * *", "Europe/Berlin", True)]
     assert schedules["weekly-backtest"] == [("0 1 * * 1", "Europe/Berlin", True)]
+    assert schedules["daily-accuracy"] == [("30 4 * * *", "Europe/Berlin", True)]
+    assert deployments["daily-accuracy"].parameters["out"] == str(tmp_path / "out" / "forecast")
     assert schedules["daily-forecast-ssh"][0][2] is False and schedules["weekly-backtest-yarn"][0][2] is False
     forecast = deployments["daily-forecast"]
     assert forecast.entrypoint == "deployments/entrypoints.py:forecast"

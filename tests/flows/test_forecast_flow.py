@@ -197,3 +197,23 @@ def test_demo_command_writes_data_then_forecasts(prefect_server, tmp_path):
     assert len(list((out / "plots").glob("*.png"))) == 3
     again = run_cli("demo", "--horizon-days", "7", env={"ORDERCAST_HOME": str(home)})
     assert again.returncode == 0 and "Using demo data in" in again.stderr  # data is not regenerated
+
+
+def test_accuracy_scores_the_stored_vintage_against_the_orders_that_arrived(holdout, demo_dir):
+    out, _ = holdout
+    result = run_cli("accuracy", "--orders", str(demo_dir / "orders.csv"), "--regions",
+                     str(demo_dir / "regions.csv"), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Scored 1 vintages" in result.stdout and (out / "plots" / "accuracy.png").exists()
+    by_vintage = pd.read_parquet(out / "accuracy.parquet")
+    assert set(by_vintage["age"]) == {"d1", "d2-7", "d8-21"}
+    assert by_vintage.groupby("region")["slots"].sum().eq(21 * 48).all()
+    actual = pd.read_csv(demo_dir / "orders.csv")
+    actual["ts"] = pd.to_datetime(actual["ts"], utc=True, format="ISO8601")
+    joined = pd.read_parquet(out / "forecasts.parquet").merge(actual, on=["region", "ts"])
+    region = joined["region"].iloc[0]
+    rows = joined.loc[joined["region"] == region]
+    recent = rows.loc[rows["ts"] > rows["ts"].max() - pd.Timedelta(days=14)]
+    scored = pd.read_parquet(out / "accuracy_regions.parquet").set_index("region").loc[region]
+    assert scored["recent_wape"] == pytest.approx(wape(recent["orders"], recent["forecast"]))
+    assert pd.isna(scored["promised_wape"]) and not scored["flagged"]  # no backtest, no promise
