@@ -99,7 +99,7 @@ def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp)
     local = frame["ts"].dt.tz_convert(tz)
     _add_calendar(frame, local, spec.slot)
     _add_holidays(frame, local, inputs.info.country)
-    _add_weather(frame, inputs.weather, spec.slot)
+    _add_weather(frame, inputs.weather, spec.slot, tz)
     _add_events(frame, inputs.events, spec.slot)
     _add_promotions(frame, inputs.promotions, spec.slot)
     _add_history(frame, local, spec, tz)
@@ -170,33 +170,40 @@ def _add_calendar(frame: pd.DataFrame, local: pd.Series, slot: Slot) -> None:
 
 
 def _add_holidays(frame: pd.DataFrame, local: pd.Series, country: str | None) -> None:
+    """One indicator per named holiday (`holiday_<name>`), so a holiday the history never saw
+    is not taken for one it did (a bank closed on Labor Day may be open on Columbus Day), and
+    the days to the next and since the last holiday of any name, not counting the day itself
+    (else these two would again mark every holiday alike)."""
     days = local.dt.tz_localize(None).dt.normalize()
     day_numbers = (days - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)
-    holiday_numbers = np.array([], dtype="int64")
+    values = day_numbers.to_numpy("int64")
+    calendar = {}
     if country:
         years = range(days.dt.year.min() - 1, days.dt.year.max() + 2)
         calendar = holidays.country_holidays(country, years=years)
-        holiday_numbers = np.sort(
-            np.array([(pd.Timestamp(d) - pd.Timestamp("1970-01-01")).days for d in calendar], dtype="int64")
-        )
-    values = day_numbers.to_numpy("int64")
-    frame["is_holiday"] = np.isin(values, holiday_numbers).astype("int64")
+    numbers = {(pd.Timestamp(day) - pd.Timestamp("1970-01-01")).days: name for day, name in calendar.items()}
+    for name in sorted(set(numbers.values())):
+        days_of_name = np.array([number for number, other in numbers.items() if other == name], dtype="int64")
+        frame[f"holiday_{_slug(name)}"] = np.isin(values, days_of_name).astype("int64")
+    holiday_numbers = np.sort(np.array(list(numbers), dtype="int64"))
     if len(holiday_numbers) == 0:
         frame["days_to_holiday"] = HOLIDAY_WINDOW_DAYS
         frame["days_since_holiday"] = HOLIDAY_WINDOW_DAYS
         return
-    after = np.searchsorted(holiday_numbers, values, side="left")
+    after = np.searchsorted(holiday_numbers, values, side="right")
     next_day = holiday_numbers[np.minimum(after, len(holiday_numbers) - 1)]
     to_next = np.where(after < len(holiday_numbers), next_day - values, HOLIDAY_WINDOW_DAYS)
-    before = np.searchsorted(holiday_numbers, values, side="right") - 1
+    before = np.searchsorted(holiday_numbers, values, side="left") - 1
     last_day = holiday_numbers[np.maximum(before, 0)]
     since_last = np.where(before >= 0, values - last_day, HOLIDAY_WINDOW_DAYS)
     frame["days_to_holiday"] = np.clip(to_next, 0, HOLIDAY_WINDOW_DAYS)
     frame["days_since_holiday"] = np.clip(since_last, 0, HOLIDAY_WINDOW_DAYS)
 
 
-def _add_weather(frame: pd.DataFrame, weather: pd.DataFrame | None, slot: Slot) -> None:
-    """Each weather value is carried forward until the next weather timestamp, within its step."""
+def _add_weather(frame: pd.DataFrame, weather: pd.DataFrame | None, slot: Slot, tz: str) -> None:
+    """Each weather value is carried forward until the next weather timestamp, within its step;
+    with sub-day slots also its mean and maximum over the local day (a hot afternoon shapes the
+    whole day's orders)."""
     if weather is None:
         return
     columns = [c for c in weather.columns if c not in ("region", "ts")]
@@ -207,8 +214,14 @@ def _add_weather(frame: pd.DataFrame, weather: pd.DataFrame | None, slot: Slot) 
         frame[["ts"]], rows[["ts", *columns]], on="ts", direction="backward",
         tolerance=max(step, slot.length) - pd.Timedelta(microseconds=1),
     )
+    day = frame["ts"].dt.tz_convert(tz).dt.date.to_numpy() if not slot.is_daily else None
     for column in columns:
-        frame[f"weather_{column}"] = joined[column].to_numpy("float64")
+        values = joined[column].astype("float64")
+        frame[f"weather_{column}"] = values.to_numpy()
+        if day is not None:
+            by_day = values.groupby(day)
+            frame[f"weather_{column}_day_mean"] = by_day.transform("mean").to_numpy()
+            frame[f"weather_{column}_day_max"] = by_day.transform("max").to_numpy()
 
 
 def _overlaps(frame: pd.DataFrame, table: pd.DataFrame, slot: Slot) -> np.ndarray:

@@ -85,9 +85,12 @@ def test_weekly_lag_is_the_same_local_slot_across_dst():
 def test_calendar_holiday_event_and_promotion_features():
     frame = build_features(region_inputs(), SPEC, AS_OF).set_index("ts")
     unity_day = frame.loc[pd.Timestamp("2025-10-03T12:00:00+02:00")]  # German Unity Day, a Friday
-    assert unity_day["is_holiday"] == 1 and unity_day["days_since_holiday"] == 0
+    assert unity_day["holiday_german_unity_day"] == 1 and unity_day["holiday_christmas_day"] == 0
     before = frame.loc[pd.Timestamp("2025-09-30T12:00:00+02:00")]
-    assert before["is_holiday"] == 0 and before["days_to_holiday"] == 3
+    assert before["holiday_german_unity_day"] == 0 and before["days_to_holiday"] == 3
+    after = frame.loc[pd.Timestamp("2025-10-04T12:00:00+02:00")]
+    assert after["days_since_holiday"] == 1 and unity_day["days_since_holiday"] == 7  # the day itself not counted
+    assert "is_holiday" not in frame  # each holiday by name: an unseen one is not taken for a seen one
     assert unity_day["slot_of_day"] == 24 and unity_day["day_of_week"] == 4
     assert frame.loc[pd.Timestamp("2025-12-05T19:00Z"), "event_home_game"] == 1
     assert frame.loc[pd.Timestamp("2025-12-05T22:00Z"), "event_any"] == 0
@@ -102,6 +105,9 @@ def test_weather_is_carried_forward_within_its_step():
     on_hour = pd.Timestamp("2025-12-03T10:00Z")
     assert frame.loc[on_hour, "weather_temperature"] == hourly[on_hour]
     assert frame.loc[on_hour + pd.Timedelta(minutes=30), "weather_temperature"] == hourly[on_hour]
+    local_day = hourly.loc[pd.Timestamp("2025-12-03T00:00+01:00"):pd.Timestamp("2025-12-03T23:00+01:00")]
+    assert frame.loc[on_hour, "weather_temperature_day_max"] == local_day.max()
+    assert frame.loc[on_hour, "weather_temperature_day_mean"] == pytest.approx(local_day.mean())
 
 
 def test_feature_columns_exclude_target_and_keys():
