@@ -1,17 +1,30 @@
-"""Accuracy benchmark: ordercast's backtest on two differently shaped synthetic sets, side by
-side with open-source peers scored on the same held-out windows.
+"""Accuracy benchmark: ordercast's production workflow, each of its candidate models and open-source
+peers, scored on the same windows of real public data sets and of the synthetic demo sets.
 
-    python bench/accuracy.py                   # both sets, full size (about 10 minutes on 2 cores)
-    python bench/accuracy.py --skip-peers      # ordercast only
+    python bench/accuracy.py                                # every set (real ones from bench/real_data.py)
+    python bench/accuracy.py --sets city --quick --windows 2  # a smoke test: 3 regions, 1 year
+    python bench/accuracy.py --sets NAME,... --skip-peers --out DIR
 
-Sets: `city` (the demo: 12 regions, 2 years) and `suburb` (8 regions, 2 years). Each runs
-`ordercast backtest` with its defaults (52 weekly cutoffs, the last 12 held out), timed, then
-`bench/accuracy_peers.py` on the same windows. Results go to `--out` as JSON and a printed table.
-Peers need the optional extra: `pip install -e '.[bench]'`.
+Windows: the last `--windows` weekly cutoffs whose whole `--horizon-days` horizon is observed in
+every region (the last one is the earliest region's data end minus the horizon, on the slot grid;
+a local midnight for `1D` sets). Scored, pooled over windows and regions:
+- "ordercast selection": per window W, `ordercast backtest` with its defaults on the orders
+  before W, then `ordercast forecast --as-of W` in the same $ORDERCAST_HOME (so it uses that
+  backtest's per-region selection and calibrated intervals);
+- "ordercast default": the same forecast in a home that never saw a backtest;
+- "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1` on
+  the full data, each candidate scored as a policy (the seasonal naive where the candidate had too
+  little history, as in production);
+- peers (bench/accuracy_peers.py), trained on the orders before each W.
+WAPE = sum |forecast - orders| / sum orders; coverage of [P10, P90] (nominal 0.8); pinball =
+mean over q = 0.1, 0.5, 0.9 of sum of pinball losses / sum orders. All commands run with
+--missing-as-zero (a missing slot is zero orders; a no-op for complete data) and ORDERCAST_SERIAL=1.
+Results: OUT/accuracy.json and the printed tables. Peers need: pip install -e '.[bench]' lightgbm.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -19,72 +32,276 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+import accuracy_peers as peers  # noqa: E402
+
 BIN = Path(sys.executable).parent
-SETS = {"city": ["--regions", "12"], "suburb": ["--regions", "8", "--profile", "suburb"]}
+SYNTHETIC = {"city": ["--regions", "12"], "suburb": ["--regions", "8", "--profile", "suburb"]}
+QUICK = ["--regions", "3", "--years", "1"]
 TABLES = ("orders", "weather", "events", "promotions", "regions")
+SELECTION, DEFAULT = "ordercast selection (workflow)", "ordercast default (no backtest)"
 
 
-def run_set(name: str, out: Path, skip_peers: bool) -> dict:
-    """Data, backtest and peers for one set; returns its results."""
-    data, backtest = out / name / "data", out / name / "backtest"
-    env = {**os.environ, "ORDERCAST_HOME": str(out / "home")}
+def real_datasets() -> dict[str, Any]:
+    """bench/real_data.py's DATASETS, or none when it is missing or does not import."""
+    try:
+        import real_data
+    except Exception as error:  # noqa: BLE001 - any failure means: no real sets
+        print(f"no real data sets: bench/real_data.py does not import ({error})")
+        return {}
+    return dict(real_data.DATASETS)
+
+
+def prepare(name: str, folder: Path, quick: bool, real: dict[str, Any]) -> tuple[Path, str]:
+    """The set's data folder (written unless there) and its slot."""
+    if name in real:
+        data = folder / "data"
+        if not (data / "orders.csv").exists():
+            import real_data
+
+            data = Path(real_data.write_dataset(name, data))
+        return data, real[name].slot
+    data = folder / "data"
     if not (data / "orders.csv").exists():
-        subprocess.run([BIN / "ordercast", "demo-data", "--out", data, *SETS[name]], check=True, env=env)
-    tables = [arg for table in TABLES for arg in (f"--{table}", str(data / f"{table}.csv"))]
+        ordercast(["demo-data", "--out", str(data), *SYNTHETIC[name], *(QUICK if quick else [])],
+                  folder / "home-data", folder / "demo-data.log")
+    return data, "30min"
+
+
+def ordercast(args: list[str], home: Path, log: Path, check: bool = True) -> int:
+    """Run one ordercast command; exit 2 (some regions fell back) is fine, anything else raises
+    when `check`."""
+    env = {**os.environ, "ORDERCAST_HOME": str(home), "ORDERCAST_SERIAL": "1"}
+    with log.open("a") as out:
+        code = subprocess.run([str(BIN / "ordercast"), *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    if check and code not in (0, 2):
+        tail = log.read_text().strip().splitlines()[-5:]
+        raise RuntimeError(f"ordercast {args[0]} exited {code}; {log}:\n" + "\n".join(tail))
+    return code
+
+
+def table_args(data: Path) -> list[str]:
+    """--orders ... --regions for the tables present in a data folder."""
+    found = [(t, data / f"{t}.{ext}") for t in TABLES for ext in ("csv", "parquet") if (data / f"{t}.{ext}").exists()]
+    return [arg for table, path in found for arg in (f"--{table}", str(path))]
+
+
+def windows(panel: peers.Panel, count: int, horizon_days: int) -> list[pd.Timestamp]:
+    """The last `count` weekly cutoffs (UTC) whose whole horizon is observed in every region."""
+    observed = panel.frame.loc[panel.frame["y"].notna()].groupby("unique_id")["ds"].max()
+    step = peers.STEP[panel.slot]
+    if panel.slot != "1D":
+        last = (observed.min() + step - pd.Timedelta(days=horizon_days)).tz_localize("UTC")
+        return [last - pd.Timedelta(weeks=k) for k in range(count)][::-1]
+    ends = {r: d + step - pd.Timedelta(days=horizon_days) for r, d in observed.items()}
+    local = {r: e.tz_localize(panel.timezones[r], nonexistent="shift_forward") for r, e in ends.items()}
+    region = min(local, key=lambda r: local[r])
+    tz = panel.timezones[region]
+    return [(ends[region] - pd.Timedelta(weeks=k)).tz_localize(tz, nonexistent="shift_forward").tz_convert("UTC")
+            for k in range(count)][::-1]
+
+
+def truncate(data: Path, cutoff: pd.Timestamp, folder: Path) -> Path:
+    """A copy of the data folder with the orders before the cutoff; tables of regions left without
+    orders lose those regions' rows."""
+    folder.mkdir(parents=True, exist_ok=True)
+    orders = peers.read_table(data, "orders")
+    kept = orders.loc[pd.to_datetime(orders["ts"], utc=True, format="ISO8601") < cutoff]
+    kept.to_csv(folder / "orders.csv", index=False)
+    present = set(kept["region"].astype(str))
+    for table in TABLES[1:]:
+        frame = peers.read_table(data, table)
+        if frame is not None:
+            if table != "regions":
+                frame = frame.loc[frame["region"].astype(str).isin(present)]
+            frame.to_csv(folder / f"{table}.csv", index=False)
+    return folder
+
+
+def policy(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
+    """A candidate's backtest forecasts, the seasonal naive's where it did not run."""
+    own = predictions.loc[predictions["model"] == model]
+    naive = predictions.loc[predictions["model"] == "seasonal_naive"]
+    ran = own.set_index(["region", "cutoff"]).index.unique()
+    fill = naive.loc[~naive.set_index(["region", "cutoff"]).index.isin(ran)]
+    return pd.concat([own, fill], ignore_index=True)
+
+
+def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]) -> dict[str, Any]:
+    """Every ordercast step and the peers on one set; returns its scores, timings and notes."""
+    folder = out / (f"{name}-quick" if args.quick and name in SYNTHETIC else name)
+    folder.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def step(label: str, started: float) -> None:
+        timings[label] = round(time.perf_counter() - started, 1)
+        print(f"[{name}] {label}: {timings[label]:.0f} s", flush=True)
+
     started = time.perf_counter()
-    subprocess.run([BIN / "ordercast", "backtest", *tables, "--out", backtest], check=True, env=env)
-    seconds = time.perf_counter() - started
-    summary = json.loads((backtest / "run.json").read_text())["summary"]
-    result = {"backtest_seconds": round(seconds, 1), "ordercast": {
-        "ordercast selection (per region)": summary["selection_wape"],
-        **{f"ordercast {model}": value for model, value in summary["model_wape"].items()},
-    }, "coverage": summary["coverage"], "held_out_cutoffs": len(summary["held_out_cutoffs"])}
-    if not skip_peers:
-        peers_json = out / name / "peers.json"
-        subprocess.run([sys.executable, ROOT / "bench" / "accuracy_peers.py", "--data", data, "--backtest", backtest,
-                        "--out", peers_json], check=True, env=env)
-        result["peers"] = json.loads(peers_json.read_text())
+    data, slot = prepare(name, folder, args.quick, real)
+    panel = peers.load_panel(data, slot)
+    cutoffs = windows(panel, args.windows, args.horizon_days)
+    truth = peers.actuals(panel, cutoffs, args.horizon_days)
+    step("data", started)
+    result: dict[str, Any] = {"slot": slot, "regions": int(panel.frame["unique_id"].nunique()),
+                              "windows": [c.isoformat() for c in cutoffs], "scores": {}, "timings": timings,
+                              "exit_codes": {}, "notes": []}
+    scores, codes = result["scores"], result["exit_codes"]
+    common = ["--horizon-days", str(args.horizon_days), "--slot", slot, "--missing-as-zero"]
+    homes = {"selection": folder / "home-selection", "default": folder / "home-default",
+             "candidates": folder / "home-candidates"}
+    try:
+        if args.only_peers:
+            raise _Skipped
+        started = time.perf_counter()
+        backtest = folder / "candidates"
+        codes["candidates"] = ordercast(["backtest", *table_args(data), *common, "--cutoff-dates",
+                                         ",".join(c.isoformat() for c in cutoffs), "--retrain-every", "1",
+                                         "--out", str(backtest)], homes["candidates"], folder / "candidates.log")
+        predictions = pd.read_parquet(backtest / "predictions.parquet")
+        for model in sorted(predictions["model"].unique()):
+            scores[f"ordercast {model}"] = peers.score(policy(predictions, model), truth)
+            ran = predictions.loc[predictions["model"] == model, ["region", "cutoff"]].drop_duplicates()
+            scores[f"ordercast {model}"]["region_windows_run"] = len(ran)
+        step("candidates backtest", started)
+        workflow: dict[str, list[pd.DataFrame]] = {SELECTION: [], DEFAULT: []}
+        for index, cutoff in enumerate(cutoffs, 1):
+            window = folder / f"w{index}"
+            started = time.perf_counter()
+            truncated = truncate(data, cutoff, window / "data")
+            codes[f"w{index} backtest"] = ordercast(["backtest", *table_args(truncated), *common, "--out",
+                                                     str(window / "backtest")], homes["selection"],
+                                                    window / "backtest.log")
+            step(f"w{index} backtest", started)
+            runs = ((SELECTION, homes["selection"], "forecast"), (DEFAULT, homes["default"], "default"))
+            for label, home, sub in runs:
+                started = time.perf_counter()
+                codes[f"w{index} {sub}"] = ordercast(
+                    ["forecast", *table_args(data), *common, "--as-of", cutoff.isoformat(),
+                     "--quantiles", "0.1,0.5,0.9", "--out", str(window / sub)], home, window / f"{sub}.log")
+                frame = pd.read_parquet(window / sub / "forecasts.parquet").assign(cutoff=cutoff)
+                workflow[label].append(frame)
+                models = frame.drop_duplicates("region")["model"].value_counts().to_dict()
+                result["notes"].append(f"w{index} {sub}: models {models}, fallback regions "
+                                       f"{int(frame.drop_duplicates('region')['fallback'].sum())}")
+                step(f"w{index} {sub}", started)
+        for label, frames in workflow.items():
+            scores[label] = peers.score(pd.concat(frames, ignore_index=True), truth)
+    except _Skipped:
+        pass
+    except RuntimeError as error:
+        result["error"] = str(error)
+        print(f"[{name}] FAILED: {error}", flush=True)
+    finally:
+        for home in homes.values():
+            if home.exists():
+                ordercast(["server", "stop"], home, folder / "server-stop.log", check=False)
+    if not args.skip_peers:
+        started = time.perf_counter()
+        scores.update(peer_scores(folder / "peers.json", panel, cutoffs, truth, args.horizon_days, name))
+        step("peers", started)
     return result
+
+
+class _Skipped(Exception):
+    """--only-peers: the ordercast steps are not run."""
+
+
+def peer_scores(cache: Path, panel: peers.Panel, cutoffs: list[pd.Timestamp], truth: pd.DataFrame,
+                horizon_days: int, name: str) -> dict[str, Any]:
+    """The peers' scores on these windows, from `cache` when it holds the same windows (peers do
+    not depend on ordercast's code; delete the file to recompute)."""
+    key = {"windows": [c.isoformat() for c in cutoffs], "horizon_days": horizon_days}
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if {k: cached.get(k) for k in key} == key:
+            print(f"[{name}] peers: from {cache}", flush=True)
+            return cached["scores"]
+    forecasts = peers.run_peers(panel, cutoffs, horizon_days, log=lambda line: print(f"[{name}]{line}", flush=True))
+    scores = {label: peers.score(frame, truth) for label, frame in forecasts.items()}
+    cache.write_text(json.dumps({**key, "scores": scores}, indent=2))
+    return scores
+
+
+def print_tables(results: dict[str, Any], real: dict[str, Any], horizon_days: int) -> None:
+    """WAPE per set (real sets with their mean, then synthetic), intervals, best peer, timings."""
+    groups = [("Real data sets", [n for n in results if n in real]),
+              ("Synthetic demo sets", [n for n in results if n not in real])]
+    for title, names in groups:
+        if not names:
+            continue
+        rows: list[str] = []
+        for name in names:
+            rows += [r for r in results[name]["scores"] if r not in rows]
+        with_mean = title.startswith("Real") and len(names) > 1
+        print(f"\n{title}: WAPE, last {len(results[names[0]]['windows'])} weekly cutoffs, {horizon_days}-day "
+              "horizon, all regions pooled")
+        header = f"{'':<40}" + "".join(f"{n[:14]:>15}" for n in names) + (f"{'mean':>10}" if with_mean else "")
+        print(header)
+        print(f"{'(slot, regions)':<40}" + "".join(f"{results[n]['slot'] + ', ' + str(results[n]['regions']):>15}"
+                                                  for n in names))
+
+        def line(label: str, metric: str) -> None:
+            values = [results[n]["scores"].get(label, {}).get(metric) for n in names]
+            cells = "".join(f"{v:>15.3f}" if v is not None else f"{'-':>15}" for v in values)
+            known = [v for v in values if v is not None]
+            mean = f"{sum(known) / len(known):>10.3f}" if with_mean and len(known) == len(values) else ""
+            print(f"{label[:40]:<40}{cells}{mean}")
+
+        order = (SELECTION, DEFAULT)
+        for row in sorted(rows, key=lambda r: (not r.startswith("ordercast"), order.index(r) if r in order else 2, r)):
+            line(row, "wape")
+        best = [min(((r, s["wape"]) for r, s in results[n]["scores"].items() if not r.startswith("ordercast")),
+                    key=lambda item: item[1], default=("-", float("nan"))) for n in names]
+        print(f"{'best peer':<40}" + "".join(f"{b[0].split(' ', 1)[-1][:14]:>15}" for b in best))
+        for metric in ("coverage", "pinball"):
+            print("\ncoverage of [P10, P90] (nominal 0.8)" if metric == "coverage" else
+                  "\npinball loss, mean over q = 0.1, 0.5, 0.9, / orders")
+            for row in rows:
+                if any(metric in results[n]["scores"].get(row, {}) for n in names):
+                    line(row, metric)
+    print("\nseconds per step")
+    for name, result in results.items():
+        print(f"{name}: " + ", ".join(f"{k} {v:.0f}" for k, v in result["timings"].items())
+              + (f"  ERROR: {result['error'].splitlines()[0]}" if "error" in result else ""))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sets", help="comma-separated set names (default: every real set, then city, suburb)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
-    parser.add_argument("--sets", default="city,suburb", help="comma-separated: city, suburb")
     parser.add_argument("--skip-peers", action="store_true", help="run ordercast only")
+    parser.add_argument("--only-peers", action="store_true",
+                        help="run the peers only (their scores are cached in OUT/SET/peers.json)")
+    parser.add_argument("--windows", type=int, default=4, help="weekly cutoffs scored (default 4)")
+    parser.add_argument("--horizon-days", type=int, default=14)
+    parser.add_argument("--quick", action="store_true", help="synthetic sets with 3 regions and 1 year")
     args = parser.parse_args()
-    print(f"command: {' '.join(sys.argv)}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    results = {name: run_set(name, args.out, args.skip_peers) for name in args.sets.split(",")}
-    (args.out / "accuracy.json").write_text(json.dumps(results, indent=2))
-    print_table(results)
-    return 0
-
-
-def print_table(results: dict) -> None:
-    names = list(results)
-    rows: dict[str, dict[str, float]] = {}
-    for set_name, result in results.items():
-        for model, value in result["ordercast"].items():
-            rows.setdefault(model, {})[set_name] = value
-        for model, value in peer_wapes(result.get("peers")).items():
-            rows.setdefault(model, {})[set_name] = value
-    print("\nHeld-out WAPE (last 12 weekly cutoffs, 21-day horizon, 30-minute slots, all regions pooled)")
-    print(f"{'model':<40}" + "".join(f"{n:>10}" for n in names))
-    for model, values in sorted(rows.items(), key=lambda item: item[1].get(names[0], 9)):
-        print(f"{model:<40}" + "".join(f"{values[n]:>10.3f}" if n in values else f"{'-':>10}" for n in names))
-    for set_name, result in results.items():
-        print(f"{set_name}: backtest {result['backtest_seconds']} s; P10-P90 coverage of the selection "
-              f"{result['coverage']:.3f} on {result['held_out_cutoffs']} held-out cutoffs")
-
-
-def peer_wapes(peers: dict | None) -> dict[str, float]:
-    """Peer name -> pooled WAPE, from the peers harness's JSON."""
-    if not peers:
-        return {}
-    return {name: entry["wape"] for name, entry in peers.get("models", {}).items() if not name.startswith("ordercast")}
+    peers.quiet()
+    real = real_datasets()
+    names = args.sets.split(",") if args.sets else [*real, *SYNTHETIC]
+    unknown = [n for n in names if n not in real and n not in SYNTHETIC]
+    if unknown:
+        parser.error(f"unknown sets {unknown}; known: {', '.join([*real, *SYNTHETIC])}")
+    source = Path(importlib.util.find_spec("forecasting").origin).parent.parent
+    commit = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip() or "unknown"
+    print(f"command: {' '.join(sys.argv)}\nordercast from {source} at {commit}; machine: {platform.platform()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for name in names:
+        results[name] = run_set(name, args.out, args, real)
+        (args.out / "accuracy.json").write_text(json.dumps(
+            {"commit": commit, "horizon_days": args.horizon_days, "quick": args.quick, "sets": results},
+            indent=2, default=str))
+    print_tables(results, real, args.horizon_days)
+    return 1 if any("error" in r for r in results.values()) else 0
 
 
 if __name__ == "__main__":
