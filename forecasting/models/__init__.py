@@ -33,7 +33,7 @@ MODELS: dict[str, ModelSpec] = {
     "weekly_profile": ModelSpec(WeeklyProfile, {"weeks": 4}),
     "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
 }
-DEFAULT_MODEL = "xgboost"
+DEFAULT_MODEL = "ensemble"
 FALLBACK_MODEL = "seasonal_naive"
 
 
