@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from forecasting.contract import InputPaths, RegionInfo, load_dataset, resolve_as_of
@@ -36,6 +37,7 @@ from forecasting.storage import (
 )
 
 _TABLES = ("orders", "weather", "events", "promotions")
+CALIBRATION_ORIGINS = 4
 _PACKAGES = ("ordercast", "prefect", "prefect-dask", "dask", "distributed", "pandas", "numpy",
              "pyarrow", "xgboost-cpu", "holidays", "sqlalchemy")
 
@@ -192,7 +194,8 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
         calibration = _holdout_calibration(name, frame, options, when, entry["timezone"])
-        intervals = ("last horizon of history held out once (run a backtest for calibrated intervals)"
+        intervals = (f"{CALIBRATION_ORIGINS} weekly origins before the last horizon of history held out "
+                     "(run a backtest for calibrated intervals)"
                      if calibration else "none: too little history to calibrate (each quantile equals the forecast)")
     model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
     folder = save_model(model_store, model, {
@@ -233,20 +236,34 @@ def _save_step_record(run_dir: Path, step: str, record: dict[str, Any]) -> None:
 
 def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as_of: pd.Timestamp,
                          tz: str) -> dict[str, Any] | None:
-    """Residuals of one out-of-sample fit: trained on the slots that ended by one horizon
-    before `as_of`, scored on the last horizon of history seen from there. Used for
-    intervals when no backtest calibrated this region's model."""
+    """Residuals of one out-of-sample fit, trained on the slots that ended by the earliest of
+    `CALIBRATION_ORIGINS` weekly origins before the last horizon of history, and scored on the
+    horizon of each origin seen from there (a model a few weeks stale, as between backtest
+    refits: intervals err wide rather than narrow). Used when no backtest calibrated the model."""
     spec = options.spec
-    cutoff = spec.slot.first_start_at_or_after(as_of - pd.Timedelta(days=options.horizon_days), tz)
+    last = as_of - pd.Timedelta(days=options.horizon_days)
     history = frame.loc[frame["is_history"] & frame[TARGET].notna()]
-    train = history.loc[(spec.slot.ends(history["ts"], tz) <= cutoff).to_numpy()]
-    test = at_origin(history.loc[history["ts"] >= cutoff], cutoff, spec, tz)
-    if len(train) < len(test) or test.empty:
+    if history.empty:
+        return None
+    needed = pd.Timedelta(days=spec.min_history_days_for_xgboost if model_spec(name).learned else 7)
+    origins = [origin for k in reversed(range(CALIBRATION_ORIGINS))
+               if (origin := spec.slot.first_start_at_or_after(last - pd.Timedelta(weeks=k), tz))
+               >= history["ts"].iloc[0] + needed]
+    if not origins:
+        return None
+    train = history.loc[(spec.slot.ends(history["ts"], tz) <= origins[0]).to_numpy()]
+    horizon = pd.Timedelta(days=options.horizon_days)
+    tests = [(origin, at_origin(history.loc[(history["ts"] >= origin) & (history["ts"] < origin + horizon)],
+                                origin, spec, tz)) for origin in origins]
+    tests = [(origin, test) for origin, test in tests if len(test)]
+    if not tests or len(train) < len(tests[0][1]):
         return None
     columns = feature_columns(frame)
-    forecast = create_model(name, options.model_threads).fit(train[columns], train[TARGET]).predict(test[columns])
-    buckets = horizon_bucket(test["ts"], cutoff, options.horizon_days)
-    return calibrate(forecast, test[TARGET].to_numpy(), buckets).to_dict()
+    model = create_model(name, options.model_threads).fit(train[columns], train[TARGET])
+    forecast = np.concatenate([model.predict(test[columns]) for _, test in tests])
+    actual = np.concatenate([test[TARGET].to_numpy("float64") for _, test in tests])
+    buckets = np.concatenate([horizon_bucket(test["ts"], origin, options.horizon_days) for origin, test in tests])
+    return calibrate(forecast, actual, buckets).to_dict()
 
 
 def predict_region(

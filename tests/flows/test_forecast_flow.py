@@ -38,7 +38,7 @@ def test_every_region_gets_the_whole_horizon(holdout, demo_dir):
     assert str(forecasts["ts"].dt.tz) == "UTC" and forecasts["ts"].min() == pd.Timestamp(HOLDOUT_AS_OF)
     short = forecasts.loc[forecasts["region"] == "boston-back-bay", "model"].unique().tolist()
     assert short == ["seasonal_naive"]  # too little history for xgboost
-    assert set(forecasts["model"]) == {"xgboost", "seasonal_naive"}
+    assert set(forecasts["model"]) == {"ensemble", "seasonal_naive"}
 
 
 def test_database_plots_and_run_record(holdout):
@@ -132,7 +132,7 @@ def test_a_failing_region_falls_back_and_a_transient_error_is_retried(small_demo
     assert set(runs["fallback-berlin-mitte"].tags) == {"region:berlin-mitte", "model:seasonal_naive", "fallback"}
     assert runs["train-london-soho"].state.type.value == "COMPLETED"
     assert runs["train-london-soho"].run_count == 2  # the transient error was retried once
-    assert set(runs["train-nyc-midtown"].tags) == {"region:nyc-midtown", "model:xgboost"}
+    assert set(runs["train-nyc-midtown"].tags) == {"region:nyc-midtown", "model:ensemble"}
     assert ("predict-berlin-mitte" in runs) == (step == "predict")
     summary = json.loads(next(a for a in artifacts if a.key == "forecast-regions").data)
     troubled = [row for row in summary if row["status"] != "ok"]

@@ -40,7 +40,7 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
     assert run["retry_of"] == failed_run and {s["status"] for s in run["regions"]} == {"ok"}
     after = pd.read_parquet(out / "forecasts.parquet")
     berlin = after.loc[after["region"] == "berlin-mitte"]
-    assert len(berlin) == 336 and not berlin["fallback"].any() and (berlin["model"] == "xgboost").all()
+    assert len(berlin) == 336 and not berlin["fallback"].any() and (berlin["model"] == "ensemble").all()
     assert (berlin["run_id"] == run["run_id"]).all() and (berlin["as_of"] == pd.Timestamp(AS_OF)).all()
     others = ["london-soho", "nyc-midtown"]  # untouched: same rows, same run
     pd.testing.assert_frame_equal(after.loc[after["region"].isin(others)].reset_index(drop=True),

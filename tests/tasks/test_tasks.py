@@ -28,7 +28,7 @@ def test_load_train_predict_write(small_demo_dir, tmp_path):
 
     record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
                       str(tmp_path / "run"))
-    assert record["model"] == "xgboost" and record["train_rows"] > 1000
+    assert record["model"] == "ensemble" and record["train_rows"] > 1000
     assert record["note"] == "default (no backtest selection)"
     prediction = predict.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, str(tmp_path / "run"),
                             record)
