@@ -6,6 +6,7 @@ is seconds to minutes while the UI still shows which region failed.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from prefect.states import Failed
 from flows.outcomes import cluster_info, error_of
 from forecasting.backtest import BacktestOptions
 from forecasting.contract import InputPaths
+from forecasting.locks import exclusive_outputs
 from forecasting.models import MODELS
 from forecasting.pipeline import RunOptions
 from forecasting.settings import (
@@ -62,36 +64,37 @@ def backtest_flow(
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)
 
-    manifest = load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False, model_threads))
-    cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
-    entries = {entry["region"]: entry for entry in manifest["regions"]}
-    futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
-                           cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)))
-    region_of = {future.task_run_id: region for future, region in zip(futures, entries)}
-    records, failures = [], {}
-    for done, future in enumerate(as_completed(futures), start=1):
-        region = region_of[future.task_run_id]
-        error = error_of(future)
-        if error:
-            failures[region] = {"error": error, "task_run_id": str(future.task_run_id)}
-        else:
-            records.append(future.result())
-        logger.info("Backtest: %d/%d regions done (%d failed)", done, len(entries), len(failures))
+    with exclusive_outputs(Path(out), db_url, run_id):
+        manifest = load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False, model_threads))
+        cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
+        entries = {entry["region"]: entry for entry in manifest["regions"]}
+        futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
+                               cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)))
+        region_of = {future.task_run_id: region for future, region in zip(futures, entries)}
+        records, failures = [], {}
+        for done, future in enumerate(as_completed(futures), start=1):
+            region = region_of[future.task_run_id]
+            error = error_of(future)
+            if error:
+                failures[region] = {"error": error, "task_run_id": str(future.task_run_id)}
+            else:
+                records.append(future.result())
+            logger.info("Backtest: %d/%d regions done (%d failed)", done, len(entries), len(failures))
 
-    summary: dict[str, Any] = {}
-    if records:
-        run_info = {
-            "flow": "backtest",
-            "configuration": {**options.__dict__, "cutoffs": cutoff_list, "out": out, "db": db_url,
-                              "inputs": paths.as_dict(), "missing_as_zero": missing_as_zero},
-            "input_hashes": manifest["input_hashes"],
-            "warnings": manifest["warnings"],
-            "cluster": cluster,
-            "failed_regions": failures,
-        }
-        summary = write_backtest_outputs(records, options, out, db_url, run_id, str(default_selection_store()),
-                                         run_info)
-        _publish_artifacts(records, summary, cluster)
+        summary: dict[str, Any] = {}
+        if records:
+            run_info = {
+                "flow": "backtest",
+                "configuration": {**options.__dict__, "cutoffs": cutoff_list, "out": out, "db": db_url,
+                                  "inputs": paths.as_dict(), "missing_as_zero": missing_as_zero},
+                "input_hashes": manifest["input_hashes"],
+                "warnings": manifest["warnings"],
+                "cluster": cluster,
+                "failed_regions": failures,
+            }
+            summary = write_backtest_outputs(records, options, out, db_url, run_id, str(default_selection_store()),
+                                             run_info)
+            _publish_artifacts(records, summary, cluster)
     shutil.rmtree(scratch, ignore_errors=True)
     if failures:
         detail = "; ".join(f"{region}: {f['error']}" for region, f in sorted(failures.items()))

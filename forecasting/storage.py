@@ -127,13 +127,17 @@ def _add_missing_columns(connection: sa.Connection, table: sa.Table) -> None:
 
 
 def write_selection_db(frame: pd.DataFrame, url: str) -> int:
-    """Append one backtest's selections (kept as history) in one transaction."""
+    """Add one backtest's selections (earlier backtests' rows are kept as history) in one
+    transaction that first removes any rows of the same backtest run, so a retried write
+    replaces instead of failing on the primary key."""
     _ensure_sqlite_folder(url)
     engine = sa.create_engine(url)
     try:
         table = model_selection_table(sa.MetaData())
         with engine.begin() as connection:
             table.create(connection, checkfirst=True)
+            runs = frame["backtest_run_id"].unique().tolist()
+            connection.execute(table.delete().where(table.c.backtest_run_id.in_(runs)))
             connection.execute(table.insert(), frame.to_dict("records"))
     finally:
         engine.dispose()

@@ -59,3 +59,12 @@ def test_a_forecast_into_a_locked_folder_stops_with_exit_1(held_lock, small_demo
     assert result.returncode == 1
     assert "is being written by another run (flow run run-A" in result.stderr
     assert sorted(p.name for p in held_lock.iterdir()) == before  # nothing written
+
+
+def test_a_backtest_into_a_locked_folder_stops_with_exit_1(held_lock, small_demo_dir, prefect_server):
+    before = sorted(p.name for p in held_lock.iterdir())
+    result = run_cli("backtest", *table_args(small_demo_dir), "--out", str(held_lock), "--cluster", "serial",
+                     "--cutoffs", "2", "--horizon-days", "7")
+    assert result.returncode == 1
+    assert "is being written by another run (flow run run-A" in result.stderr
+    assert sorted(p.name for p in held_lock.iterdir()) == before  # nothing written

@@ -10,7 +10,13 @@ import textwrap
 import pandas as pd
 import pytest
 
-from forecasting.storage import atomic_write_parquet, default_db_url, read_table_db, write_forecasts_db
+from forecasting.storage import (
+    atomic_write_parquet,
+    default_db_url,
+    read_table_db,
+    write_forecasts_db,
+    write_selection_db,
+)
 
 
 def forecast_rows(as_of: str, value: float, regions=("a", "b")) -> pd.DataFrame:
@@ -62,3 +68,18 @@ def test_a_crash_between_write_and_rename_leaves_the_previous_file(tmp_path):
     assert pd.read_parquet(target)["forecast"].tolist() == [1.0, 2.0]
     leftovers = [p for p in os.listdir(tmp_path) if p != "forecasts.parquet"]
     assert leftovers and all(p.endswith(".tmp") for p in leftovers)  # never mistaken for output
+
+
+def test_a_retried_selection_write_replaces_its_own_rows_and_keeps_other_backtests(tmp_path):
+    url = default_db_url(tmp_path)
+
+    def selection(run_id: str, model: str) -> pd.DataFrame:
+        return pd.DataFrame({"region": ["a", "b"], "model": model, "wape": 0.3, "backtest_run_id": run_id,
+                             "slot": "30min", "horizon_days": 21, "created_at": "2026-01-01T00:00:00+00:00"})
+
+    write_selection_db(selection("bt-1", "xgboost"), url)
+    write_selection_db(selection("bt-2", "ensemble"), url)
+    write_selection_db(selection("bt-2", "ensemble"), url)  # the task is retried after its write
+    table = read_table_db(url, "model_selection")
+    assert sorted(zip(table["backtest_run_id"], table["region"])) == [("bt-1", "a"), ("bt-1", "b"),
+                                                                        ("bt-2", "a"), ("bt-2", "b")]
