@@ -98,14 +98,40 @@ def _check_columns(frame: pd.DataFrame, file: Path, required: list[str]) -> None
         if duplicated:
             raise DataError(f"{file.name}: column '{duplicated[0]}' appears more than once")
         return
+    found = ", ".join(map(str, frame.columns)) or "none"
+    separator = _other_separator(frame, required)
+    if separator:
+        raise DataError(f"{file.name}: the columns are separated by {separator}, not commas (found one column "
+                        f"'{frame.columns[0]}'); save the file as comma-separated CSV")
     column = missing[0]
     extra = [c for c in frame.columns if c not in required]
     guess = difflib.get_close_matches(column, extra, n=1, cutoff=0.6)
     hint = f" (is '{guess[0]}' a misspelling of it?)" if guess else ""
-    found = ", ".join(map(str, frame.columns)) or "none"
+    other = [name for name, columns in TABLE_SIGNATURES.items() if set(columns) <= set(frame.columns)]
+    if other and not guess:
+        hint = f" (the file looks like the {other[0]} table)"
     raise DataError(
         f"{file.name}: missing column '{column}'{hint}; expected {', '.join(required)}, found {found}"
     )
+
+
+# Columns that identify each input table, to name the table a wrongly passed file looks like.
+TABLE_SIGNATURES = {"orders": ["region", "ts", "orders"], "events": ["region", "start", "end", "kind"],
+                    "promotions": ["region", "start", "end", "intensity"], "regions": ["region", "timezone"],
+                    "weather": ["region", "ts"]}
+_SEPARATORS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
+
+
+def _other_separator(frame: pd.DataFrame, required: list[str]) -> str | None:
+    """How the columns are really separated, when a CSV read with commas gave one column whose
+    header splits into the required columns on another separator."""
+    if len(frame.columns) != 1:
+        return None
+    header = str(frame.columns[0])
+    for separator, name in _SEPARATORS.items():
+        if set(required) <= {part.strip() for part in header.split(separator)}:
+            return name
+    return None
 
 
 def example_row(frame: pd.DataFrame, index) -> str:
