@@ -101,7 +101,7 @@ def forecast(
     if troubled:
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}")
-    logger.info("Forecast written for all %d regions", len(entries))
+    logger.info("Forecast written for %s", "the one region" if len(entries) == 1 else f"all {len(entries)} regions")
     return {**summary, "regions": statuses}
 
 

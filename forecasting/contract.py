@@ -232,13 +232,18 @@ def _orders_to_slots(
         if len(missing) and not missing_as_zero:
             first = missing[0].tz_convert(tz).isoformat()
             raise DataError(
-                f"{group[SOURCE].iloc[0]}: column 'ts': region '{region}' has {len(missing)} missing "
-                f"{slot.alias} slots inside its history (first: {first}); "
+                f"{group[SOURCE].iloc[0]}: column 'ts': region '{region}' has {plural(len(missing), 'missing slot')} "
+                f"of {slot.alias} inside its history (first: {first}); "
                 "pass --missing-as-zero if a missing slot means zero orders"
             )
         summed = summed.reindex(grid, fill_value=0)
         pieces.append(pd.DataFrame({"region": region, "ts": grid, "orders": summed.to_numpy("int64")}))
     return pd.concat(pieces, ignore_index=True)
+
+
+def plural(count: int, noun: str) -> str:
+    """'1 missing slot', '2 missing slots'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _check_finer_input(group: pd.DataFrame, misaligned: pd.Series, slot: Slot, tz: str) -> None:

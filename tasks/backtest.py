@@ -47,6 +47,7 @@ def backtest(region: str, entry: dict[str, Any], options: BacktestOptions, cutof
 def write_backtest_outputs(records: list[dict[str, Any]], options: BacktestOptions, out_dir: str, db_url: str,
                            run_id: str, selection_store: str, run_info: dict[str, Any]) -> dict[str, Any]:
     summary = collect_backtest(records, options, Path(out_dir), db_url, run_id, Path(selection_store), run_info)
+    wape = summary["selection_wape"]
     run_logger().info("Wrote backtest outputs to %s; held-out WAPE of the selection: %s", out_dir,
-                      summary["selection_wape"])
+                      "n/a" if wape is None else f"{wape:.3f}")
     return summary

@@ -138,3 +138,10 @@ def test_skip_invalid_regions_still_stops_when_nothing_is_left(tmp_path):
     write(tmp_path, "orders.csv", ["region,ts,orders", "berlin,2025-03-01T00:00:00+01:00,-1"])
     with pytest.raises(DataError, match="every region has invalid inputs.*is negative"):
         load_dataset(InputPaths(orders=str(tmp_path / "orders.csv")), SLOT, skip_invalid_regions=True)
+
+
+def test_one_missing_slot_is_named_in_the_singular(tmp_path):
+    (tmp_path / "orders.csv").write_text("region,ts,orders\nberlin,2025-03-01T00:00:00+01:00,3\n"
+                                         "berlin,2025-03-01T01:00:00+01:00,4\n")
+    with pytest.raises(DataError, match="region 'berlin' has 1 missing slot of 30min inside its history"):
+        load_dataset(InputPaths(str(tmp_path / "orders.csv")), Slot.parse("30min"))
