@@ -467,6 +467,11 @@ def _print_backtest_outputs(record: dict[str, Any], out: Path) -> None:
           f"(nominal {summary['nominal_coverage']})")
     for model, value in sorted(summary["model_wape"].items(), key=lambda item: item[1]):
         print(f"            {model:<16} WAPE {_fmt(value)} (this model in every region it can run)")
+    left_out = [r["region"] for r in record["regions"] if any(n.startswith("left out") for n in r["notes"])]
+    if left_out:
+        example = next(n for r in record["regions"] for n in r["notes"] if n.startswith("left out"))
+        print(f"Note:       {len(left_out)} of {len(record['regions'])} regions chose without some candidates, "
+              f"e.g. {example} (run.json, notes)")
     print(f"Metrics:    {out / 'metrics.parquet'}, {out / 'predictions.parquet'}")
     print(f"Database:   {record['configuration']['db']} (table model_selection)")
     print(f"Plots:      {out / 'plots'}")

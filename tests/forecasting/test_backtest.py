@@ -204,3 +204,25 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
     # cutoffs; the xgboost configurations differ by less than that pick's own noise, hence 1%.
     assert summary["selection_wape"] <= min(single.values()) * 1.01
     assert summary["coverage"] == pytest.approx(0.8, abs=0.05)
+
+
+@pytest.mark.parametrize("history_days, kept, cutoffs_used, note", [
+    (500, {"xgboost", "ensemble", "seasonal_naive", "weekly_profile"}, 52, None),
+    # 200 days (the new user): xgboost needs 77 days, which leaves 18 cutoffs, 12 of them to choose on
+    (200, {"xgboost", "ensemble", "seasonal_naive", "weekly_profile"}, 18, "cutoff(s) skipped: less than the 77 days"),
+    # 120 days: only 7 cutoffs where the learned candidates run, too few to choose on
+    (120, {"seasonal_naive", "weekly_profile"}, 17, "left out of the selection: xgboost, ensemble (need 77 days"),
+])
+def test_every_candidate_runs_at_the_same_cutoffs_or_is_left_out_with_a_reason(history_days, kept, cutoffs_used,
+                                                                             note):
+    from forecasting.backtest import _candidates_and_cutoffs
+
+    end = pd.Timestamp("2026-11-02T00:00Z")
+    cutoffs = [end - pd.Timedelta(weeks=k) for k in range(52)][::-1]
+    start = end - pd.Timedelta(days=history_days)
+    history_days_at = {c: (c - start) / pd.Timedelta(days=1) for c in cutoffs}
+    observed = [c for c in cutoffs if history_days_at[c] >= 7]
+    notes: list[str] = []
+    candidates, usable = _candidates_and_cutoffs(observed, history_days_at, BacktestOptions(), notes)
+    assert set(candidates) == kept and len(usable) == cutoffs_used
+    assert (note is None and not notes) or any(note in n for n in notes), notes
