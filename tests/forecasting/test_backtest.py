@@ -226,3 +226,21 @@ def test_every_candidate_runs_at_the_same_cutoffs_or_is_left_out_with_a_reason(h
     candidates, usable = _candidates_and_cutoffs(observed, history_days_at, BacktestOptions(), notes)
     assert set(candidates) == kept and len(usable) == cutoffs_used
     assert (note is None and not notes) or any(note in n for n in notes), notes
+
+
+def test_the_ensemble_in_a_backtest_is_the_mean_of_its_members_as_the_model_itself_predicts(one_region):
+    from forecasting.features import at_origin, build_features, feature_columns
+    from forecasting.models import create_model
+
+    end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
+    cutoff = plan_cutoffs(end, SLOT, 7, 1, pd.Timedelta(days=7))[0][0]
+    options = BacktestOptions(horizon_days=7, models=("xgboost", "weekly_profile", "ensemble"), holdout_cutoffs=1)
+    predictions = backtest_region(one_region, [cutoff], options).predictions
+    wide = predictions.pivot(index="ts", columns="model", values="forecast")
+    np.testing.assert_allclose(wide["ensemble"], (wide["xgboost"] + wide["weekly_profile"]) / 2)
+    frame = build_features(one_region, options.spec, end)
+    columns = feature_columns(frame)
+    history = frame.loc[frame["ts"] < cutoff]
+    horizon = at_origin(frame.loc[frame["ts"].isin(wide.index)], cutoff, options.spec, one_region.info.timezone)
+    direct = create_model("ensemble").fit(history[columns], history["orders"]).predict(horizon[columns])
+    np.testing.assert_allclose(direct, wide["ensemble"].to_numpy(), rtol=1e-6)
