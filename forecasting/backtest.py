@@ -22,7 +22,15 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import ConfigError
-from forecasting.features import TARGET, FeatureSpec, RegionInputs, at_origin, build_features, feature_columns
+from forecasting.features import (
+    TARGET,
+    FeatureSpec,
+    RegionInputs,
+    at_origin,
+    build_features,
+    feature_columns,
+    training_rows,
+)
 from forecasting.intervals import calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
 from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, MODELS, create_model, model_spec
@@ -129,7 +137,8 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
                 forecasts[name] = np.mean([forecasts[m] for m in members], axis=0)
                 continue
             if name not in fitted or not model_spec(name).learned or index % options.retrain_every == 0:
-                fitted[name] = create_model(name, options.model_threads).fit(history[columns], history[TARGET])
+                rows_of = training_rows(history, cutoff, spec.slot) if model_spec(name).learned else history
+                fitted[name] = create_model(name, options.model_threads).fit(rows_of[columns], rows_of[TARGET])
             forecasts[name] = fitted[name].predict(rows[columns])
         pieces += [pd.DataFrame({"region": region, "ts": rows["ts"].to_numpy(), "cutoff": cutoff, "model": name,
                                  "actual": rows[TARGET].to_numpy("float64"), "forecast": forecasts[name]})

@@ -19,7 +19,15 @@ import pandas as pd
 from forecasting.contract import InputPaths, RegionInfo, load_dataset, resolve_as_of
 from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
-from forecasting.features import TARGET, FeatureSpec, RegionInputs, at_origin, build_features, feature_columns
+from forecasting.features import (
+    TARGET,
+    FeatureSpec,
+    RegionInputs,
+    at_origin,
+    build_features,
+    feature_columns,
+    training_rows,
+)
 from forecasting.model_store import find_model, load_model, save_model
 from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
 from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, create_model, model_spec
@@ -197,6 +205,8 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         intervals = (f"{CALIBRATION_ORIGINS} weekly origins before the last horizon of history held out "
                      "(run a backtest for calibrated intervals)"
                      if calibration else "none: too little history to calibrate (each quantile equals the forecast)")
+    if model_spec(name).learned:
+        rows = training_rows(rows, when, options.spec.slot)
     model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
     folder = save_model(model_store, model, {
         "region": region,
@@ -252,6 +262,8 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     if not origins:
         return None
     train = history.loc[(spec.slot.ends(history["ts"], tz) <= origins[0]).to_numpy()]
+    if model_spec(name).learned:
+        train = training_rows(train, origins[0], spec.slot)
     horizon = pd.Timedelta(days=options.horizon_days)
     tests = [(origin, at_origin(history.loc[(history["ts"] >= origin) & (history["ts"] < origin + horizon)],
                                 origin, spec, tz)) for origin in origins]

@@ -32,9 +32,9 @@ class XGBoostModel(ForecastModel):
 
     def __init__(
         self,
-        n_estimators: int = 300,
+        n_estimators: int = 200,
         max_depth: int = 6,
-        learning_rate: float = 0.05,
+        learning_rate: float = 0.075,
         subsample: float = 0.8,
         colsample_bytree: float = 0.8,
         min_child_weight: float = 5.0,
