@@ -236,8 +236,16 @@ def _add_intervals(predictions: pd.DataFrame, selection_cutoffs: list, quantiles
 
 def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs: list, region: str) -> dict[str, Any]:
     """The most preferred model (`PREFERENCE`) whose selection-cutoff WAPE is within one
-    standard error of the best one's; the error is that of their per-cutoff WAPE difference."""
+    standard error of the best one's; the error is that of their per-cutoff WAPE difference.
+
+    Where a learned candidate ran, only learned candidates are chosen from: the baselines see
+    no calendar, weather or events, so a quiet autumn can make the seasonal naive the clear
+    winner just before the holiday weeks where it is the worst (bench/accuracy.py, flights set).
+    They stay in the predictions and metrics, as members of `ensemble` and as the fallback."""
     chosen_from = predictions.loc[predictions["cutoff"].isin(selection_cutoffs)]
+    learned = [name for name in chosen_from["model"].unique() if name in MODELS and model_spec(name).learned]
+    if learned:
+        chosen_from = chosen_from.loc[chosen_from["model"].isin(learned)]
     scores: dict[str, float] = {}
     model = None
     if not chosen_from.empty:

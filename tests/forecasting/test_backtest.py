@@ -244,3 +244,17 @@ def test_the_ensemble_in_a_backtest_is_the_mean_of_its_members_as_the_model_itse
     horizon = at_origin(frame.loc[frame["ts"].isin(wide.index)], cutoff, options.spec, one_region.info.timezone)
     direct = create_model("ensemble").fit(history[columns], history["orders"]).predict(horizon[columns])
     np.testing.assert_allclose(direct, wide["ensemble"].to_numpy(), rtol=1e-6)
+
+
+def test_selection_keeps_the_ensemble_unless_beaten_beyond_noise_and_never_picks_a_baseline_over_learned():
+    def rows(errors: dict[str, list[float]]) -> pd.DataFrame:
+        return pd.DataFrame([{"cutoff": cutoff, "model": model, "actual": 10.0, "forecast": 10.0 + error}
+                             for model, values in errors.items() for cutoff, error in enumerate(values)])
+
+    noisy = rows({"ensemble": [1.0, 2.0, 1.0, 2.0], "xgboost": [0.5, 2.5, 0.5, 2.0],  # 0.1 better on average
+                  "seasonal_naive": [0.1, 0.1, 0.1, 0.1]})  # clearly best, but a baseline
+    assert _select(noisy, [0, 1, 2, 3], [], "r")["model"] == "ensemble"
+    clear = rows({"ensemble": [2.0, 2.1, 2.0, 2.2], "xgboost": [1.0, 1.1, 1.0, 1.1]})
+    assert _select(clear, [0, 1, 2, 3], [], "r")["model"] == "xgboost"
+    baselines_only = rows({"seasonal_naive": [1.0, 1.0, 1.0], "weekly_profile": [3.0, 3.0, 3.0]})
+    assert _select(baselines_only, [0, 1, 2], [], "r")["model"] == "seasonal_naive"
