@@ -88,8 +88,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "that have arrived since: WAPE, bias and P-interval coverage per region, model, "
                                    "vintage and vintage age. Writes OUT/accuracy.parquet, "
                                    "OUT/accuracy_regions.parquet and OUT/plots/accuracy.png, and flags regions "
-                                   f"whose WAPE over the last 14 days is above 1.25 times their backtest's "
-                                   "held-out WAPE. Exit 0: scored (flags are listed); 1: nothing to score.")
+                                   "whose WAPE over the last 14 days is above 1.25 times their backtest's "
+                                   "held-out WAPE. Exit 0: scored, flags listed (or no orders arrived yet); "
+                                   "1: no forecasts table, or invalid input.")
     accuracy.add_argument("--orders", required=True, help="orders CSV/Parquet file or folder, with the new orders")
     accuracy.add_argument("--regions", help="regions table (region, timezone, country); default UTC")
     accuracy.add_argument("--out", required=True, type=Path,
