@@ -189,8 +189,7 @@ def _add_holidays(frame: pd.DataFrame, local: pd.Series, country: str | None) ->
     values = day_numbers.to_numpy("int64")
     calendar = {}
     if country:
-        years = range(days.dt.year.min() - 1, days.dt.year.max() + 2)
-        calendar = holidays.country_holidays(country, years=years)
+        calendar = _holiday_calendar(country, range(days.dt.year.min() - 1, days.dt.year.max() + 2))
     numbers = {(pd.Timestamp(day) - pd.Timestamp("1970-01-01")).days: name for day, name in calendar.items()}
     for name in sorted(set(numbers.values())):
         days_of_name = np.array([number for number, other in numbers.items() if other == name], dtype="int64")
@@ -208,6 +207,15 @@ def _add_holidays(frame: pd.DataFrame, local: pd.Series, country: str | None) ->
     since_last = np.where(before >= 0, values - last_day, HOLIDAY_WINDOW_DAYS)
     frame["days_to_holiday"] = np.clip(to_next, 0, HOLIDAY_WINDOW_DAYS)
     frame["days_since_holiday"] = np.clip(since_last, 0, HOLIDAY_WINDOW_DAYS)
+
+
+def _holiday_calendar(country: str, years: range) -> holidays.HolidayBase:
+    """The country's holidays named in US English where the package has it, else in the
+    country's own language: never in the language of the machine's locale, which would give
+    the same region other feature columns on another machine (an SSH worker, say)."""
+    calendar = holidays.country_holidays(country, years=years)
+    language = "en_US" if "en_US" in calendar.supported_languages else calendar.default_language
+    return holidays.country_holidays(country, years=years, language=language)
 
 
 def _add_weather(frame: pd.DataFrame, weather: pd.DataFrame | None, slot: Slot, tz: str) -> None:

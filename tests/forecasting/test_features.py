@@ -123,3 +123,12 @@ def test_lead_view_scales_lags_by_the_level_known_then():
     assert np.allclose(scale, horizon["level28d_2w"])
     assert np.allclose(view["lag_0"] * scale, horizon["lag_2w"]) and np.allclose(view["lag_3"] * scale, horizon["lag_5w"])
     assert not {"lag_2w", "level28d_2w", "lead_week"} & set(view.columns)
+
+
+@pytest.mark.parametrize("locale", ["C", "de_DE.UTF-8"])
+def test_holiday_columns_do_not_depend_on_the_machines_locale(locale, monkeypatch):
+    expected = [c for c in build_features(region_inputs(), SPEC, AS_OF).columns if c.startswith("holiday_")]
+    monkeypatch.setenv("LANG", locale)
+    monkeypatch.setenv("LC_ALL", locale)
+    columns = [c for c in build_features(region_inputs(), SPEC, AS_OF).columns if c.startswith("holiday_")]
+    assert columns == expected and "holiday_german_unity_day" in columns
