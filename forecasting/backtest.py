@@ -10,8 +10,9 @@ corrupts every order after a cutoff and checks that the cutoff's forecasts do no
 Honest selection: models are compared, and intervals calibrated, on the earlier cutoffs where
 every candidate runs; the chosen model is then scored on the last `holdout_cutoffs` cutoffs it
 never saw. That held-out score is the expected accuracy that reports quote. The choice does
-not chase noise: the combined or simpler candidate is kept unless another beats it by more
-than one standard error of their per-cutoff WAPE difference.
+not chase noise: it is made among the learned candidates where they ran (else the baselines),
+and the preferred one (`ensemble`, the combined candidate) is kept unless another beats it by
+more than one standard error of their per-cutoff WAPE difference.
 """
 from __future__ import annotations
 
@@ -122,13 +123,12 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
     slot_ends = spec.slot.ends(frame["ts"], tz)
     columns = feature_columns(frame)
     history_days_at = {c: (c - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
-    observed, notes = _observed_cutoffs(frame, cutoffs, history_days_at, options, tz)
-    candidates, usable = _candidates_and_cutoffs(observed, history_days_at, options, notes)
+    horizons, notes = _observed_horizons(frame, cutoffs, history_days_at, options, tz)
+    candidates, usable = _candidates_and_cutoffs(list(horizons), history_days_at, options, notes)
     fitted: dict[str, Any] = {}
     pieces = []
     for index, cutoff in enumerate(usable):
-        horizon = spec.slot.horizon(cutoff, options.horizon_days, tz)
-        rows = at_origin(frame.loc[frame["ts"].isin(horizon)], cutoff, spec, tz)
+        rows = at_origin(frame.loc[frame["ts"].isin(horizons[cutoff])], cutoff, spec, tz)
         history = frame.loc[(slot_ends <= cutoff).to_numpy() & frame[TARGET].notna().to_numpy()]
         forecasts: dict[str, np.ndarray] = {}
         for name in _fit_order(candidates):
@@ -164,14 +164,14 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
     return RegionBacktest(predictions.drop(columns="bucket"), metrics, selection, calibration, notes)
 
 
-def _observed_cutoffs(frame: pd.DataFrame, cutoffs: list[pd.Timestamp], history_days_at: dict,
-                      options: BacktestOptions, tz: str) -> tuple[list[pd.Timestamp], list[str]]:
-    """Cutoffs with a week of history before them and their whole horizon observed; one
-    note per reason a cutoff was skipped."""
+def _observed_horizons(frame: pd.DataFrame, cutoffs: list[pd.Timestamp], history_days_at: dict,
+                       options: BacktestOptions, tz: str) -> tuple[dict[pd.Timestamp, pd.DatetimeIndex], list[str]]:
+    """The horizon of each cutoff with a week of history before it and its whole horizon
+    observed, oldest first; one note per reason a cutoff was skipped."""
     spec = options.spec
     skipped = {"less than a week of this region's data before it": 0,
                "horizon reaches past the end of the data": 0, "horizon has missing slots": 0}
-    observed = []
+    observed = {}
     for cutoff in cutoffs:
         horizon = spec.slot.horizon(cutoff, options.horizon_days, tz)
         values = frame.loc[frame["ts"].isin(horizon), TARGET]
@@ -182,7 +182,7 @@ def _observed_cutoffs(frame: pd.DataFrame, cutoffs: list[pd.Timestamp], history_
         elif len(values) < len(horizon) or values.isna().any():
             skipped["horizon has missing slots"] += 1
         else:
-            observed.append(cutoff)
+            observed[cutoff] = horizon
     notes = [f"{count} cutoff(s) skipped: {reason}" for reason, count in skipped.items() if count]
     return observed, notes
 
