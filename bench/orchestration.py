@@ -157,7 +157,8 @@ def prepare_regions(regions: int, folder: Path) -> dict:
 def run_regions(mode: str, work: dict, folder: Path, client, runner) -> None:
     from distributed import as_completed
 
-    from forecasting.pipeline import collect_outputs, predict_region, train_region
+    from forecasting.outputs import collect_outputs
+    from forecasting.pipeline import predict_region, train_region
 
     manifest, options = work["manifest"], work["options"]
     run_id = f"{mode}-{time.time_ns()}"

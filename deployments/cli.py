@@ -144,10 +144,14 @@ def _parser() -> argparse.ArgumentParser:
     retry = commands.add_parser("retry", help="re-run only the regions that failed or fell back in a run",
                                 description="Start a new forecast run limited to the regions that failed or fell "
                                 "back in RUN_ID, with the same inputs, options and as_of, and replace only "
-                                "their rows in OUT and the database. Exit codes as for forecast.")
+                                "their rows in OUT and the database. Refuses (exit 1) when OUT no longer holds "
+                                "RUN_ID's forecasts or an input's content changed. Exit codes as for forecast.")
     retry.add_argument("run_id", metavar="RUN_ID", help="flow run id of the forecast run to repair")
     retry.add_argument("--cluster", default="local", help="where tasks run, as for forecast (default local)")
     retry.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
+    retry.add_argument("--force", action="store_true",
+                       help="retry even when OUT now holds another run's forecasts or an input file changed "
+                       "(without it, retry refuses and says what changed)")
     retry.set_defaults(handler=_retry)
 
     server = commands.add_parser("server", help="start, stop or check the local Prefect server",
@@ -426,12 +430,29 @@ def _report(state: Any, out: Path, ui_url: str, print_outputs) -> int:
 
 
 def _run_record(out: Path, run_id: str) -> dict[str, Any] | None:
-    """OUT/run.json if this very run wrote it, else None (nothing was written)."""
+    """OUT/run.json if this very run wrote it, else None (nothing was written). A forecast
+    that crashed after its database commit has its output commit completed first."""
+    from forecasting.outputs import read_run_record
+
+    _finish_output_commit(out, run_id)
+    record = read_run_record(out)
+    return record if record and record.get("run_id") == run_id else None
+
+
+def _finish_output_commit(out: Path, run_id: str | None = None) -> None:
+    """Complete or discard what a crashed forecast left staged in OUT (only `run_id`'s, if
+    given). Skipped while another run holds OUT: that run does it itself."""
+    from forecasting.errors import OutputLocked
+    from forecasting.locks import exclusive_outputs
+    from forecasting.outputs import STAGING, recover_outputs
+
+    if not (out / STAGING).is_dir():
+        return
     try:
-        record = json.loads((out / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return record if record.get("run_id") == run_id else None
+        with exclusive_outputs(out, "", run_id or "recovery"):
+            recover_outputs(out, run_id)
+    except OutputLocked:
+        pass
 
 
 def _failure_message(state: Any) -> str:
@@ -591,14 +612,24 @@ def _failures(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from deployments.run_history import retry_parameters, run_failures
+    from deployments.run_history import retry_conflicts, retry_parameters, run_failures
     from deployments.server import ensure_api
+    from forecasting.errors import ConfigError
+    from forecasting.outputs import read_run_record
 
     ensure_api()
-    params = retry_parameters(run_failures(args.run_id))
+    failures = run_failures(args.run_id)
+    params = retry_parameters(failures)
     if params is None:
         print(f"Flow run {args.run_id} has no failed or fallback regions: nothing to retry")
         return EXIT_OK
+    _finish_output_commit(Path(params["out"]))
+    conflicts = retry_conflicts(failures.run_id, params, read_run_record(Path(params["out"])))
+    if conflicts and not args.force:
+        raise ConfigError(f"retry of run {failures.run_id} refused: {'; '.join(conflicts)}. A retry would mix "
+                          "them with the run's other regions; run the forecast again, or pass --force to retry anyway")
+    for conflict in conflicts:
+        print(f"warning: {conflict} (retrying anyway: --force)", file=sys.stderr)
     print(f"Retrying {len(params['only_regions'])} region(s) of run {args.run_id} as of {params['as_of']}: "
           f"{', '.join(params['only_regions'])}", file=sys.stderr)
     tables = {name: params.pop(name, None) for name in ("orders", *_TABLE_OPTIONS)}

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from forecasting.errors import ConfigError
+from forecasting.errors import ConfigError, OrdercastError
 
 REGIONS_ARTIFACT = "forecast-regions"
 _TROUBLED = {"fallback", "failed", "invalid"}
@@ -105,6 +105,31 @@ def retry_parameters(failures: RunFailures) -> dict[str, Any] | None:
     as_of = failures.regions[0]["as_of"]
     return {**failures.parameters, "as_of": as_of, "only_regions": [row["region"] for row in failures.regions],
             "retry_of": failures.run_id}
+
+
+def retry_conflicts(run_id: str, params: dict[str, Any], record: dict[str, Any] | None) -> list[str]:
+    """What changed since run `run_id`, so that retrying it would mix vintages or inputs: OUT's
+    run.json (`record`) no longer from that run or its retries, or an input whose content hash
+    differs from the one the run recorded. Empty when a retry is safe."""
+    from forecasting.tables import content_hash, input_files
+
+    if record is None:
+        return [f"{params['out']} holds no run.json (the outputs of run {run_id} are gone)"]
+    lineage = record.get("lineage") or [record.get("run_id")]
+    if run_id not in lineage:
+        return [f"{params['out']} now holds run {record.get('run_id')} (as of {record['configuration'].get('as_of')}), "
+                f"not run {run_id} (as of {params['as_of']}) or a retry of it"]
+    changed = []
+    for table, recorded in (record.get("input_hashes") or {}).items():
+        path = params.get(table)
+        try:
+            current = content_hash(input_files(path, table)) if path else None
+        except OrdercastError:
+            current = None
+        if current != recorded:
+            changed.append(f"the {table} input {path} changed since run {run_id}" if current else
+                           f"the {table} input {path} is gone")
+    return changed
 
 
 def _uuid(text: str) -> UUID:

@@ -1,7 +1,9 @@
 """Failure drills: make a named step misbehave for a named region on purpose.
 
 `ORDERCAST_FAULTS` is a comma-separated list of `step:region[:kind]`; steps are `train`,
-`predict` and `backtest`. Kinds:
+`predict` and `backtest`. Step `write` takes a point of the output commit instead of a region
+(`staged`, `committed`, `published-parquet`; see forecasting/outputs.py), to rehearse a crash
+there. Kinds:
 
 - `error` (default): raise `InjectedFault`, a model error that is not retried.
 - `transient`: raise `TransientFault` (an I/O error) on the first attempt of each run only.

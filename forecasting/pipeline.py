@@ -36,12 +36,9 @@ from forecasting.paths import region_key
 from forecasting.plots import forecast_plot
 from forecasting.slots import Slot
 from forecasting.storage import (
-    FORECAST_COLUMNS,
-    atomic_copy,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_parquet,
-    write_forecasts_db,
 )
 
 _TABLES = ("orders", "weather", "events", "promotions")
@@ -348,54 +345,6 @@ def _quantile_frame(forecast: pd.DataFrame, calibration: dict[str, Any] | None, 
     buckets = horizon_bucket(forecast["ts"], as_of, options.horizon_days)
     values = Calibration.from_dict(calibration).quantiles(forecast["forecast"].to_numpy(), buckets, options.quantiles)
     return pd.DataFrame(values, columns=names, index=forecast.index)
-
-
-def collect_outputs(
-    predictions: list[dict[str, Any]], out_dir: Path, db_url: str, run_id: str, run_info: dict[str, Any],
-    replace_regions_only: bool = False,
-) -> dict[str, Any]:
-    """Merge the region partitions into OUT (Parquet, SQL, plots, run.json), each write atomic.
-
-    With `replace_regions_only` (a retry of some regions), the rows and run.json entries of
-    other regions already in OUT are kept and only these regions' rows are replaced."""
-    created_at = pd.Timestamp.now(tz="UTC")
-    frames = [pd.read_parquet(p["forecast_path"]) for p in sorted(predictions, key=lambda p: p["region"])]
-    forecasts = pd.concat(frames, ignore_index=True)
-    forecasts["run_id"] = run_id
-    forecasts["created_at"] = created_at
-    forecasts = forecasts[FORECAST_COLUMNS + [c for c in forecasts.columns if c not in FORECAST_COLUMNS]]
-    if replace_regions_only:
-        forecasts, run_info = _merge_with_previous(out_dir, forecasts, run_info)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = write_forecasts_db(forecasts.loc[forecasts["run_id"] == run_id], db_url)
-    atomic_write_parquet(out_dir / "forecasts.parquet", forecasts)
-    plots = []
-    for prediction in predictions:
-        target = out_dir / "plots" / Path(prediction["plot_path"]).name
-        atomic_copy(prediction["plot_path"], target)
-        plots.append(str(target))
-    atomic_write_json(out_dir / "run.json", {**run_info, "run_id": run_id, "created_at": created_at.isoformat(),
-                                             "packages": package_versions()})
-    return {"forecast_rows": int((forecasts["run_id"] == run_id).sum()), "db_rows": rows, "db_url": db_url,
-            "plots": sorted(plots)}
-
-
-def _merge_with_previous(out_dir: Path, forecasts: pd.DataFrame,
-                         run_info: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Previous OUT rows and region entries of the regions this run did not touch, plus this run's."""
-    regions = set(forecasts["region"])
-    previous_file = out_dir / "forecasts.parquet"
-    if previous_file.exists():
-        previous = pd.read_parquet(previous_file)
-        kept = previous.loc[~previous["region"].isin(regions)]
-        forecasts = pd.concat([kept, forecasts], ignore_index=True).sort_values(["region", "ts"], kind="stable")
-        forecasts = forecasts.reset_index(drop=True)
-    previous_run = out_dir / "run.json"
-    if previous_run.exists():
-        touched = {status["region"] for status in run_info["regions"]}
-        earlier = [s for s in json.loads(previous_run.read_text()).get("regions", []) if s["region"] not in touched]
-        run_info = {**run_info, "regions": sorted(earlier + run_info["regions"], key=lambda s: s["region"])}
-    return forecasts, run_info
 
 
 def package_versions() -> dict[str, str]:

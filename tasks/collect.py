@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import task
 
-from forecasting.pipeline import collect_outputs
+from forecasting.outputs import collect_outputs
 from tasks import run_logger, transient_retries
 
 

@@ -33,10 +33,21 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
     assert f"ordercast retry {failed_run}" in failures.stdout
     assert "london-soho" not in failures.stdout
 
+    orders = small_demo_dir / "orders.csv"
+    original = orders.read_bytes()
+    try:
+        orders.write_bytes(original + b"\n")  # a changed input: retrying would mix two versions of the data
+        refused = run_cli("retry", failed_run)
+    finally:
+        orders.write_bytes(original)
+    assert refused.returncode == 1 and "refused: the orders input" in refused.stderr, refused.stderr[-2000:]
+    assert "--force" in refused.stderr and read_run(out)["run_id"] == failed_run  # nothing was run
+
     retry = run_cli("retry", failed_run)
     assert retry.returncode == 0, retry.stderr[-3000:]
     assert "Retrying 1 region(s)" in retry.stderr and AS_OF in retry.stderr
     run = read_run(out)
+    assert run["lineage"] == [failed_run, run["run_id"]]
     assert run["retry_of"] == failed_run and {s["status"] for s in run["regions"]} == {"ok"}
     after = pd.read_parquet(out / "forecasts.parquet")
     berlin = after.loc[after["region"] == "berlin-mitte"]
