@@ -7,7 +7,6 @@ Prefect is imported only after `ensure_api` has pointed this process at one Pref
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
