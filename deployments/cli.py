@@ -111,20 +111,52 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(demo, data_options=False)
     demo.set_defaults(handler=_demo)
 
-    deploy = commands.add_parser("deploy", help="register the scheduled deployments on the Prefect server",
-                                 description="Create the process work pool if needed and register the deployments "
-                                 "of deployments/prefect.yaml (daily forecast, weekly backtest, and paused SSH and "
-                                 "YARN examples) on the Prefect server. Run `ordercast worker` to execute them.")
+    deploy = commands.add_parser(
+        "deploy", help="register scheduled deployments of your data (or the demo's) on the Prefect server",
+        description="With --orders: validate your tables, then register three deployments for them, "
+        "forecast/NAME (daily, --cron), backtest/NAME (weekly, --backtest-cron) and accuracy/NAME (daily, "
+        "--accuracy-cron), all in --timezone, writing under OUT/NAME. Deploy each market (region subset, time "
+        "zone) under its own --name. Without --orders: register the demo deployments of "
+        "deployments/prefect.yaml on the tables in --data. Nothing is registered when an input is invalid. "
+        "Run `ordercast worker` to execute the scheduled runs.")
     deploy.add_argument("--pool", default=DEFAULT_POOL, help=f"process work pool (default {DEFAULT_POOL})")
-    deploy.add_argument("--data", type=Path, help="folder with the input tables (default $ORDERCAST_HOME/demo/data)")
-    deploy.add_argument("--out", type=Path, help="folder the deployments write into (default $ORDERCAST_HOME/scheduled)")
+    deploy.add_argument("--orders", help="your orders table (file or folder, any name): deploy your data")
+    deploy.add_argument("--weather", help="weather table (optional)")
+    deploy.add_argument("--events", help="events table (optional)")
+    deploy.add_argument("--promotions", help="promotions table (optional)")
+    deploy.add_argument("--regions", help="regions table (optional; time zones and countries)")
+    deploy.add_argument("--name", default="main",
+                        help="deployment name, one per market: forecast/NAME, backtest/NAME, accuracy/NAME "
+                        "(default main)")
+    deploy.add_argument("--only-regions", metavar="REGION,...",
+                        help="this market's regions (default: every region in the tables)")
+    deploy.add_argument("--cron", default="0 5 * * *", help="when the daily forecast runs (default '0 5 * * *')")
+    deploy.add_argument("--backtest-cron", default="0 1 * * 1",
+                        help="when the backtest runs (default '0 1 * * 1': Mondays 01:00)")
+    deploy.add_argument("--accuracy-cron", default="30 4 * * *",
+                        help="when the accuracy report runs (default '30 4 * * *')")
+    deploy.add_argument("--timezone", help="time zone of the schedules (default: the regions' time zone when they "
+                        "share one; required when they do not)")
+    deploy.add_argument("--cluster", default="local", help="where the scheduled runs' tasks run: a cluster file "
+                        "or kind, as for forecast (default local)")
+    deploy.add_argument("--slot", default=DEFAULT_SLOT, help="slot length of your data (default 30min)")
+    deploy.add_argument("--horizon-days", type=int, default=DEFAULT_HORIZON_DAYS,
+                        help=f"days to forecast (default {DEFAULT_HORIZON_DAYS})")
+    deploy.add_argument("--missing-as-zero", action="store_true",
+                        help="treat slots missing inside a region's history as zero orders")
+    deploy.add_argument("--data", type=Path, help="without --orders: folder with the demo's five tables "
+                        "(default $ORDERCAST_HOME/demo/data)")
+    deploy.add_argument("--out", type=Path, help="folder the deployments write into (default "
+                        "$ORDERCAST_HOME/scheduled, and NAME under it with --orders)")
     deploy.set_defaults(handler=_deploy)
 
     worker = commands.add_parser("worker", help="start a Prefect worker that runs scheduled flow runs",
                                  description="Start a Prefect process worker polling the work pool, so that "
                                  "scheduled and manually triggered deployment runs execute on this machine.")
     worker.add_argument("--pool", default=DEFAULT_POOL, help=f"work pool to poll (default {DEFAULT_POOL})")
-    worker.add_argument("--run-once", action="store_true", help="run the flow runs that are due, then exit")
+    worker.add_argument("--run-once", action="store_true",
+                        help="run the flow runs that are due, then exit: 0 when every one completed, 2 when any "
+                        "ended Failed or Crashed (each is named)")
     worker.set_defaults(handler=_worker)
 
     runs = commands.add_parser("runs", help="list recent flow runs and their states",
@@ -520,14 +552,23 @@ def _quiet_expected_tracebacks() -> None:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    if args.orders:
+        return _deploy_market(args)
     from deployments.server import ensure_api
+    from forecasting.contract import InputPaths, load_dataset
+    from forecasting.errors import ConfigError
+    from forecasting.slots import Slot
 
     home = ordercast_home()
     data = (args.data or home / "demo" / "data").resolve()
     out = (args.out or home / "scheduled").resolve()
-    if not (data / "orders.csv").exists():
-        print(f"note: {data / 'orders.csv'} does not exist yet; scheduled runs will fail until it does "
-              "(`ordercast demo-data --out DIR` writes demo data)", file=sys.stderr)
+    missing = [f"{name}.csv" for name in ("orders", *_TABLE_OPTIONS) if not (data / f"{name}.csv").is_file()]
+    if missing:
+        raise ConfigError(f"{data} has no {', '.join(missing)}: the demo deployments read all five demo tables. "
+                          "For your own tables (any names, optional ones left out) use `ordercast deploy --orders "
+                          "PATH [--weather PATH] ... --name NAME`; for demo data, `ordercast demo-data --out DIR`")
+    tables = {name: str(data / f"{name}.csv") for name in ("orders", *_TABLE_OPTIONS)}
+    load_dataset(InputPaths(**tables), Slot.parse(DEFAULT_SLOT))
     _, ui_url = ensure_api()
     _ensure_work_pool(args.pool)
     env = {**os.environ, "ORDERCAST_ROOT": str(PROJECT_ROOT), "ORDERCAST_DATA": str(data),
@@ -541,6 +582,44 @@ def _deploy(args: argparse.Namespace) -> int:
     print(f"Registered the deployments of deployments/prefect.yaml on work pool '{args.pool}'")
     print(f"Deployments: {ui_url}/deployments")
     print(f"Run them with: ordercast worker --pool {args.pool}")
+    return EXIT_OK
+
+
+def _deploy_market(args: argparse.Namespace) -> int:
+    """Validate the user's tables, schedule and cluster, then register the market's deployments."""
+    from deployments.clusters import load_cluster
+    from deployments.market import Market, check_schedule, market_timezone, register
+    from deployments.server import ensure_api
+    from forecasting.contract import InputPaths, load_dataset
+    from forecasting.errors import ConfigError
+    from forecasting.slots import Slot
+
+    tables = {name: str(Path(path).resolve()) if path else None for name, path in _tables(args).items()}
+    _preflight(tables, args.slot, args.horizon_days, None, None)
+    load_cluster(args.cluster)
+    cluster = str(Path(args.cluster).resolve()) if Path(args.cluster).is_file() else args.cluster
+    subset = sorted({name.strip() for name in args.only_regions.split(",") if name.strip()}) \
+        if args.only_regions else None
+    dataset = load_dataset(InputPaths(**tables), Slot.parse(args.slot), missing_as_zero=args.missing_as_zero)
+    unknown = sorted(set(subset or ()) - set(dataset.regions))
+    if unknown:
+        raise ConfigError(f"--only-regions: not in {tables['orders']}: {', '.join(unknown)}")
+    timezone = args.timezone or market_timezone({r: info.timezone for r, info in dataset.regions.items()}, subset)
+    crons = {"forecast": args.cron, "backtest": args.backtest_cron, "accuracy": args.accuracy_cron}
+    for flow, cron in crons.items():
+        check_schedule({"forecast": "--cron"}.get(flow, f"--{flow}-cron"), cron, timezone)
+    out = (args.out or ordercast_home() / "scheduled").resolve() / args.name
+    options = {"slot": args.slot, "horizon_days": args.horizon_days, "missing_as_zero": args.missing_as_zero}
+    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options)
+
+    _, ui_url = ensure_api()
+    _ensure_work_pool(args.pool)
+    names = register(market, args.pool, PROJECT_ROOT)
+    regions = len(subset) if subset else len(dataset.regions)
+    print(f"Registered {', '.join(names)} on work pool '{args.pool}': {regions} regions, forecast at "
+          f"'{args.cron}' {timezone}, outputs under {out}")
+    print(f"Deployments: {ui_url}/deployments")
+    print(f"Run them with: ordercast worker --pool {args.pool}  (now: prefect deployment run forecast/{args.name})")
     return EXIT_OK
 
 
@@ -558,15 +637,25 @@ def _ensure_work_pool(name: str) -> None:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    from datetime import datetime, timezone
+
+    from deployments.run_history import failed_pool_runs
     from deployments.server import ensure_api
 
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}; polling work pool '{args.pool}'", file=sys.stderr)
     command = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", args.pool,
                "--type", "process"]
-    if args.run_once:
-        command.append("--run-once")
-    return subprocess.call(command, cwd=PROJECT_ROOT)
+    if not args.run_once:
+        return subprocess.call(command, cwd=PROJECT_ROOT)
+    started = datetime.now(timezone.utc)
+    code = subprocess.call([*command, "--run-once"], cwd=PROJECT_ROOT)
+    failed = failed_pool_runs(args.pool, started)
+    for run in failed:
+        print(f"error: flow run {run['name']} ({run['flow']}, {run['state']}): {run['message'][:300]}",
+              file=sys.stderr)
+        print(f"       details: ordercast failures {run['id']}", file=sys.stderr)
+    return code or (EXIT_PARTIAL if failed else EXIT_OK)
 
 
 def _runs(args: argparse.Namespace) -> int:

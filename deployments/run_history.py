@@ -46,6 +46,25 @@ def recent_runs(limit: int) -> list[dict[str, Any]]:
     } for run in runs]
 
 
+def failed_pool_runs(pool: str, since) -> list[dict[str, Any]]:
+    """Flow runs of a work pool that started at or after `since` and ended Failed or Crashed."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterStartTime,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since)),
+                                     work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
+        failed = [run for run in runs if run.state and (run.state.is_failed() or run.state.is_crashed())]
+        flows = {run.flow_id: client.read_flow(run.flow_id).name for run in failed}
+    return [{"id": str(run.id), "name": run.name, "flow": flows[run.flow_id], "state": run.state.name,
+             "message": run.state.message or ""} for run in failed]
+
+
 def _started():
     """Flow runs that have started: scheduled runs of deployments (no start time yet) are not "recent"."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime

@@ -30,7 +30,7 @@ from forecasting.settings import (
 )
 from forecasting.storage import default_db_url
 from tasks.backtest import backtest, plan, write_backtest_outputs
-from tasks.load import load_snapshot
+from tasks.load import load_snapshot, restrict_regions
 
 
 @flow(name="backtest")
@@ -53,8 +53,10 @@ def backtest_flow(
     quantiles: list[float] | None = None,
     holdout_cutoffs: int = 12,
     model_threads: int = 1,
+    region_subset: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Backtest every candidate model per region over past cutoffs and select one per region."""
+    """Backtest every candidate model per region over past cutoffs and select one per region
+    (of `region_subset` only, when given: one market of a shared extract)."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     cluster = cluster_info()
@@ -65,7 +67,8 @@ def backtest_flow(
     db_url = db or default_db_url(out)
 
     with exclusive_outputs(Path(out), db_url, run_id):
-        manifest = load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False, model_threads))
+        manifest = restrict_regions(load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False,
+                                                                    model_threads)), region_subset)
         cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
         entries = {entry["region"]: entry for entry in manifest["regions"]}
         futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
@@ -86,7 +89,8 @@ def backtest_flow(
             run_info = {
                 "flow": "backtest",
                 "configuration": {**options.__dict__, "cutoffs": cutoff_list, "out": out, "db": db_url,
-                                  "inputs": paths.as_dict(), "missing_as_zero": missing_as_zero},
+                                  "inputs": paths.as_dict(), "missing_as_zero": missing_as_zero,
+                                  "region_subset": region_subset},
                 "input_hashes": manifest["input_hashes"],
                 "warnings": manifest["warnings"],
                 "cluster": cluster,

@@ -31,7 +31,7 @@ from forecasting.settings import (
 )
 from forecasting.storage import default_db_url
 from tasks.collect import write_outputs
-from tasks.load import check_models, load_snapshot
+from tasks.load import check_models, load_snapshot, restrict_regions
 from tasks.region import fallback, predict, train
 
 
@@ -56,10 +56,12 @@ def forecast(
     skip_invalid_regions: bool = False,
     only_regions: list[str] | None = None,
     retry_of: str | None = None,
+    region_subset: list[str] | None = None,
 ) -> dict[str, Any]:
     """Forecast orders per region and slot for the next `horizon_days` days.
 
-    `only_regions` limits the run to those regions and replaces only their rows in OUT (what
+    `region_subset` limits the run to those regions of the inputs (one market of a shared
+    extract). `only_regions` limits the run to those regions and replaces only their rows in OUT (what
     `ordercast retry` uses, with `retry_of` naming the run being repaired)."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
@@ -72,7 +74,7 @@ def forecast(
     db_url = db or default_db_url(out)
 
     with exclusive_outputs(Path(out), db_url, run_id):
-        manifest = load_snapshot(paths, options)
+        manifest = restrict_regions(load_snapshot(paths, options), region_subset)
         if no_train:
             check_models(manifest, options, store)
         entries = _chosen_entries(manifest, only_regions)
@@ -86,7 +88,7 @@ def forecast(
             run_info = {
                 "flow": "forecast",
                 "configuration": {**options_dict(options), "as_of": manifest["as_of"], "out": out, "db": db_url,
-                                  "inputs": paths.as_dict(), "model_store": store},
+                                  "inputs": paths.as_dict(), "model_store": store, "region_subset": region_subset},
                 "input_hashes": manifest["input_hashes"],
                 "warnings": manifest["warnings"],
                 "cluster": cluster,

@@ -10,6 +10,7 @@ from prefect.cache_policies import CachePolicy
 from prefect.filesystems import LocalFileSystem
 
 from forecasting.contract import InputPaths
+from forecasting.errors import ConfigError
 from forecasting.pipeline import RunOptions, check_stored_models, prepare_partitions
 from forecasting.snapshot import cache_root, snapshot_dir, snapshot_key
 from tasks import run_logger, transient_retries
@@ -63,3 +64,17 @@ def load_snapshot(paths: InputPaths, options: RunOptions) -> dict[str, Any]:
 def check_models(manifest: dict[str, Any], options: RunOptions, model_store: str) -> None:
     """`--no-train`: stop before predicting unless every region has a stored model that fits."""
     check_stored_models(manifest, options, Path(model_store))
+
+
+def restrict_regions(manifest: dict[str, Any], subset: list[str] | None) -> dict[str, Any]:
+    """The manifest limited to a deployment's region subset (a market); every named region must
+    be in the inputs."""
+    if not subset:
+        return manifest
+    known = {entry["region"] for entry in manifest["regions"]} | set(manifest["invalid_regions"])
+    unknown = sorted(set(subset) - known)
+    if unknown:
+        raise ConfigError(f"region subset names regions not in the inputs: {', '.join(unknown)}")
+    wanted = set(subset)
+    return {**manifest, "regions": [entry for entry in manifest["regions"] if entry["region"] in wanted],
+            "invalid_regions": {r: e for r, e in manifest["invalid_regions"].items() if r in wanted}}

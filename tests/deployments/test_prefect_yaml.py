@@ -9,15 +9,16 @@ from tests.helpers import read_run, run_cli
 POOL = "ordercast-test"
 
 
-def read_deployments(api_url: str):
+def read_deployments(api_url: str, pool: str = POOL) -> dict:
+    """The pool's deployments by full name (flow/deployment), as `prefect deployment run` takes it."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import WorkPoolFilter, WorkPoolFilterName
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         with get_client(sync_client=True) as client:
-            return {d.name: d for d in client.read_deployments(
-                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[POOL])))}
+            found = client.read_deployments(work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
+            return {f"{client.read_flow(d.flow_id).name}/{d.name}": d for d in found}
 
 
 def start_run(api_url: str, name: str, parameters: dict) -> str:
@@ -35,7 +36,7 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     assert deployed.returncode == 0, deployed.stderr[-3000:]
     assert f"Created process work pool '{POOL}'" in deployed.stdout
 
-    deployments = read_deployments(prefect_server.api_url)
+    deployments = {name.split("/")[1]: d for name, d in read_deployments(prefect_server.api_url).items()}
     assert set(deployments) == {"daily-forecast", "daily-accuracy", "weekly-backtest", "daily-forecast-ssh",
                                 "weekly-backtest-yarn"}
     clusters = {name: d.job_variables["env"]["ORDERCAST_CLUSTER"] for name, d in deployments.items()}
@@ -65,3 +66,55 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     assert read_run(out)["run_id"] == run_id
     assert read_run(out)["cluster"]["kind"] == "local"
     assert pd.read_parquet(out / "forecasts.parquet").groupby("region").size().eq(7 * 48).all()
+
+
+def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_worker(
+        small_demo_dir, prefect_server, tmp_path):
+    """Own file names, optional tables left out, one market of the extract (its own time zone by
+    default); then a scheduled run that fails makes `worker --run-once` exit non-zero."""
+    import shutil
+
+    pool, env = "ordercast-market-test", {"ORDERCAST_HOME": str(tmp_path / "home")}
+    mine = tmp_path / "extract"
+    mine.mkdir()
+    for source, target in (("orders", "order_counts.csv"), ("weather", "wx.csv"), ("regions", "zones.csv")):
+        shutil.copy(small_demo_dir / f"{source}.csv", mine / target)
+    tables = ["--orders", str(mine / "order_counts.csv"), "--weather", str(mine / "wx.csv"),
+              "--regions", str(mine / "zones.csv")]
+
+    typo = run_cli("deploy", "--pool", pool, "--orders", str(mine / "orders.csv"), "--name", "us", env=env)
+    assert typo.returncode == 1 and "orders file not found" in typo.stderr
+    unknown = run_cli("deploy", "--pool", pool, *tables, "--name", "us", "--only-regions", "nyc-uptown", env=env)
+    assert unknown.returncode == 1 and "--only-regions: not in" in unknown.stderr and "nyc-uptown" in unknown.stderr
+    mixed = run_cli("deploy", "--pool", pool, *tables, "--name", "all", env=env)
+    assert mixed.returncode == 1 and "--timezone" in mixed.stderr  # three regions, three time zones
+    bad_cron = run_cli("deploy", "--pool", pool, *tables, "--name", "us", "--only-regions", "nyc-midtown",
+                       "--cron", "0 25 * * *", env=env)
+    assert bad_cron.returncode == 1 and "--cron: '0 25 * * *' is not a cron expression" in bad_cron.stderr
+    assert read_deployments(prefect_server.api_url, pool) == {}  # nothing registered by any of them
+
+    deployed = run_cli("deploy", "--pool", pool, *tables, "--name", "us", "--only-regions", "nyc-midtown",
+                       "--horizon-days", "7", "--out", str(tmp_path / "scheduled"), env=env)
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    deployments = read_deployments(prefect_server.api_url, pool)
+    assert set(deployments) == {"forecast/us", "backtest/us", "accuracy/us"}
+    forecast = deployments["forecast/us"]
+    assert [(s.schedule.cron, s.schedule.timezone) for s in forecast.schedules] == [("0 5 * * *", "America/New_York")]
+    assert forecast.parameters["orders"] == str(mine / "order_counts.csv")
+    assert "promotions" not in forecast.parameters and "events" not in forecast.parameters
+    assert forecast.parameters["region_subset"] == ["nyc-midtown"] and forecast.parameters["horizon_days"] == 7
+    assert deployments["backtest/us"].parameters["region_subset"] == ["nyc-midtown"]
+    assert [s.schedule.cron for s in deployments["accuracy/us"].schedules] == ["30 4 * * *"]
+
+    run_id = start_run(prefect_server.api_url, "forecast/us", {})
+    worker = run_cli("worker", "--pool", pool, "--run-once", env=env)
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    out = tmp_path / "scheduled" / "us" / "forecast"
+    assert read_run(out)["run_id"] == run_id
+    assert set(pd.read_parquet(out / "forecasts.parquet")["region"]) == {"nyc-midtown"}
+
+    (mine / "wx.csv").unlink()  # the extract job stopped writing the weather file
+    failing = start_run(prefect_server.api_url, "forecast/us", {})
+    worker = run_cli("worker", "--pool", pool, "--run-once", env=env)
+    assert worker.returncode == 2, worker.stderr[-3000:]
+    assert f"ordercast failures {failing}" in worker.stderr and "weather file not found" in worker.stderr
