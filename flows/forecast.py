@@ -30,9 +30,10 @@ from forecasting.settings import (
     run_dir,
 )
 from forecasting.storage import default_db_url
+from tasks import region as region_tasks
+from tasks import with_stored_results
 from tasks.collect import write_outputs
 from tasks.load import check_models, load_snapshot, restrict_regions
-from tasks.region import fallback, predict, train
 
 
 @flow(name="forecast")
@@ -97,9 +98,10 @@ def forecast(
             }
             summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
         _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of)
-    shutil.rmtree(scratch, ignore_errors=True)
-
     troubled = [status for status in statuses if status["status"] != "ok"]
+    if not troubled:
+        shutil.rmtree(scratch, ignore_errors=True)  # a failed run keeps it: its retry reuses the regions' outputs
+
     if troubled:
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}")
@@ -124,6 +126,7 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
     logger = get_run_logger()
     outcomes: dict[str, dict[str, Any]] = {region: {} for region in entries}
     common = dict(options=options, model_store=store, as_of=as_of, run_dir=scratch)
+    train, predict, fallback = with_stored_results(region_tasks.train, region_tasks.predict, region_tasks.fallback)
     predicting: dict[str, PrefectFuture] = {}
 
     def submit_prediction(region: str, trained: dict[str, Any] | None) -> None:

@@ -4,14 +4,20 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import hashlib
+from pathlib import Path
+
 from prefect import get_run_logger
+from prefect.cache_policies import INPUTS, RUN_ID, TASK_SOURCE
 from prefect._internal.concurrency.threads import get_global_loop
 from prefect.concurrency.services import ConcurrencySlotAcquisitionWithLeaseService
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
+from prefect.filesystems import LocalFileSystem
 from prefect.tasks import exponential_backoff
 
 from forecasting.errors import is_transient
+from forecasting.settings import work_root
 
 TRANSIENT_RETRIES = 3
 
@@ -38,6 +44,23 @@ def transient_retries() -> dict[str, Any]:
     retries after about 2, 4 and 8 seconds (plus or minus half, at random), transient errors only."""
     return {"retries": TRANSIENT_RETRIES, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
             "retry_jitter_factor": 0.5, "retry_condition_fn": retry_if_transient}
+
+
+def shared_storage(folder: Path) -> LocalFileSystem:
+    """Result storage in `folder`, saved as a block on the Prefect server (named after the
+    folder) so that every worker, on this machine or another that shares it, can load it."""
+    storage = LocalFileSystem(basepath=str(folder))
+    storage.save(f"ordercast-{folder.name}-{hashlib.sha256(str(folder).encode()).hexdigest()[:12]}", overwrite=True)
+    return storage
+
+
+def with_stored_results(*tasks):
+    """The tasks with their results persisted under `<work root>/results`, keyed by their inputs,
+    their source and the flow run: when a failed flow run is retried under its own id (Retry in
+    the Prefect UI), each task run that completed before comes back Cached instead of running."""
+    storage = shared_storage(work_root() / "results")
+    return tuple(task.with_options(persist_result=True, result_storage=storage,
+                                   cache_policy=INPUTS + TASK_SOURCE + RUN_ID) for task in tasks)
 
 
 def close_tag_slot_service() -> None:

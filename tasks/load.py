@@ -1,19 +1,17 @@
 """Feature loading: validate the inputs and partition them per region, cached per data snapshot."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import CachePolicy
-from prefect.filesystems import LocalFileSystem
 
 from forecasting.contract import InputPaths
 from forecasting.errors import ConfigError
 from forecasting.pipeline import RunOptions, check_stored_models, prepare_partitions
 from forecasting.snapshot import cache_root, snapshot_dir, snapshot_key
-from tasks import run_logger, transient_retries
+from tasks import run_logger, shared_storage, transient_retries
 
 
 class SnapshotCache(CachePolicy):
@@ -42,10 +40,8 @@ def cached_load_inputs(refresh: bool = False):
     """`load_inputs` with its snapshot cache stored under `<work root>/cache/records`, where the flow
     and every worker can read it; `refresh` recomputes and overwrites the entry. Workers get the
     storage as a block saved on the Prefect server (named after the folder)."""
-    records = str(cache_root() / "records")
-    storage = LocalFileSystem(basepath=records)
-    storage.save(f"ordercast-cache-{hashlib.sha256(records.encode()).hexdigest()[:12]}", overwrite=True)
-    return load_inputs.with_options(cache_policy=SnapshotCache(), result_storage=storage, refresh_cache=refresh)
+    return load_inputs.with_options(cache_policy=SnapshotCache(), result_storage=shared_storage(cache_root() / "records"),
+                                    refresh_cache=refresh)
 
 
 def load_snapshot(paths: InputPaths, options: RunOptions) -> dict[str, Any]:
