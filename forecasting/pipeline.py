@@ -6,7 +6,6 @@ of partition paths, training and prediction records); the data stays on disk.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -37,7 +36,6 @@ from forecasting.plots import forecast_plot
 from forecasting.slots import Slot
 from forecasting.storage import (
     atomic_write_bytes,
-    atomic_write_json,
     atomic_write_parquet,
 )
 
@@ -176,13 +174,8 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
     """Build the region's features, fit its model and store it; returns a training record.
 
     With `fallback_reason`, fits the fallback model (seasonal naive) instead of the region's
-    choice. A region already trained in this run (its worker died after storing the model)
-    returns the stored record instead of training again."""
+    choice."""
     region = entry["region"]
-    step = "fallback" if fallback_reason else "train"
-    done = _step_record(run_dir, step, region)
-    if done:
-        return done
     started = time.perf_counter()
     if not fallback_reason:
         maybe_fail("train", region, run_dir.name)
@@ -227,18 +220,7 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         "train_rows": len(rows),
         "train_seconds": round(time.perf_counter() - started, 3),
     }
-    _save_step_record(run_dir, step, record)
     return record
-
-
-def _step_record(run_dir: Path, step: str, region: str) -> dict[str, Any] | None:
-    """The record of a step this run already completed for the region, if any."""
-    path = run_dir / "done" / step / f"{region_key(region)}.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
-def _save_step_record(run_dir: Path, step: str, record: dict[str, Any]) -> None:
-    atomic_write_json(run_dir / "done" / step / f"{region_key(record['region'])}.json", record)
 
 
 def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as_of: pd.Timestamp,
@@ -281,14 +263,9 @@ def predict_region(
 ) -> dict[str, Any]:
     """Predict the region's horizon with its fresh model (or, with `--no-train`, its latest
     stored one); writes the region's forecast partition and plot into the run folder.
-    A fallback model's forecast is marked `fallback`. A region already predicted in this run
-    returns its stored record."""
+    A fallback model's forecast is marked `fallback`."""
     region = entry["region"]
     fallback = bool(trained and trained.get("fallback"))
-    step = "fallback-predict" if fallback else "predict"
-    done = _step_record(run_dir, step, region)
-    if done:
-        return done
     started = time.perf_counter()
     if not fallback:
         maybe_fail("predict", region, run_dir.name)
@@ -331,7 +308,6 @@ def predict_region(
         "plot_path": str(plot),
         "predict_seconds": round(time.perf_counter() - started, 3),
     }
-    _save_step_record(run_dir, step, record)
     return record
 
 

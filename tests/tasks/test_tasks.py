@@ -69,15 +69,6 @@ def test_fallback_is_the_seasonal_naive_marked_as_such(berlin, tmp_path):
     assert (forecast["forecast"].to_numpy() == history.reindex(last_week).to_numpy()).all()
 
 
-def test_a_region_rerun_after_its_worker_died_reuses_what_it_wrote(berlin, tmp_path):
-    options = RunOptions(as_of=AS_OF, horizon_days=7)
-    args = ("berlin-mitte", berlin, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
-            str(tmp_path / "run"))
-    first = train.fn(*args)
-    again = train.fn(*args)
-    assert again == first and len(list((tmp_path / "models" / "berlin-mitte").iterdir())) == 1
-
-
 def test_region_timeout_stops_the_training_process(berlin, tmp_path, monkeypatch):
     monkeypatch.setenv("ORDERCAST_FAULTS", "train:berlin-mitte:hang")
     options = RunOptions(as_of=AS_OF, horizon_days=7, region_timeout=8)
