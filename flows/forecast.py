@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
@@ -97,14 +97,14 @@ def forecast(
                 "retry_of": retry_of,
             }
             summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
-        _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of)
+        _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))
     troubled = [status for status in statuses if status["status"] != "ok"]
     if not troubled:
         shutil.rmtree(scratch, ignore_errors=True)  # a failed run keeps it: its retry reuses the regions' outputs
 
     if troubled:
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
-        return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}")
+        return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}. {_repair_hint(run_id)}")
     logger.info("Forecast written for %s", "the one region" if len(entries) == 1 else f"all {len(entries)} regions")
     return {**summary, "regions": statuses}
 
@@ -208,8 +208,16 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
     return sorted(rows, key=lambda row: row["region"])
 
 
+def _repair_hint(run_id: str) -> str:
+    """How to redo only the troubled regions once their cause is fixed: Retry in the UI for a
+    deployment run (only failed task runs run again), `ordercast retry` for an ad-hoc run."""
+    if deployment.id:
+        return f"Repair: fix the cause, then press Retry on this run in the Prefect UI (or `ordercast retry {run_id}`)"
+    return f"Repair: fix the cause, then run `ordercast retry {run_id}`"
+
+
 def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any],
-                       retry_of: str | None) -> None:
+                       retry_of: str | None, repair: str) -> None:
     columns = ("region", "status", "model", "fallback", "rows", "train_seconds", "error", "task_run_id", "as_of")
     create_table_artifact(
         key="forecast-regions",
@@ -219,8 +227,12 @@ def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster
                     + (f"; a retry of flow run {retry_of}" if retry_of else ""),
     )
     listing = "\n".join(f"- `{plot}`" for plot in plots)
+    troubled = [status for status in statuses if status["status"] != "ok"]
     create_markdown_artifact(
         key="forecast-plots",
         markdown=f"# Forecast run\n\nCluster: **{cluster['kind']}**, {cluster['workers']} workers, dashboard "
-                 f"{cluster['dashboard'] or 'none'}\n\n## Plots\n\n{listing}\n",
+                 f"{cluster['dashboard'] or 'none'}\n\n"
+                 + (f"**{len(troubled)} regions failed or fell back**: "
+                    f"{', '.join(s['region'] for s in troubled)}. {repair}.\n\n" if troubled else "")
+                 + f"## Plots\n\n{listing}\n",
         description="Cluster of the run, and the history tail and forecast plot per region")

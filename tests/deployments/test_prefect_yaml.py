@@ -145,7 +145,8 @@ def test_retry_from_the_ui_reruns_only_the_failed_region(small_demo_dir, prefect
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
         with get_client(sync_client=True) as client:
-            assert client.read_flow_run(run_id).state.type == StateType.FAILED
+            failed = client.read_flow_run(run_id).state
+            assert failed.type == StateType.FAILED and "press Retry on this run in the Prefect UI" in failed.message
             retried_at = datetime.now(timezone.utc)
             answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
                                                              message="Retry from the UI"))

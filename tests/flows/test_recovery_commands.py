@@ -26,7 +26,11 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
 
     failures = run_cli("failures")  # the latest run
     assert failures.returncode == 2, failures.stderr
-    _, task_runs, _ = prefect_records(prefect_server.api_url, failed_run, ["load-inputs", "train-berlin-mitte"])
+    flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, failed_run,
+                                                     ["load-inputs", "train-berlin-mitte"])
+    repair = f"Repair: fix the cause, then run `ordercast retry {failed_run}`"  # an ad-hoc run: no Retry button
+    assert flow_run.state.message.endswith(repair)
+    assert repair in next(a for a in artifacts if a.key == "forecast-plots").data
     train_id = next(str(task.id) for task in task_runs if task.name == "train-berlin-mitte")
     assert "berlin-mitte: fell back to the seasonal naive; train: InjectedFault" in failures.stdout
     assert f"(task run {train_id})" in failures.stdout
