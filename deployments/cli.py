@@ -734,7 +734,13 @@ def _server(args: argparse.Namespace) -> int:
     if args.action == "start":
         info = server.start(home, args.port, args.host)
         print(f"Prefect server running: UI {info.ui_url}, API {info.api_url} (pid {info.pid})")
-        print(f"Use it from other shells with: export PREFECT_API_URL={info.api_url}")
+        other = server.point_prefect_cli(info.api_url)
+        if other:
+            print(f"Prefect CLI: your active profile is '{other}'; to use this server: prefect profile use "
+                  f"{server.PROFILE}")
+        else:
+            print(f"Prefect CLI: profile '{server.PROFILE}' is active ({server.user_profiles_path()}), so "
+                  "`prefect flow-run ls` and `prefect deployment run` reach this server from any shell")
     elif args.action == "stop":
         print("Prefect server stopped" if server.stop(home) else "No Prefect server was running")
     else:

@@ -3,7 +3,9 @@ Dask worker (Prefect's ephemeral mode would start one server per worker process)
 
 The server binds 127.0.0.1, keeps its SQLite database under `$ORDERCAST_HOME/prefect`,
 and is reused while it answers. Its pid and URL are kept in `$ORDERCAST_HOME/server.json`.
-This module must not import Prefect: the environment it sets has to be in place first.
+`ensure_api` also keeps an `ordercast` profile in the user's Prefect profiles file pointing at
+the server, so that Prefect's own CLI finds it from any shell. This module must not import
+Prefect at import time: the environment it sets has to be in place first.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from forecasting.settings import ordercast_home
 
 DEFAULT_PORT = 4200
 START_TIMEOUT_SECONDS = 90
+PROFILE = "ordercast"
+_USER_PREFECT_HOME = os.environ.get("PREFECT_HOME")  # before ordercast points PREFECT_HOME at its own home
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,7 @@ def start(home: Path | None = None, port: int | None = None, host: str = "127.0.
     command = [str(prefect), "server", "start", "--host", host, "--port", str(port), "--analytics-off"]
     env = {**os.environ, **prefect_environment(home)}
     env.pop("PREFECT_API_URL", None)
+    env.pop("PREFECT_PROFILES_PATH", None)  # the user's profiles (and their API URL) are not the server's
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -169,4 +174,43 @@ def ensure_api(home: Path | None = None) -> tuple[str, str]:
         return given, given.removesuffix("/api")
     info = start(home)
     os.environ["PREFECT_API_URL"] = info.api_url
+    point_prefect_cli(info.api_url)
     return info.api_url, info.ui_url
+
+
+def user_profiles_path() -> Path:
+    """The profiles file Prefect's own CLI reads in the user's shell."""
+    explicit = os.environ.get("PREFECT_PROFILES_PATH")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(_USER_PREFECT_HOME or "~/.prefect").expanduser() / "profiles.toml"
+
+
+def point_prefect_cli(api_url: str) -> str | None:
+    """Keep a Prefect profile named `ordercast` with this server's API URL in the user's profiles
+    file, so that `prefect flow-run ls` in a new shell talks to it, and make it the active profile
+    unless the user chose another. Returns that other profile's name, if any. Imports Prefect:
+    call once the environment is set."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_PROFILES_PATH,
+        Profile,
+        load_profiles,
+        save_profiles,
+        temporary_settings,
+    )
+
+    with temporary_settings(updates={PREFECT_PROFILES_PATH: user_profiles_path()}):
+        profiles = load_profiles(include_defaults=False)
+        current = profiles.profiles_by_name.get(PROFILE)
+        if current and current.settings.get(PREFECT_API_URL) == api_url and profiles.active_name == PROFILE:
+            return None
+        if current:
+            profiles.update_profile(PROFILE, {PREFECT_API_URL: api_url})
+        else:
+            profiles.add_profile(Profile(name=PROFILE, settings={PREFECT_API_URL: api_url}))
+        other = profiles.active_name not in (None, "ephemeral", PROFILE)
+        if not other:
+            profiles.set_active(PROFILE)
+        save_profiles(profiles)
+        return profiles.active_name if other else None

@@ -19,6 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
     (_SESSION_HOME / "home" / "prefect").mkdir(parents=True, exist_ok=True)
     os.environ["ORDERCAST_HOME"] = str(_SESSION_HOME / "home")
     os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "home" / "prefect")
+    os.environ["PREFECT_PROFILES_PATH"] = str(_SESSION_HOME / "user-prefect-profiles.toml")  # not the real ~/.prefect
     os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     os.environ["DO_NOT_TRACK"] = "1"
     os.environ.pop("PREFECT_API_URL", None)

@@ -25,3 +25,51 @@ def test_start_reuse_status_stop(tmp_path):
     assert not server.healthy(info.api_url)
     after = run_cli("server", "status", env={"ORDERCAST_HOME": str(home)})
     assert after.returncode == 3 and "not running" in after.stdout
+
+
+def test_prefect_cli_in_a_new_shell_reaches_the_server(tmp_path):
+    """`ordercast server start` leaves an active `ordercast` profile in the user's Prefect profiles
+    file: Prefect's own CLI, started from a shell that exported nothing, lists the server's runs."""
+    import os
+    import subprocess
+    import sys
+    import tomllib
+    from pathlib import Path
+
+    from prefect import flow
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    shell = {key: value for key, value in os.environ.items()
+             if not key.startswith(("PREFECT_", "ORDERCAST_"))} | {"HOME": str(tmp_path), "COLUMNS": "250"}
+    ordercast = [str(Path(sys.executable).with_name("ordercast"))]
+    env = {**shell, "ORDERCAST_HOME": str(tmp_path / "home")}
+    started = subprocess.run([*ordercast, "server", "start", "--port", str(server.free_port())], env=env,
+                             capture_output=True, text=True, timeout=180)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        assert "profile 'ordercast' is active" in started.stdout
+        profiles = tomllib.loads((tmp_path / ".prefect" / "profiles.toml").read_text())
+        api_url = profiles["profiles"]["ordercast"]["PREFECT_API_URL"]
+        assert profiles["active"] == "ordercast" and server.healthy(api_url)
+
+        @flow(name="seen-from-a-new-shell")
+        def marker() -> None:
+            pass
+
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            state = marker(return_state=True)
+        listed = subprocess.run([str(Path(sys.executable).with_name("prefect")), "flow-run", "ls"], env=shell,
+                                capture_output=True, text=True, timeout=120)
+        assert listed.returncode == 0, listed.stderr[-2000:]
+        assert str(state.state_details.flow_run_id) in listed.stdout
+
+        # a user who chose another profile keeps it, and is told how to switch
+        (tmp_path / ".prefect" / "profiles.toml").write_text(
+            'active = "mine"\n\n[profiles.mine]\nPREFECT_API_URL = "http://example.invalid/api"\n\n'
+            f'[profiles.ordercast]\nPREFECT_API_URL = "{api_url}"\n')
+        again = subprocess.run([*ordercast, "server", "start"], env=env, capture_output=True, text=True, timeout=180)
+        assert again.returncode == 0 and "your active profile is 'mine'" in again.stdout
+        assert "prefect profile use ordercast" in again.stdout
+        assert tomllib.loads((tmp_path / ".prefect" / "profiles.toml").read_text())["active"] == "mine"
+    finally:
+        subprocess.run([*ordercast, "server", "stop"], env=env, capture_output=True, timeout=120)
