@@ -130,7 +130,7 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
     predicting: dict[str, PrefectFuture] = {}
 
     def submit_prediction(region: str, trained: dict[str, Any] | None) -> None:
-        with tags(f"region:{region}", f"model:{(trained or {}).get('model', 'stored')}"):
+        with tags(f"model:{(trained or {}).get('model', 'stored')}"):
             predicting[region] = predict.submit(region=region, entry=entries[region], trained=trained, **common)
 
     if options.no_train:
@@ -141,7 +141,7 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
         training = {}
         for region, entry in entries.items():
             model, _ = planned_model(entry, options, Path(selections))
-            with tags(f"region:{region}", f"model:{model}"):
+            with tags(f"model:{model}"):
                 training[region] = train.submit(region=region, entry=entry, selection_store=selections, **common)
         region_of = {future.task_run_id: region for region, future in training.items()}
         for done, future in enumerate(as_completed(list(training.values())), start=1):
@@ -157,7 +157,7 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
     for region, outcome in outcomes.items():
         if "failure" in outcome:
             reason = f"{outcome['failure']['step']} failed: {outcome['failure']['error']}"
-            with tags(f"region:{region}", f"model:{FALLBACK_MODEL}", "fallback"):
+            with tags(f"model:{FALLBACK_MODEL}", "fallback"):
                 falling_back[region] = fallback.submit(region=region, entry=entries[region], reason=reason, **common)
     for region, future in falling_back.items():
         _settle(outcomes[region], "fallback", future, "prediction")

@@ -13,7 +13,7 @@ from prefect import task
 
 from forecasting.isolation import call_with_time_limit
 from forecasting.pipeline import RunOptions, predict_region, train_region
-from tasks import close_tag_slot_service, run_logger, transient_retries
+from tasks import run_logger, transient_retries
 
 
 @task(name="train-region", task_run_name="train-{region}", **transient_retries())
@@ -21,7 +21,6 @@ def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: 
           as_of: str, run_dir: str) -> dict[str, Any]:
     """Fit and store the region's model (its backtest selection, if any); returns its training record.
     With `options.region_timeout`, the fit runs in a child process that is killed at the limit."""
-    close_tag_slot_service()
     arguments = dict(entry=entry, options=options, model_store=Path(model_store),
                      selection_store=Path(selection_store), as_of=as_of, run_dir=Path(run_dir))
     if options.region_timeout:
@@ -38,7 +37,6 @@ def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: 
 def predict(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, as_of: str,
             run_dir: str, trained: dict[str, Any] | None) -> dict[str, Any]:
     """Predict the region's horizon and write its forecast partition and plot."""
-    close_tag_slot_service()
     record = predict_region(entry, options, Path(model_store), as_of, Path(run_dir), trained)
     run_logger().info("Predicted %d slots for %s with %s", record["rows"], region, record["model"])
     return record
@@ -48,7 +46,6 @@ def predict(region: str, entry: dict[str, Any], options: RunOptions, model_store
 def fallback(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, as_of: str,
              run_dir: str, reason: str) -> dict[str, Any]:
     """The seasonal naive forecast for a region whose own model failed, marked `fallback`."""
-    close_tag_slot_service()
     run_logger().warning("Region %s falls back to the seasonal naive: %s", region, reason)
     trained = train_region(entry, options, Path(model_store), None, as_of, Path(run_dir),
                            fallback_reason=reason)

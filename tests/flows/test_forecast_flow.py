@@ -129,10 +129,10 @@ def test_a_failing_region_falls_back_and_a_transient_error_is_retried(small_demo
     assert runs[f"{step}-berlin-mitte"].state.type.value == "FAILED"
     assert runs[f"{step}-berlin-mitte"].run_count == 1  # a model error is not retried
     assert runs["fallback-berlin-mitte"].state.type.value == "COMPLETED"
-    assert set(runs["fallback-berlin-mitte"].tags) == {"region:berlin-mitte", "model:seasonal_naive", "fallback"}
+    assert set(runs["fallback-berlin-mitte"].tags) == {"model:seasonal_naive", "fallback"}
     assert runs["train-london-soho"].state.type.value == "COMPLETED"
     assert runs["train-london-soho"].run_count == 2  # the transient error was retried once
-    assert set(runs["train-nyc-midtown"].tags) == {"region:nyc-midtown", "model:ensemble"}
+    assert set(runs["train-nyc-midtown"].tags) == {"model:ensemble"}  # the region is in the name
     assert ("predict-berlin-mitte" in runs) == (step == "predict")
     summary = json.loads(next(a for a in artifacts if a.key == "forecast-regions").data)
     troubled = [row for row in summary if row["status"] != "ok"]
