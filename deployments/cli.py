@@ -11,6 +11,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -402,6 +403,7 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     cluster = _cluster(args)
     out = out.resolve()
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
+    _validate_inputs(tables, params)
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
@@ -414,6 +416,28 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     flow = chosen.with_options(task_runner=build_task_runner(cluster))
     state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
     return _report(state, out, ui_url, print_outputs)
+
+
+def _validate_inputs(tables: dict[str, str | None], params: dict[str, Any]) -> None:
+    """Read, validate and partition the inputs before any server, flow run or cluster starts, so
+    that a bad file fails in seconds with its one-line error and leaves no Failed run behind. The
+    flow's `load-inputs` then reuses the partitions (same snapshot key) instead of reading again."""
+    from forecasting.contract import InputPaths
+    from forecasting.pipeline import RunOptions, prepare_partitions, prepared_partitions
+    from forecasting.snapshot import snapshot_dir, snapshot_key
+
+    paths = InputPaths(**tables)
+    options = RunOptions(slot=params["slot"], horizon_days=params["horizon_days"], as_of=params.get("as_of"),
+                         missing_as_zero=params.get("missing_as_zero", False),
+                         skip_invalid_regions=params.get("skip_invalid_regions", False))
+    folder = snapshot_dir(snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero,
+                                       options.skip_invalid_regions))
+    if prepared_partitions(folder):
+        return
+    started = time.perf_counter()
+    manifest = prepare_partitions(paths, options, folder)
+    print(f"Inputs valid: {len(manifest['regions'])} regions, as_of {manifest['as_of']} "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
 
 
 def _cluster(args: argparse.Namespace):

@@ -6,6 +6,7 @@ of partition paths, training and prediction records); the data stays on disk.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -36,10 +37,12 @@ from forecasting.plots import forecast_plot
 from forecasting.slots import Slot
 from forecasting.storage import (
     atomic_write_bytes,
+    atomic_write_json,
     atomic_write_parquet,
 )
 
 _TABLES = ("orders", "weather", "events", "promotions")
+MANIFEST_FILE = "manifest.json"
 CALIBRATION_ORIGINS = 4
 _PACKAGES = ("ordercast", "prefect", "prefect-dask", "dask", "distributed", "pandas", "numpy",
              "pyarrow", "xgboost-cpu", "holidays", "sqlalchemy")
@@ -92,7 +95,7 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
         regions.append(_write_partition(cache_dir / region_key(region), info, tables, as_of))
     if not regions:
         raise DataError(f"{paths.orders}: no region has orders before as_of {as_of.isoformat()}; nothing to forecast")
-    return {
+    manifest = {
         "as_of": as_of.isoformat(),
         "slot": options.slot,
         "input_hashes": dataset.hashes,
@@ -100,6 +103,18 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
         "regions": regions,
         "invalid_regions": dataset.invalid,
     }
+    atomic_write_json(cache_dir / MANIFEST_FILE, manifest)
+    return manifest
+
+
+def prepared_partitions(cache_dir: Path) -> dict[str, Any] | None:
+    """The manifest of partitions already prepared in `cache_dir` (by the command line, before
+    the flow started, or by an earlier run of the same snapshot), if they are all still there."""
+    try:
+        manifest = json.loads((cache_dir / MANIFEST_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if all(Path(entry["path"]).is_dir() for entry in manifest["regions"]) else None
 
 
 def _write_partition(folder: Path, info: RegionInfo, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> dict:
@@ -257,6 +272,12 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     return calibrate(forecast, actual, buckets).to_dict()
 
 
+def local_iso(starts: pd.DatetimeIndex, timezone: str) -> list[str]:
+    """Slot starts as ISO-8601 text in the region's local time, with its offset
+    (2026-03-29T03:00:00+02:00): what a dispatcher reads, without converting from UTC."""
+    return [stamp.isoformat() for stamp in starts.tz_convert(timezone)]
+
+
 def predict_region(
     entry: dict[str, Any], options: RunOptions, model_store: Path, as_of: str, run_dir: Path,
     trained: dict[str, Any] | None = None,
@@ -281,9 +302,11 @@ def predict_region(
             raise NoStoredModelError(f"--no-train: no stored model fits region '{region}'")
     model, meta = load_model(folder)
     horizon = frame.loc[~frame["is_history"]]
+    starts = pd.to_datetime(horizon["ts"].to_numpy(), utc=True)
     forecast = pd.DataFrame({
         "region": region,
-        "ts": pd.to_datetime(horizon["ts"].to_numpy(), utc=True),
+        "ts": starts,
+        "local_start": local_iso(starts, entry["timezone"]),
         "as_of": when,
         "forecast": model.predict(horizon[meta["features"]]),
         "model": model.name,

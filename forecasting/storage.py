@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "fallback", "run_id", "created_at"]
+FORECAST_COLUMNS = ["region", "ts", "local_start", "as_of", "forecast", "model", "fallback", "run_id", "created_at"]
 SELECTION_COLUMNS = ["region", "model", "wape", "backtest_run_id"]
 _TIMESTAMP_COLUMNS = ("ts", "as_of", "created_at")
 
@@ -91,6 +91,7 @@ def forecasts_table(metadata: sa.MetaData, quantile_columns: list[str] = ()) -> 
         metadata,
         sa.Column("region", sa.String, primary_key=True),
         sa.Column("ts", sa.String(32), primary_key=True),
+        sa.Column("local_start", sa.String(32)),
         sa.Column("as_of", sa.String(32), primary_key=True),
         sa.Column("forecast", sa.Float, nullable=False),
         sa.Column("model", sa.String, nullable=False),

@@ -9,7 +9,7 @@ from prefect.cache_policies import CachePolicy
 
 from forecasting.contract import InputPaths
 from forecasting.errors import ConfigError
-from forecasting.pipeline import RunOptions, check_stored_models, prepare_partitions
+from forecasting.pipeline import RunOptions, check_stored_models, prepare_partitions, prepared_partitions
 from forecasting.snapshot import cache_root, snapshot_dir, snapshot_key
 from tasks import run_logger, shared_storage, transient_retries
 
@@ -27,7 +27,11 @@ class SnapshotCache(CachePolicy):
 def load_inputs(paths: InputPaths, options: RunOptions, snapshot: str, cache_dir: str) -> dict[str, Any]:
     """Validate every input table and write one partition per region into `cache_dir`; returns the manifest."""
     logger = run_logger()
-    manifest = prepare_partitions(paths, options, Path(cache_dir))
+    manifest = prepared_partitions(Path(cache_dir))
+    if manifest:
+        logger.info("Inputs were validated and partitioned before the run started; reusing them")
+    else:
+        manifest = prepare_partitions(paths, options, Path(cache_dir))
     for note in manifest["warnings"]:
         logger.warning(note)
     for region, error in manifest["invalid_regions"].items():

@@ -14,8 +14,8 @@ from forecasting.storage import read_table_db
 from tests.helpers import prefect_records, read_run, run_cli, run_id_from, table_args
 
 HOLDOUT_AS_OF = "2026-10-12T00:00:00+00:00"  # the demo's last three weeks are held out
-FORECAST_COLUMNS = ["region", "ts", "as_of", "forecast", "model", "fallback", "run_id", "created_at", "p10", "p50",
-                    "p90"]
+FORECAST_COLUMNS = ["region", "ts", "local_start", "as_of", "forecast", "model", "fallback", "run_id", "created_at",
+                    "p10", "p50", "p90"]
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,12 @@ def test_every_region_gets_the_whole_horizon(holdout, demo_dir):
     assert (forecasts["forecast"] >= 0).all() and forecasts["forecast"].notna().all()
     assert forecasts["as_of"].eq(pd.Timestamp(HOLDOUT_AS_OF)).all()
     assert str(forecasts["ts"].dt.tz) == "UTC" and forecasts["ts"].min() == pd.Timestamp(HOLDOUT_AS_OF)
+    zones = pd.read_csv(demo_dir / "regions.csv").set_index("region")["timezone"]
+    local = pd.to_datetime(forecasts["local_start"].str[:19])  # the wall clock as written, offset aside
+    expected = [ts.tz_convert(zones[region]).tz_localize(None) for region, ts in zip(forecasts["region"], forecasts["ts"])]
+    assert (local == pd.Series(expected)).all()
+    berlin = forecasts.loc[forecasts["region"] == "berlin-mitte", "local_start"]
+    assert berlin.iloc[0] == "2026-10-12T02:00:00+02:00" and berlin.str.endswith("+01:00").any()  # across the clock change
     short = forecasts.loc[forecasts["region"] == "boston-back-bay", "model"].unique().tolist()
     assert short == ["seasonal_naive"]  # too little history for xgboost
     assert set(forecasts["model"]) == {"ensemble", "seasonal_naive"}
@@ -147,13 +153,15 @@ def test_invalid_input_writes_nothing_unless_invalid_regions_are_skipped(small_d
     out = tmp_path / "out"
     args = table_args(small_demo_dir)
     args[args.index("--orders") + 1] = str(tmp_path / "orders.csv")
+    runs_before = _flow_run_count()
     result = run_cli("forecast", *args, "--out", str(out))
     assert result.returncode == 1
+    assert _flow_run_count() == runs_before  # refused before any flow run started: no Failed run in the UI
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error_lines == [f"error: orders.csv: rows 5 and {len(lines)}: duplicate (region, ts) "
                            f"(region={lines[5].split(',')[0]}, ts={pd.Timestamp(lines[5].split(',')[1]).tz_convert('UTC').isoformat()})"]
     assert "Traceback" not in result.stderr
-    assert [path.name for path in out.iterdir() if not path.name.startswith(".")] == []  # only the run's lock
+    assert not out.exists()  # refused before the run started: not even its lock file
 
     bad_region = lines[5].split(",")[0]
     result = run_cli("forecast", *args, "--out", str(out), "--horizon-days", "7", "--skip-invalid-regions")
@@ -217,3 +225,10 @@ def test_accuracy_scores_the_stored_vintage_against_the_orders_that_arrived(hold
     scored = pd.read_parquet(out / "accuracy_regions.parquet").set_index("region").loc[region]
     assert scored["recent_wape"] == pytest.approx(wape(recent["orders"], recent["forecast"]))
     assert pd.isna(scored["promised_wape"]) and not scored["flagged"]  # no backtest, no promise
+
+
+def _flow_run_count() -> int:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return client.count_flow_runs()

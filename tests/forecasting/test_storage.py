@@ -23,7 +23,8 @@ def forecast_rows(as_of: str, value: float, regions=("a", "b")) -> pd.DataFrame:
     frames = []
     for region in regions:
         ts = pd.date_range(as_of, periods=3, freq="30min")
-        frames.append(pd.DataFrame({"region": region, "ts": ts, "as_of": pd.Timestamp(as_of), "forecast": value,
+        frames.append(pd.DataFrame({"region": region, "ts": ts, "local_start": [t.isoformat() for t in ts],
+                                    "as_of": pd.Timestamp(as_of), "forecast": value,
                                     "model": "xgboost", "fallback": False, "run_id": "run-1",
                                     "created_at": pd.Timestamp("2026-01-01T00:00Z")}))
     return pd.concat(frames, ignore_index=True)
