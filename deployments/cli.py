@@ -432,12 +432,14 @@ def _validate_inputs(tables: dict[str, str | None], params: dict[str, Any]) -> N
                          skip_invalid_regions=params.get("skip_invalid_regions", False))
     folder = snapshot_dir(snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero,
                                        options.skip_invalid_regions))
-    if prepared_partitions(folder):
-        return
-    started = time.perf_counter()
-    manifest = prepare_partitions(paths, options, folder)
-    print(f"Inputs valid: {len(manifest['regions'])} regions, as_of {manifest['as_of']} "
-          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    manifest = prepared_partitions(folder)
+    if manifest is None:
+        started = time.perf_counter()
+        manifest = prepare_partitions(paths, options, folder)
+        print(f"Inputs valid: {len(manifest['regions'])} regions, as_of {manifest['as_of']} "
+              f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    for warning in manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _cluster(args: argparse.Namespace):
@@ -522,7 +524,19 @@ def _failure_message(state: Any) -> str:
 
 
 def _print_outputs(record: dict[str, Any], out: Path) -> None:
+    import pandas as pd
+
+    from deployments.summary import region_lines
+
     regions = record["regions"]
+    try:
+        forecasts = pd.read_parquet(out / "forecasts.parquet", columns=["region", "ts", "local_start", "as_of",
+                                                                        "forecast"])
+    except (OSError, ValueError, KeyError):  # an OUT written before local_start existed
+        forecasts = None
+    if forecasts is not None:
+        print("\n".join(region_lines(forecasts, regions)))
+        print()
     written = [region for region in regions if region["status"] in ("ok", "fallback")]
     fallbacks = sum(region["status"] == "fallback" for region in regions)
     rows = sum(region["rows"] for region in written)

@@ -180,7 +180,8 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
     """One row per region: `ok`, `fallback` (seasonal naive written after an error), `failed`
     (no forecast) or `invalid` (skipped for bad inputs), with the error and the task run that raised it."""
     rows = [{"region": region, "status": "invalid", "as_of": as_of, "model": None, "fallback": False, "rows": 0,
-             "train_seconds": None, "note": None, "intervals": None, "error": f"invalid input: {error}",
+             "train_seconds": None, "note": None, "intervals": None, "expected_wape": None,
+             "error": f"invalid input: {error}",
              "task_run_id": None} for region, error in invalid.items()]
     for region in sorted(entries):
         outcome = outcomes[region]
@@ -202,6 +203,7 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
             "train_seconds": record.get("train_seconds"),
             "note": record.get("note"),
             "intervals": record.get("intervals"),
+            "expected_wape": record.get("expected_wape"),
             "error": error,
             "task_run_id": failure.get("task_run_id"),
         })

@@ -313,14 +313,33 @@ def _validate_intervals(frame: pd.DataFrame, known: set[str], value: str) -> pd.
     return frame[["region", "start", "end", value]].sort_values(["region", "start"], ignore_index=True)
 
 
+def data_ends(dataset: Dataset, slot: Slot) -> dict[str, pd.Timestamp]:
+    """Where each region's orders end (UTC): the end of its last orders slot."""
+    return {region: slot.next_start(group["ts"].iloc[-1], dataset.regions[region].timezone)
+            for region, group in dataset.orders.groupby("region", sort=True)}
+
+
+def lagging_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[str]:
+    """A warning naming the regions whose orders end before the default `as_of` (the latest end
+    over all regions), and by how much: their forecast starts after a gap with no history."""
+    behind = {region: as_of - end for region, end in data_ends(dataset, slot).items() if end < as_of}
+    if not behind:
+        return []
+    listed = ", ".join(f"{region} ({_duration(gap)})" for region, gap in sorted(behind.items(), key=lambda x: -x[1]))
+    return [f"{len(behind)} region(s) have orders ending before as_of {as_of.isoformat()} (the latest end over all "
+            f"regions): {listed} behind. Their horizon starts after that gap; if extracts were cut at different "
+            "times, pass --as-of, or give each market its own extract"]
+
+
+def _duration(gap: pd.Timedelta) -> str:
+    hours = gap / pd.Timedelta(hours=1)
+    return f"{hours:g} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
 def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timestamp:
     """The forecast origin (UTC): given on the slot grid, or the last orders slot plus one slot."""
     if as_of is None:
-        ends = [
-            slot.next_start(group["ts"].iloc[-1], dataset.regions[region].timezone)
-            for region, group in dataset.orders.groupby("region", sort=True)
-        ]
-        return max(ends)
+        return max(data_ends(dataset, slot).values())
     when = parse_as_of(as_of)
     if not slot.is_daily:
         for info in dataset.regions.values():

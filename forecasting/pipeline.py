@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.contract import InputPaths, RegionInfo, load_dataset, resolve_as_of
+from forecasting.contract import InputPaths, RegionInfo, lagging_regions, load_dataset, resolve_as_of
 from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
 from forecasting.features import (
@@ -79,7 +79,7 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     dataset = load_dataset(paths, slot, missing_as_zero=options.missing_as_zero,
                            skip_invalid_regions=options.skip_invalid_regions)
     as_of = resolve_as_of(dataset, slot, options.as_of)
-    notes = list(dataset.warnings)
+    notes = list(dataset.warnings) + (lagging_regions(dataset, slot, as_of) if options.as_of is None else [])
     present = {name: table for name, table in (("orders", dataset.orders.loc[dataset.orders["ts"] < as_of]),
                                                ("weather", dataset.weather), ("events", dataset.events),
                                                ("promotions", dataset.promotions)) if table is not None}
@@ -231,6 +231,7 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         "model_path": str(folder),
         "note": note,
         "intervals": intervals,
+        "expected_wape": selection["wape"] if selection and selection["model"] == name else None,
         "fallback": bool(fallback_reason),
         "train_rows": len(rows),
         "train_seconds": round(time.perf_counter() - started, 3),

@@ -145,3 +145,17 @@ def test_one_missing_slot_is_named_in_the_singular(tmp_path):
                                          "berlin,2025-03-01T01:00:00+01:00,4\n")
     with pytest.raises(DataError, match="region 'berlin' has 1 missing slot of 30min inside its history"):
         load_dataset(InputPaths(str(tmp_path / "orders.csv")), Slot.parse("30min"))
+
+
+def test_regions_whose_orders_end_before_the_default_as_of_are_named_with_their_gap(tmp_path):
+    """Extracts cut at local midnight in two time zones: Berlin's data end 6 hours before New York's."""
+    from forecasting.contract import lagging_regions
+
+    data = load(tmp_path, orders_rows(slots=96) + orders_rows("nyc", "2025-03-01T00:00:00-05:00", slots=96,
+                                                              tz="America/New_York"))
+    as_of = resolve_as_of(data, SLOT, None)
+    assert as_of == pd.Timestamp("2025-03-03T05:00:00Z")  # New York's local midnight
+    [warning] = lagging_regions(data, SLOT, as_of)
+    assert "1 region(s) have orders ending before as_of 2025-03-03T05:00:00+00:00" in warning
+    assert "berlin (6 h) behind" in warning and "nyc" not in warning.split("regions):")[1]
+    assert lagging_regions(data, SLOT, pd.Timestamp("2025-03-02T23:00:00Z")) == []

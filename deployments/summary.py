@@ -1,0 +1,59 @@
+"""The terminal summary after a forecast: per region the numbers a planner wants first."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+SHOWN_IN_FULL = 20
+SHOWN_PER_GROUP = 10
+WEEK = pd.Timedelta(days=7)
+
+
+def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]]) -> list[str]:
+    """One line per region: status, model, expected WAPE (its backtest's held-out WAPE, if any),
+    orders forecast for the next 7 days and the busiest slot in local time; then the total.
+    Above `SHOWN_IN_FULL` regions: the 10 worst, the 10 largest, and a count of the rest."""
+    rows = []
+    for status in statuses:
+        mine = forecasts.loc[forecasts["region"] == status["region"]]
+        week = mine.loc[mine["ts"] < mine["as_of"] + WEEK] if len(mine) else mine
+        busiest = week.loc[week["forecast"].idxmax()] if len(week) else None
+        rows.append({
+            "region": status["region"], "status": status["status"], "model": status.get("model") or "-",
+            "expected": status.get("expected_wape"), "week": float(week["forecast"].sum()) if len(week) else None,
+            "busiest": _local_slot(busiest) if busiest is not None else "-",
+        })
+    header = f"{'region':<22} {'status':<9} {'model':<15} {'exp. WAPE':>9} {'next 7 days':>12}  busiest slot (local)"
+    lines = [header]
+    if len(rows) <= SHOWN_IN_FULL:
+        lines += [_line(row) for row in rows]
+    else:
+        worst = sorted(rows, key=_badness, reverse=True)[:SHOWN_PER_GROUP]
+        largest = sorted((r for r in rows if r not in worst), key=lambda r: r["week"] or 0, reverse=True)
+        largest = largest[:SHOWN_PER_GROUP]
+        lines += ["-- worst (failed or fell back first, then the highest expected WAPE):"]
+        lines += [_line(row) for row in worst]
+        lines += ["-- largest (orders in the next 7 days):"] + [_line(row) for row in largest]
+        lines += [f"-- and {len(rows) - len(worst) - len(largest)} more regions (OUT/run.json, forecasts.parquet)"]
+    total = sum(row["week"] or 0 for row in rows)
+    troubled = sum(row["status"] != "ok" for row in rows)
+    lines.append(f"{'total':<22} {f'{troubled} not ok' if troubled else 'all ok':<9} {'':<15} {'':>9} {total:>12,.0f}")
+    return lines
+
+
+def _badness(row: dict[str, Any]) -> tuple[int, float]:
+    return (row["status"] != "ok", row["expected"] if row["expected"] is not None else -1.0)
+
+
+def _line(row: dict[str, Any]) -> str:
+    expected = f"{row['expected']:.3f}" if row["expected"] is not None else "-"
+    week = f"{row['week']:,.0f}" if row["week"] is not None else "-"
+    return f"{row['region'][:22]:<22} {row['status']:<9} {row['model'][:15]:<15} {expected:>9} {week:>12}  {row['busiest']}"
+
+
+def _local_slot(row: pd.Series) -> str:
+    """'Fri 2026-10-16 19:00 (312)': the slot's local start and its forecast."""
+    local = row.get("local_start")
+    start = pd.Timestamp(local) if isinstance(local, str) else row["ts"]
+    return f"{start:%a %Y-%m-%d %H:%M} ({row['forecast']:,.0f})"

@@ -1,0 +1,44 @@
+"""The terminal summary after a forecast."""
+from __future__ import annotations
+
+import pandas as pd
+
+from deployments.summary import region_lines
+
+AS_OF = pd.Timestamp("2026-10-12T00:00:00Z")
+
+
+def _forecasts(regions: dict[str, float], timezone: str = "Europe/Berlin") -> pd.DataFrame:
+    """Two weeks of hourly slots per region; each region's busiest slot is its 50th, twice its level."""
+    frames = []
+    for region, level in regions.items():
+        ts = pd.date_range(AS_OF, periods=14 * 24, freq="1h")
+        values = [level] * len(ts)
+        values[50] = 2 * level
+        frames.append(pd.DataFrame({"region": region, "ts": ts, "as_of": AS_OF, "forecast": values,
+                                    "local_start": [t.tz_convert(timezone).isoformat() for t in ts]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_one_line_per_region_with_the_week_total_and_the_busiest_local_slot():
+    statuses = [{"region": "a", "status": "ok", "model": "xgboost", "expected_wape": 0.1234},
+                {"region": "b", "status": "fallback", "model": "seasonal_naive", "expected_wape": None}]
+    lines = region_lines(_forecasts({"a": 10.0, "b": 1.0}), statuses)
+    assert len(lines) == 4 and lines[0].startswith("region")
+    a = lines[1].split()
+    assert a[:4] == ["a", "ok", "xgboost", "0.123"] and a[4] == f"{10 * 7 * 24 + 10:,}"  # 7 days, busiest doubled
+    assert lines[1].endswith("Wed 2026-10-14 04:00 (20)")  # 50 h after 00:00 UTC: 02:00 UTC, 04:00 in Berlin
+    assert lines[2].split()[:4] == ["b", "fallback", "seasonal_naive", "-"]
+    assert lines[3].split()[:4] == ["total", "1", "not", "ok"] and lines[3].endswith(f"{11 * 7 * 24 + 11:,}")
+
+
+def test_many_regions_show_the_worst_and_the_largest_then_a_count():
+    levels = {f"r{i:02d}": float(i + 1) for i in range(30)}
+    statuses = [{"region": r, "status": "failed" if r == "r00" else "ok", "model": "ensemble",
+                 "expected_wape": i / 100} for i, r in enumerate(levels)]
+    lines = region_lines(_forecasts(levels), statuses)
+    worst = lines[2:12]
+    assert worst[0].startswith("r00 ") and worst[1].startswith("r29 ")  # failed first, then the highest WAPE
+    largest = lines[13:23]
+    assert [line.split()[0] for line in largest] == [f"r{i:02d}" for i in range(20, 10, -1)]
+    assert lines[23] == "-- and 10 more regions (OUT/run.json, forecasts.parquet)"
