@@ -287,7 +287,7 @@ def _validate_weather(raw: pd.DataFrame, known: set[str]) -> pd.DataFrame:
     frame["region"] = parse_labels(raw, "region")
     fail_at(raw, _unknown_region(frame, known), "region", "is not a region of the orders table")
     frame["ts"] = parse_timestamps(raw, "ts")
-    fail_duplicates(frame, ["region", "ts"], "(region, ts)")
+    fail_duplicates(frame.assign(_ts_text=raw["ts"].astype("string")), ["region", "ts"], "(region, ts)")
     value_columns = [c for c in frame.columns if c not in ("region", "ts", SOURCE, ROW)]
     if not value_columns:
         raise DataError(f"{frame[SOURCE].iloc[0]}: no weather columns besides region and ts (e.g. temperature)")

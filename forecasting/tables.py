@@ -207,10 +207,20 @@ def fail_duplicates(frame: pd.DataFrame, keys: list[str], what: str) -> None:
     rows = frame[dup].sort_values(keys + [ROW], kind="stable")
     first = rows.iloc[0]
     twin = rows[(rows[keys] == first[keys]).all(axis=1)].iloc[1]
-    key_text = ", ".join(f"{k}={_show(first[k])}" for k in keys)
+    key_text = ", ".join(f"{k}={_as_written(first, twin, k)}" for k in keys)
     raise DataError(
         f"{first[SOURCE]}: rows {first[ROW]} and {twin[ROW]}: duplicate {what} ({key_text})"
     )
+
+
+def _as_written(first: pd.Series, twin: pd.Series, key: str) -> str:
+    """A key's value as the file has it (a `_<key>_text` column, when the caller kept one), so a
+    search of the file finds it; both spellings when the two rows write one instant differently."""
+    column = f"_{key}_text"
+    if column not in first.index:
+        return _show(first[key])
+    texts = [str(first[column]), str(twin[column])]
+    return texts[0] if texts[0] == texts[1] else " and ".join(texts)
 
 
 def _show(value) -> str:
