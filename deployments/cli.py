@@ -22,6 +22,8 @@ EXIT_OK, EXIT_NOTHING_WRITTEN, EXIT_PARTIAL = 0, 1, 2
 DEFAULT_POOL = "ordercast"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _TABLE_OPTIONS = ("weather", "events", "promotions", "regions")
+VERBOSE_HELP = ("also show every task run's log lines and Dask's own messages in the terminal (default: the flow's "
+                "progress, warnings and errors; the Prefect UI has every log line either way)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("run_id", metavar="RUN_ID", help="flow run id of the forecast run to repair")
     retry.add_argument("--cluster", default="local", help="where tasks run, as for forecast (default local)")
     retry.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
+    retry.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     retry.add_argument("--force", action="store_true",
                        help="retry even when OUT now holds another run's forecasts or an input file changed "
                        "(without it, retry refuses and says what changed)")
@@ -250,6 +253,7 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
                         help="where tasks run: a cluster YAML file, or 'local' (default: LocalCluster, one worker "
                         "per core) or 'serial' (no Dask, for debugging); see deployments/clusters/")
     parser.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
 
 
 def _demo_data(args: argparse.Namespace) -> int:
@@ -399,11 +403,16 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     """Check options, point at one Prefect server, and run a flow on the chosen cluster."""
     from deployments.server import ensure_api
 
+
     _preflight(tables, params["slot"], args.horizon_days, params.get("as_of"), args.workers)
     cluster = _cluster(args)
     out = out.resolve()
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
     _validate_inputs(tables, params)
+    quiet = not args.verbose
+    if quiet:  # before Dask is imported here or in the workers this process starts
+        os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
+        os.environ["ORDERCAST_QUIET"] = "1"
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
@@ -411,7 +420,7 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     from flows.backtest import backtest_flow
     from flows.forecast import forecast
 
-    _quiet_expected_tracebacks()
+    _shape_terminal_logs(quiet)
     chosen = {"forecast": forecast, "backtest": backtest_flow}[name]
     flow = chosen.with_options(task_runner=build_task_runner(cluster))
     state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
@@ -583,10 +592,20 @@ class _DropExpectedTraceback(logging.Filter):
         return True
 
 
-def _quiet_expected_tracebacks() -> None:
+class _FlowProgressOnly(logging.Filter):
+    """The terminal shows the flow's progress, warnings and errors; task runs' info lines go to
+    the Prefect UI only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("prefect.task_runs")
+
+
+def _shape_terminal_logs(quiet: bool) -> None:
     for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(_DropExpectedTraceback())
+            if quiet and not isinstance(handler, logging.FileHandler) and handler.__class__.__name__ != "APILogHandler":
+                handler.addFilter(_FlowProgressOnly())
 
 
 def _deploy(args: argparse.Namespace) -> int:

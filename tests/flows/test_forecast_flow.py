@@ -63,6 +63,16 @@ def test_database_plots_and_run_record(holdout):
     assert run["configuration"]["as_of"] == HOLDOUT_AS_OF and "xgboost-cpu" in run["packages"]
 
 
+def test_the_terminal_shows_progress_and_a_summary_not_every_log_line(holdout):
+    _, result = holdout
+    assert "Training: 12/12 regions done" in result.stderr
+    assert "Task run '" not in result.stderr and "distributed." not in result.stderr  # both in the Prefect UI
+    summary = result.stdout.splitlines()
+    assert summary[0].split()[:3] == ["region", "status", "model"] and len(summary) > 13
+    assert any(line.startswith("berlin-mitte ") and " ok " in line for line in summary)
+    assert summary[13].startswith("total") and "all ok" in summary[13]
+
+
 def test_prefect_shows_named_train_and_predict_runs(holdout, prefect_server):
     out, result = holdout
     run_id = read_run(out)["run_id"]
@@ -164,8 +174,10 @@ def test_invalid_input_writes_nothing_unless_invalid_regions_are_skipped(small_d
     assert not out.exists()  # refused before the run started: not even its lock file
 
     bad_region = lines[5].split(",")[0]
-    result = run_cli("forecast", *args, "--out", str(out), "--horizon-days", "7", "--skip-invalid-regions")
+    result = run_cli("forecast", *args, "--out", str(out), "--horizon-days", "7", "--skip-invalid-regions",
+                     "--verbose")
     assert result.returncode == 2, result.stderr[-3000:]
+    assert "Task run 'train-" in result.stderr  # --verbose: every log line in the terminal too
     assert f"{bad_region} (invalid): invalid input: orders.csv: rows 5 and {len(lines)}: duplicate" in result.stderr
     forecasts = pd.read_parquet(out / "forecasts.parquet")
     assert bad_region not in set(forecasts["region"]) and forecasts["region"].nunique() == 2
