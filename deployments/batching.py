@@ -229,6 +229,7 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             raise RuntimeError("The task runner must be started before submitting work.")
         if wait_for or task.isasync or TaskRunContext.get() or _holds_futures(parameters):
             return super().submit(task, parameters, wait_for, dependencies)
+        cloudpickle.dumps(parameters)  # what cannot be sent raises here, in the flow, as on the stock runner
         inputs = {name: collect_task_run_inputs_sync(value) for name, value in parameters.items()}
         for name, extra in (dependencies or {}).items():
             inputs[name] = inputs.get(name, set()) | set(extra)

@@ -5,6 +5,7 @@ or raises one `DataError` naming the file, column and row at fault. It writes no
 """
 from __future__ import annotations
 
+import difflib
 import math
 from dataclasses import dataclass, field
 from functools import reduce
@@ -19,6 +20,7 @@ from forecasting.slots import Slot
 from forecasting.tables import (
     ROW,
     SOURCE,
+    check_columns,
     example_row,
     fail_at,
     fail_duplicates,
@@ -29,6 +31,8 @@ from forecasting.tables import (
 )
 
 ORDERS_COLUMNS = ["region", "ts", "orders"]
+ORDER_EVENT_COLUMNS = ["region", "ts"]  # one row per order: an orders table without counts
+EVENT = "_order_event"
 WEATHER_KEYS = ["region", "ts"]
 EVENTS_COLUMNS = ["region", "start", "end", "kind"]
 PROMOTIONS_COLUMNS = ["region", "start", "end", "intensity"]
@@ -84,7 +88,8 @@ def load_dataset(paths: InputPaths, slot: Slot, *, missing_as_zero: bool = False
     notes: list[str] = []
     invalid: dict[str, str] = {}
     per_region = _RegionwiseValidation(skip_invalid_regions, invalid)
-    raw_orders, hashes["orders"] = read_table(paths.orders, "orders", ORDERS_COLUMNS)
+    raw_orders, hashes["orders"] = read_table(paths.orders, "orders", ORDER_EVENT_COLUMNS)
+    raw_orders = _mark_order_events(raw_orders)
     orders = _nothing_left_if_none(per_region.run(raw_orders, _validate_orders), invalid)
     known = set(orders["region"].unique())
 
@@ -158,11 +163,41 @@ class _RegionwiseValidation:
         return table.loc[parse_labels(table, "region").isin(known)]
 
 
+def _mark_order_events(raw: pd.DataFrame) -> pd.DataFrame:
+    """Whether the orders table holds one row per order (summed into slots later) or a count per
+    slot. Order rows: no `orders` column (unless the file is another table, or has a misspelled
+    `orders` column: those are errors), or `orders` all 1 with several rows at one instant or
+    timestamps with seconds."""
+    if "orders" not in raw.columns:
+        extra = [c for c in raw.columns if c not in (*ORDER_EVENT_COLUMNS, SOURCE, ROW)]
+        if _looks_like_counts_or_measures(raw, extra):
+            check_columns(raw.drop(columns=[SOURCE, ROW]), raw[SOURCE].iloc[0], ORDERS_COLUMNS)
+        return raw.assign(orders="1", **{EVENT: True})
+    if not raw["orders"].astype("string").str.strip().isin(["1", "1.0"]).all():
+        return raw.assign(**{EVENT: False})
+    stamps = pd.to_datetime(raw["ts"].astype("string").str.strip(), errors="coerce", utc=True, format="ISO8601")
+    repeated = raw[["region"]].assign(ts=stamps).duplicated().any()
+    return raw.assign(**{EVENT: bool(repeated or stamps.dt.second.ne(0).any())})
+
+
+def _looks_like_counts_or_measures(raw: pd.DataFrame, extra: list[str]) -> bool:
+    """A file without `orders` that is not order rows: a column that reads like a misspelling of
+    `orders`, or only numeric extra columns (a weather table given as orders)."""
+    if difflib.get_close_matches("orders", extra, n=1, cutoff=0.8):  # "order", "ordres"; not "order_id"
+        return True
+    numeric = [c for c in extra if pd.to_numeric(raw[c], errors="coerce").notna().all()]
+    return bool(extra) and len(numeric) == len(extra)
+
+
 def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
     """Checks run on the cells as written, so messages quote what the user wrote."""
     frame = raw.copy()
     frame["region"] = parse_labels(raw, "region")
     frame["ts"] = parse_timestamps(raw, "ts")
+    if raw[EVENT].all():
+        frame["orders"] = 1
+        frame["_ts_text"] = raw["ts"].astype("string")
+        return frame
     counts = parse_numbers(raw, "orders", allow_empty=False)
     fail_at(raw, counts < 0, "orders", "is negative; orders must be >= 0")
     fail_at(raw, counts != np.floor(counts), "orders", "is not a whole number of orders")
@@ -222,14 +257,15 @@ def _orders_to_slots(
         group = group.sort_values("ts")
         starts = slot.floor(group["ts"], tz)
         misaligned = starts != group["ts"]
-        if misaligned.any():
+        events = bool(group[EVENT].all())  # order rows: any time, a slot without one had no orders
+        if misaligned.any() and not events:
             _check_finer_input(group, misaligned, slot, tz)
-        else:
+        elif not events:
             _check_not_coarser(group, slot, tz)
         summed = group.assign(ts=starts).groupby("ts", sort=True)["orders"].sum()
         grid = slot.grid(summed.index[0], summed.index[-1] + pd.Timedelta(seconds=1), tz)
         missing = grid.difference(summed.index)
-        if len(missing) and not missing_as_zero:
+        if len(missing) and not (missing_as_zero or events):
             first = missing[0].tz_convert(tz).isoformat()
             raise DataError(
                 f"{group[SOURCE].iloc[0]}: column 'ts': region '{region}' has {plural(len(missing), 'missing slot')} "

@@ -59,7 +59,7 @@ def read_table(path: str | Path, table: str, required: list[str], *, allow_empty
     frames = []
     for file in files:
         frame = _read_file(file)
-        _check_columns(frame, file, required)
+        check_columns(frame, file, required)
         frame[SOURCE] = file.name
         frame[ROW] = np.arange(1, len(frame) + 1)
         frames.append(frame)
@@ -90,7 +90,10 @@ def _read_file(file: Path) -> pd.DataFrame:
         raise DataError(f"{file.name}: cannot read as {kind}: {reason}") from None
 
 
-def _check_columns(frame: pd.DataFrame, file: Path, required: list[str]) -> None:
+def check_columns(frame: pd.DataFrame, file: Path | str, required: list[str]) -> None:
+    """Raise for the first missing column, with a guess at a misspelling, a hint at the wrong
+    separator or at the table the file looks like."""
+    file = Path(file)
     frame.columns = [str(column).strip() for column in frame.columns]
     missing = [column for column in required if column not in frame.columns]
     if not missing:

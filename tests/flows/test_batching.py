@@ -290,3 +290,21 @@ def test_guided_batch_sizes_cover_every_task_run_largest_first(count, threads):
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] == 1
     assert sizes[0] == -(-count // (2 * threads))
     assert len(sizes) <= 2 * threads * (1 + count.bit_length())
+
+
+@task(task_run_name="echo")
+def echo(value) -> str:
+    return str(value)
+
+
+@flow(name="unsendable-probe")
+def send_a_lock() -> str:
+    return echo.submit(threading.Lock()).result()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_parameter_that_cannot_be_sent_raises_at_once_in_the_flow(prefect_server, batched):
+    started = time.monotonic()
+    with pytest.raises(TypeError, match="serialize|pickle"):
+        send_a_lock.with_options(task_runner=_runner(batched, workers=1))()
+    assert time.monotonic() - started < 60  # not left waiting for a result that never comes

@@ -159,3 +159,25 @@ def test_regions_whose_orders_end_before_the_default_as_of_are_named_with_their_
     assert "1 region(s) have orders ending before as_of 2025-03-03T05:00:00+00:00" in warning
     assert "berlin (6 h) behind" in warning and "nyc" not in warning.split("regions):")[1]
     assert lagging_regions(data, SLOT, pd.Timestamp("2025-03-02T23:00:00Z")) == []
+
+
+def test_one_row_per_order_is_summed_into_local_slots(tmp_path):
+    """An export of order events: no orders column, any time of day (seconds too), several
+    orders at one instant; slots without an order are zero orders, no --missing-as-zero needed."""
+    rows = ["region,ts,order_id",
+            "berlin,2025-03-01T11:59:59+01:00,a1",   # 11:30-12:00 local
+            "berlin,2025-03-01T12:00:00+01:00,a2",   # 12:00-12:30
+            "berlin,2025-03-01T12:14:03+01:00,a3",
+            "berlin,2025-03-01T12:14:03+01:00,a4",   # the same second as a3
+            "berlin,2025-03-01T13:45:10+01:00,a5"]   # 13:30-14:00; 12:30-13:30 had none
+    data = load(tmp_path, "\n".join(rows) + "\n")
+    local = data.orders.assign(ts=data.orders["ts"].dt.tz_convert("Europe/Berlin").dt.strftime("%H:%M"))
+    assert local[["ts", "orders"]].values.tolist() == [["11:30", 1], ["12:00", 3], ["12:30", 0], ["13:00", 0],
+                                                        ["13:30", 1]]
+
+
+def test_an_orders_column_of_ones_with_repeated_instants_is_order_rows(tmp_path):
+    rows = ["region,ts,orders", "berlin,2025-03-01T12:00:00+01:00,1", "berlin,2025-03-01T12:00:00+01:00,1",
+            "berlin,2025-03-01T12:40:00+01:00,1"]
+    data = load(tmp_path, "\n".join(rows) + "\n")
+    assert data.orders["orders"].tolist() == [2, 1]
