@@ -11,23 +11,67 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 HISTORY_TAIL_DAYS = 14
+FORECAST_COLOR = "#d9480f"
 
 
 def forecast_plot(region: str, timezone: str, history: pd.DataFrame, forecast: pd.DataFrame, model: str,
                   band: tuple[str, str] | None = None) -> bytes:
-    """PNG bytes: the last two weeks of orders and the forecast (with its interval band, if
-    given as two quantile columns), in the region's local time."""
+    """PNG bytes of `forecast_figure`."""
+    return _png(forecast_figure(region, timezone, history, forecast, model, band))
+
+
+def forecast_figure(region: str, timezone: str, history: pd.DataFrame, forecast: pd.DataFrame, model: str,
+                    band: tuple[str, str] | None = None):
+    """A region's forecast as a planner reads it, in local time: the overview (the last two weeks
+    of orders and the whole forecast with its interval band), the next 7 local days with one tick
+    per day labelled with weekday, date and the day's forecast total, and a day x hour heat map of
+    the horizon (orders per local hour)."""
+    local = forecast.assign(local=forecast["ts"].dt.tz_convert(timezone))
+    figure = plt.figure(figsize=(12, 9.5), dpi=80)
+    grid = figure.add_gridspec(3, 1, height_ratios=[1, 1, 1.4], hspace=0.45)
+    overview, week, heat = (figure.add_subplot(grid[i]) for i in range(3))
+
     tail = history.loc[history["ts"] >= history["ts"].max() - pd.Timedelta(days=HISTORY_TAIL_DAYS)]
-    figure, axes = plt.subplots(figsize=(11, 3.6), dpi=90)
     if band:
-        axes.fill_between(forecast["ts"].dt.tz_convert(timezone), forecast[band[0]], forecast[band[1]],
-                          color="#d9480f", alpha=0.18, label=f"{band[0]}-{band[1]}")
-    axes.plot(tail["ts"].dt.tz_convert(timezone), tail["orders"], color="#555555", lw=0.9, label="orders")
-    axes.plot(forecast["ts"].dt.tz_convert(timezone), forecast["forecast"], color="#d9480f", lw=1.1,
-              label=f"forecast ({model})")
-    axes.axvline(forecast["ts"].min().tz_convert(timezone), color="#999999", ls="--", lw=0.8)
-    axes.set_title(f"{region}: orders per slot, local time ({timezone})", fontsize=10)
-    return _time_series_png(figure, axes)
+        overview.fill_between(local["local"], local[band[0]], local[band[1]], color=FORECAST_COLOR, alpha=0.18,
+                              label=f"{band[0]}-{band[1]}")
+    overview.plot(tail["ts"].dt.tz_convert(timezone), tail["orders"], color="#555555", lw=0.9, label="orders")
+    overview.plot(local["local"], local["forecast"], color=FORECAST_COLOR, lw=1.1, label=f"forecast ({model})")
+    overview.axvline(local["local"].min(), color="#999999", ls="--", lw=0.8)
+    overview.set_title(f"{region}: orders per slot, local time ({timezone})", fontsize=10)
+    overview.set_ylabel("orders")
+    overview.legend(loc="upper left", fontsize=8)
+    overview.grid(alpha=0.3)
+
+    days = local["local"].dt.tz_localize(None).dt.normalize()
+    first_week = local.loc[days < days.min() + pd.Timedelta(days=7)]
+    week_days = days.loc[first_week.index]
+    if band:
+        week.fill_between(first_week["local"], first_week[band[0]], first_week[band[1]], color=FORECAST_COLOR,
+                          alpha=0.18)
+    week.plot(first_week["local"], first_week["forecast"], color=FORECAST_COLOR, lw=1.2)
+    totals = first_week.groupby(week_days)["forecast"].sum()
+    starts = first_week.groupby(week_days)["local"].min()
+    week.set_xticks(list(starts), day_labels(totals))
+    week.tick_params(axis="x", labelsize=8)
+    week.set_title("Next 7 days: forecast per slot; each label is the day and its total orders", fontsize=10)
+    week.set_ylabel("orders per slot")
+    week.grid(alpha=0.3)
+
+    hours = local.assign(day=days, hour=local["local"].dt.hour).groupby(["day", "hour"])["forecast"].sum()
+    table = hours.unstack("hour").reindex(columns=range(24))
+    image = heat.imshow(table.to_numpy(), aspect="auto", cmap="Oranges")
+    heat.set_yticks(range(len(table)), [f"{day:%a %d %b}" for day in table.index], fontsize=7)
+    heat.set_xticks(range(24), [f"{hour:02d}" for hour in range(24)], fontsize=7)
+    heat.set_xlabel("local hour")
+    heat.set_title("Forecast orders per local hour, every day of the horizon", fontsize=10)
+    figure.colorbar(image, ax=heat, label="orders per hour")
+    return figure
+
+
+def day_labels(totals: pd.Series) -> list[str]:
+    """'Mon 12 Oct\n1,234 orders' for each local day (index) and its forecast total."""
+    return [f"{day:%a %d %b}\n{total:,.0f} orders" for day, total in totals.items()]
 
 
 def backtest_error_plot(wape_by_day: pd.DataFrame) -> bytes:
