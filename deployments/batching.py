@@ -17,11 +17,6 @@ tags, states, logs, retries and result) but changes how they travel:
   one context and the API client its worker thread keeps; each task run goes through Prefect's
   own task engine, one after another, and its final state reaches the flow as soon as it has it
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
-- tag concurrency limits are read once per batch (again when that reading is 5 s old), and the
-  task engine's slot request for a task run whose tags have no limit is answered from that
-  reading instead of a request to the server each (see `TagLimits`); the slot service Prefect
-  starts per tag set borrows one API client kept by the worker process instead of building its
-  own (see `start_slot_service`);
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
   result, and then the batch is forgotten, so that Dask does not recompute it when a worker that
@@ -48,12 +43,9 @@ import cloudpickle
 import distributed
 from distributed.scheduler import KilledWorker
 from prefect import tags
-from prefect._internal.concurrency.api import create_call, from_sync
-from prefect.client.orchestration import PrefectClient, SyncPrefectClient, get_client
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import State
-from prefect.concurrency import services as slot_services
 from prefect.context import (
-    AsyncClientContext,
     SettingsContext,
     SyncClientContext,
     TagsContext,
@@ -77,8 +69,6 @@ BATCHES_PER_THREAD = 2  # guided sizes: each batch is 1/(2 x threads) of what is
 METADATA_ROOT = "ordercast-batches"
 FINISHED_TOPIC = "ordercast-task-run-finished"  # Dask event per finished task run of a batch
 SETTINGS_KEPT = 8  # flow runs whose rebuilt settings a worker process keeps
-NO_LIMIT_SECONDS = 5.0  # how long Prefect's task engine itself trusts a server's "no tag limit" answer
-LIMITS_PAGE = 200
 
 
 @dataclass
@@ -404,15 +394,11 @@ def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -
     settings = SettingsContext(**serialized["settings_context"]) if serialized["settings_context"] else nullcontext()
     with settings, SyncClientContext.model_construct(client=_kept_sync_client()) as clients, \
             hydrated_context(serialized, client=clients.client):
-        tag_limits = TagLimits()
         for index, call in enumerate(calls):
             if str(index) in finished:
                 states.append(cloudpickle.loads(finished[str(index)]))
                 continue
             with tags(*call.tags):
-                names = tag_limit_names(call.task)
-                tag_limits.answer_slot_request(names)
-                start_slot_service(names)
                 state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,
                                       return_type="state", dependencies=call.dependencies)
             EventsWorker.instance().wait_until_empty()  # its states are on their way to the server
@@ -423,82 +409,7 @@ def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -
     return states
 
 
-class TagLimits:
-    """Which tags have a concurrency limit on the server, read at most every NO_LIMIT_SECONDS.
-
-    Before every task run that has tags, Prefect's task engine asks the server for a slot of each
-    tag's limit (`tag:<tag>`), even when no such limit exists: with a tag per region, one request
-    per task run, each with a new API client and waiting behind the server's other writes. The
-    engine skips the request when its own cache says the tag set has no limit, an answer it
-    keeps for NO_LIMIT_SECONDS. `answer_slot_request` puts that answer in the cache for a task
-    run whose tags have no limit, from one reading of the server's limits shared by the batch; a
-    task run with a limited tag, or any task run when the limits cannot be read, asks the server
-    as usual. A limit created meanwhile therefore counts from at most NO_LIMIT_SECONDS later, as
-    with Prefect's cache. The cache is a Prefect internal: if it moves, every task run asks the
-    server again (slower, still correct)."""
-
-    def __init__(self) -> None:
-        self._limited: set[str] = set()
-        self._read_at = -math.inf
-
-    def limited_names(self) -> set[str]:
-        """The names of the tag concurrency limits that exist (`tag:<tag>`)."""
-        if time.monotonic() - self._read_at >= NO_LIMIT_SECONDS:
-            read_at = time.monotonic()
-            self._limited = _read_tag_limit_names()
-            self._read_at = read_at
-        return self._limited
-
-    def answer_slot_request(self, names: frozenset[str]) -> None:
-        """Tell the engine that the task run about to start, whose tags ask for the limits `names`
-        (`tag_limit_names`), needs no slot, if none of its tags has a limit."""
-        cache, lock = getattr(slot_services, "_no_limits_cache", None), getattr(slot_services, "_cache_lock", None)
-        if cache is None or lock is None or not names:
-            return
-        try:
-            unlimited = not names & self.limited_names()
-        except Exception:  # the server did not answer: the engine asks it itself, with its retries
-            unlimited = False
-        with lock:
-            if unlimited:
-                cache[names] = True
-            else:  # an answer from before a limit was created must not outlive this reading
-                cache.pop(names, None)
-
-
-def start_slot_service(names: frozenset[str]) -> None:
-    """Start Prefect's slot service for the task run about to start, whose tags ask for the limits
-    `names` (`tag_limit_names`), with the worker process's kept API client, before the task engine
-    starts it with a new client of its own.
-
-    The engine keeps one service per distinct tag set and each builds its own API client, whose SSL
-    context costs about 20 ms of CPU: with a tag per region, every task run pays it (60% of the
-    workers' busy time on trivial tasks). A service started here finds the kept client in its
-    context (Prefect's `get_client` reuses a started client of the same event loop) and the engine
-    then uses that service. If Prefect's service moves, the engine starts its own (slower, still correct)."""
-    service_class = getattr(slot_services, "ConcurrencySlotAcquisitionWithLeaseService", None)
-    if not names or service_class is None:
-        return
-    with AsyncClientContext.model_construct(client=_kept_api_client()):
-        service_class.instance(names)
-
-
-_kept_api_clients: dict[tuple[str, ...], PrefectClient] = {}  # per API, in this worker process
-_kept_api_clients_lock = threading.Lock()
 _kept_sync_clients = threading.local()  # per API, in each worker thread
-
-
-def _kept_api_client() -> PrefectClient:
-    """A started async API client on Prefect's global event loop, one per API for the life of the
-    worker process (never closed: services that borrowed it may outlive a batch)."""
-    api = _api_identity()
-    with _kept_api_clients_lock:
-        client = _kept_api_clients.get(api)
-        if client is None:
-            client = get_client()
-            from_sync.call_soon_in_loop_thread(create_call(client.__aenter__)).result()
-            _kept_api_clients[api] = client
-        return client
 
 
 def _kept_sync_client() -> SyncPrefectClient:
@@ -519,22 +430,6 @@ def _api_identity() -> tuple[str, ...]:
     api = get_current_settings().api
     return tuple(secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
                  for secret in (api.url, api.key, api.auth_string))
-
-
-def tag_limit_names(task: Any) -> frozenset[str]:
-    """The names of the tag concurrency limits the task run about to start (in the current tags) asks for."""
-    return frozenset(f"tag:{tag}" for tag in set(task.tags) | set(TagsContext.get().current_tags or ()))
-
-
-def _read_tag_limit_names() -> set[str]:
-    """The names of every tag concurrency limit on the server (`tag:<tag>`), page by page."""
-    names: list[str] = []
-    with get_client(sync_client=True) as client:
-        while True:
-            page = client.read_global_concurrency_limits(limit=LIMITS_PAGE, offset=len(names))
-            names.extend(limit.name for limit in page)
-            if len(page) < LIMITS_PAGE:
-                return {name for name in names if name.startswith("tag:")}
 
 
 _rebuilt_settings: dict[str, Any] = {}  # SharedContext.id -> Prefect Settings, in this worker process

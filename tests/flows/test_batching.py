@@ -257,32 +257,6 @@ def test_a_finished_task_run_event_never_waits_for_the_runner_lock():
     assert member.outcome.result(timeout=0).is_completed()
 
 
-def test_the_no_limit_answer_follows_each_reading_of_the_tag_limits(monkeypatch):
-    limits: set[str] = set()
-
-    def read_limits() -> set[str]:  # stands in for the server's list of limits
-        if limits == {"unreachable"}:
-            raise OSError("the server did not answer")
-        return set(limits)
-
-    monkeypatch.setattr(batching, "_read_tag_limit_names", read_limits)
-    monkeypatch.setattr(batching, "NO_LIMIT_SECONDS", 0.0)  # read again before every task run
-    tag_limits, names = batching.TagLimits(), frozenset({"tag:region:late-limit", "tag:probe"})
-
-    def answer() -> bool | None:
-        with tags("region:late-limit", "probe"):
-            tag_limits.answer_slot_request(batching.tag_limit_names(square))
-        return batching.slot_services._no_limits_cache.get(names)
-
-    assert answer() is True  # no limit: the engine will not ask the server
-    limits.add("tag:region:late-limit")
-    assert answer() is None  # a limit now: the earlier answer is gone, the engine asks
-    limits.clear()
-    assert answer() is True
-    limits.add("unreachable")
-    assert answer() is None  # the limits could not be read: the engine asks
-
-
 @pytest.mark.parametrize("count,threads", [(1, 2), (8, 2), (100, 2), (1000, 4), (7, 1)])
 def test_guided_batch_sizes_cover_every_task_run_largest_first(count, threads):
     sizes = guided_sizes(count, threads)
@@ -308,3 +282,45 @@ def test_a_parameter_that_cannot_be_sent_raises_at_once_in_the_flow(prefect_serv
     with pytest.raises(TypeError, match="serialize|pickle"):
         send_a_lock.with_options(task_runner=_runner(batched, workers=1))()
     assert time.monotonic() - started < 60  # not left waiting for a result that never comes
+
+
+def _count_sync_clients() -> None:
+    """Count, from now on, the sync API clients built in this worker process."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    build = SyncPrefectClient.__init__
+
+    def counted(self, *args, **kwargs) -> None:
+        type(self).built += 1
+        build(self, *args, **kwargs)
+
+    SyncPrefectClient.built = 0
+    SyncPrefectClient.__init__ = counted
+
+
+def _sync_clients_built() -> int:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    return SyncPrefectClient.built
+
+
+@flow(name="echo-probe")
+def echo_many(count: int) -> list[str]:
+    return [future.result() for future in [echo.submit(index) for index in range(count)]]
+
+
+def test_batches_reuse_the_api_client_their_worker_thread_keeps(prefect_server):
+    """Each new API client costs an SSL context (about 20 ms of CPU): a batch borrows the one its
+    worker thread keeps, where the stock runner builds one per task run."""
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as client:
+        def runner(batched: bool):
+            runner_class = BatchingDaskTaskRunner if batched else OrdercastDaskTaskRunner
+            return runner_class(kind="address", address=cluster.scheduler_address)
+
+        assert echo_many.with_options(task_runner=runner(True))(3) == ["0", "1", "2"]  # the thread's client
+        client.run(_count_sync_clients)
+        assert echo_many.with_options(task_runner=runner(True))(12) == [str(i) for i in range(12)]
+        assert next(iter(client.run(_sync_clients_built).values())) == 0  # 12 task runs in several batches
+        assert echo_many.with_options(task_runner=runner(False))(12) == [str(i) for i in range(12)]
+        assert next(iter(client.run(_sync_clients_built).values())) >= 12  # Prefect's own: one per task run
