@@ -410,9 +410,11 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
     _validate_inputs(tables, params)
     quiet = not args.verbose
-    if quiet:  # before Dask is imported here or in the workers this process starts
-        os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
+    if quiet:
         os.environ["ORDERCAST_QUIET"] = "1"
+        if _is_local(cluster):  # before Dask is imported here or in the workers this process starts. Not for
+            # SSH: its cluster hands this configuration to the remote processes, and waits for their log lines
+            os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
@@ -425,6 +427,12 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     flow = chosen.with_options(task_runner=build_task_runner(cluster))
     state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
     return _report(state, out, ui_url, print_outputs)
+
+
+def _is_local(cluster) -> bool:
+    from deployments.clusters import LocalCluster
+
+    return isinstance(cluster, LocalCluster)
 
 
 def _validate_inputs(tables: dict[str, str | None], params: dict[str, Any]) -> None:
