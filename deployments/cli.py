@@ -334,7 +334,7 @@ def _accuracy(args: argparse.Namespace) -> int:
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
     from flows.accuracy import accuracy_flow
 
-    _quiet_expected_tracebacks()
+    _shape_terminal_logs(quiet=False)
     state = accuracy_flow(orders=str(Path(args.orders).resolve()), out=str(out),
                           regions=str(Path(args.regions).resolve()) if args.regions else None, slot=args.slot,
                           missing_as_zero=args.missing_as_zero, db=args.db, since=args.since, return_state=True)

@@ -7,6 +7,7 @@ forces `serial` whatever the configuration says.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from deployments.worker_setup import WorkerSetup
 
 logger = logging.getLogger("ordercast")
 WORKER_WAIT_SECONDS = 60
+QUIET_ENV = "ORDERCAST_QUIET"  # set by the command line unless --verbose
 
 
 class SerialTaskRunner(ThreadPoolTaskRunner):
@@ -96,6 +98,8 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
                   "processes": config.processes, "dashboard_address": "127.0.0.1:0"}
         if config.memory_limit:
             kwargs["memory_limit"] = config.memory_limit
+        if os.environ.get(QUIET_ENV):  # a terminal command without --verbose: task runs' info lines go to the UI only
+            kwargs["env"] = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
         adapt = {"minimum": config.adapt.minimum, "maximum": config.adapt.maximum} if config.adapt else None
         return runner_class(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
                             cluster_kwargs=kwargs, adapt_kwargs=adapt,

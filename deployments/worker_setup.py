@@ -15,7 +15,6 @@ from distributed import WorkerPlugin
 
 LOG_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s | worker %(process)d | %(message)s"
 FILES_ENV = "ORDERCAST_FILES_DIR"
-QUIET_ENV = "ORDERCAST_QUIET"  # set by the command line unless --verbose: workers print warnings and errors only
 
 
 class WorkerSetup(WorkerPlugin):
@@ -30,8 +29,6 @@ class WorkerSetup(WorkerPlugin):
     def setup(self, worker) -> None:
         os.environ.update(self.env)
         _configure_logging()
-        if os.environ.get(QUIET_ENV):
-            _task_run_lines_to_the_api_only()
         if self.shared_dir and "://" not in self.shared_dir:
             folder = Path(self.shared_dir)
             if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
@@ -58,12 +55,3 @@ def _configure_logging() -> None:
             handler.setFormatter(formatter)
             logger.addHandler(handler)
             logger.propagate = False
-
-
-def _task_run_lines_to_the_api_only() -> None:
-    """Workers of a terminal command print warnings and errors; their task runs' info lines still
-    reach the Prefect UI (through Prefect's API handler, which is not on the root logger)."""
-    for handler in logging.getLogger().handlers:
-        if handler.__class__.__name__ == "PrefectConsoleHandler":
-            handler.setLevel(logging.WARNING)
-
