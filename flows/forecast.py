@@ -99,12 +99,10 @@ def forecast(
             summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
         _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))
     troubled = [status for status in statuses if status["status"] != "ok"]
-    if not troubled:
-        shutil.rmtree(scratch, ignore_errors=True)  # a failed run keeps it: its retry reuses the regions' outputs
-
-    if troubled:
+    if troubled:  # the scratch folder stays: a retry of this run reuses the regions' outputs in it
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}. {_repair_hint(run_id)}")
+    shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Forecast written for %s", "the one region" if len(entries) == 1 else f"all {len(entries)} regions")
     return {**summary, "regions": statuses}
 
