@@ -52,7 +52,7 @@ def forecast_figure(region: str, timezone: str, history: pd.DataFrame, forecast:
     week.plot(first_week["local"], first_week["forecast"], color=FORECAST_COLOR, lw=1.2)
     totals = first_week.groupby(week_days)["forecast"].sum()
     starts = first_week.groupby(week_days)["local"].min()
-    week.set_xticks(list(starts), day_labels(totals))
+    week.set_xticks(list(starts), day_labels(totals, starts))
     week.tick_params(axis="x", labelsize=8)
     week.set_title("Next 7 days: forecast per slot; each label is the day and its total orders", fontsize=10)
     week.set_ylabel("orders per slot")
@@ -69,9 +69,15 @@ def forecast_figure(region: str, timezone: str, history: pd.DataFrame, forecast:
     return figure
 
 
-def day_labels(totals: pd.Series) -> list[str]:
-    """'Mon 12 Oct\n1,234 orders' for each local day (index) and its forecast total."""
-    return [f"{day:%a %d %b}\n{total:,.0f} orders" for day, total in totals.items()]
+def day_labels(totals: pd.Series, starts: pd.Series) -> list[str]:
+    """'Mon 12 Oct\n1,234 orders' for each local day (index) and its forecast total; a day the
+    horizon enters after midnight says from when ('Mon 12 Oct\n825 orders\nfrom 07:00')."""
+    labels = []
+    for day, total in totals.items():
+        first = starts[day]
+        partial = f"\nfrom {first:%H:%M}" if (first.hour, first.minute) != (0, 0) else ""
+        labels.append(f"{day:%a %d %b}\n{total:,.0f} orders{partial}")
+    return labels
 
 
 def backtest_error_plot(wape_by_day: pd.DataFrame) -> bytes:

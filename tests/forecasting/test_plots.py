@@ -30,3 +30,12 @@ def test_each_day_tick_names_the_local_weekday_date_and_total():
     assert overview.get_title() == "berlin-mitte: orders per slot, local time (Europe/Berlin)"
     png = forecast_plot("berlin-mitte", "Europe/Berlin", history, forecast, "xgboost", ("p10", "p90"))
     assert png[:4] == b"\x89PNG"
+
+
+def test_a_day_the_horizon_enters_after_midnight_says_from_when():
+    forecast = _forecast("2026-11-02T06:00:00Z", 8)  # 07:00 in Berlin: 34 slots, 6 of them lunch (10)
+    history = pd.DataFrame({"ts": forecast["ts"] - pd.Timedelta(days=8), "orders": 5.0})
+    week = forecast_figure("berlin-mitte", "Europe/Berlin", history, forecast, "xgboost").axes[1]
+    labels = [tick.get_text() for tick in week.get_xticklabels()]
+    assert labels[0] == "Mon 02 Nov\n88 orders\nfrom 07:00" and labels[1] == "Tue 03 Nov\n102 orders"
+
