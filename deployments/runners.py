@@ -98,7 +98,9 @@ def build_task_runner(config) -> SerialTaskRunner | OrdercastDaskTaskRunner:
                   "processes": config.processes, "dashboard_address": "127.0.0.1:0"}
         if config.memory_limit:
             kwargs["memory_limit"] = config.memory_limit
-        if os.environ.get(QUIET_ENV):  # a terminal command without --verbose: task runs' info lines go to the UI only
+        if os.environ.get(QUIET_ENV) and config.processes:  # a terminal command without --verbose: worker
+            # processes print warnings and errors; task runs' info lines go to the UI only (threads share the
+            # flow process's console, filtered there)
             kwargs["env"] = {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
         adapt = {"minimum": config.adapt.minimum, "maximum": config.adapt.maximum} if config.adapt else None
         return runner_class(kind="local", worker_setup=WorkerSetup(), cluster_class="distributed.LocalCluster",
