@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forecasting.errors import OrdercastError
-from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, ordercast_home
+from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, QUIET_ENV, ordercast_home
 
 EXIT_OK, EXIT_NOTHING_WRITTEN, EXIT_PARTIAL = 0, 1, 2
 DEFAULT_POOL = "ordercast"
@@ -411,7 +411,7 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     _validate_inputs(tables, params)
     quiet = not args.verbose
     if quiet:
-        os.environ["ORDERCAST_QUIET"] = "1"
+        os.environ[QUIET_ENV] = "1"
         if _is_local(cluster):  # before Dask is imported here or in the workers this process starts. Not for
             # SSH: its cluster hands this configuration to the remote processes, and waits for their log lines
             os.environ["DASK_LOGGING__DISTRIBUTED"] = "critical"
@@ -440,15 +440,13 @@ def _validate_inputs(tables: dict[str, str | None], params: dict[str, Any]) -> N
     that a bad file fails in seconds with its one-line error and leaves no Failed run behind. The
     flow's `load-inputs` then reuses the partitions (same snapshot key) instead of reading again."""
     from forecasting.contract import InputPaths
-    from forecasting.pipeline import RunOptions, prepare_partitions, prepared_partitions
-    from forecasting.snapshot import snapshot_dir, snapshot_key
+    from forecasting.pipeline import RunOptions, prepare_partitions, prepared_partitions, snapshot_of
 
     paths = InputPaths(**tables)
     options = RunOptions(slot=params["slot"], horizon_days=params["horizon_days"], as_of=params.get("as_of"),
                          missing_as_zero=params.get("missing_as_zero", False),
                          skip_invalid_regions=params.get("skip_invalid_regions", False))
-    folder = snapshot_dir(snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero,
-                                       options.skip_invalid_regions))
+    _, folder = snapshot_of(paths, options)
     manifest = prepared_partitions(folder)
     if manifest is None:
         started = time.perf_counter()

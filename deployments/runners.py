@@ -23,10 +23,10 @@ from deployments.clusters import (
     serial_forced,
 )
 from deployments.worker_setup import WorkerSetup
+from forecasting.settings import QUIET_ENV
 
 logger = logging.getLogger("ordercast")
 WORKER_WAIT_SECONDS = 60
-QUIET_ENV = "ORDERCAST_QUIET"  # set by the command line unless --verbose
 
 
 class SerialTaskRunner(ThreadPoolTaskRunner):

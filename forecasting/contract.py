@@ -172,7 +172,7 @@ def _mark_order_events(raw: pd.DataFrame) -> pd.DataFrame:
         extra = [c for c in raw.columns if c not in (*ORDER_EVENT_COLUMNS, SOURCE, ROW)]
         if _looks_like_counts_or_measures(raw, extra):
             check_columns(raw.drop(columns=[SOURCE, ROW]), raw[SOURCE].iloc[0], ORDERS_COLUMNS)
-        return raw.assign(orders="1", **{EVENT: True})
+        return raw.assign(**{EVENT: True})
     if not raw["orders"].astype("string").str.strip().isin(["1", "1.0"]).all():
         return raw.assign(**{EVENT: False})
     stamps = pd.to_datetime(raw["ts"].astype("string").str.strip(), errors="coerce", utc=True, format="ISO8601")
@@ -194,15 +194,14 @@ def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
     frame = raw.copy()
     frame["region"] = parse_labels(raw, "region")
     frame["ts"] = parse_timestamps(raw, "ts")
+    frame["_ts_text"] = raw["ts"].astype("string")
     if raw[EVENT].all():
         frame["orders"] = 1
-        frame["_ts_text"] = raw["ts"].astype("string")
         return frame
     counts = parse_numbers(raw, "orders", allow_empty=False)
     fail_at(raw, counts < 0, "orders", "is negative; orders must be >= 0")
     fail_at(raw, counts != np.floor(counts), "orders", "is not a whole number of orders")
     frame["orders"] = counts.astype("int64")
-    frame["_ts_text"] = raw["ts"].astype("string")
     fail_duplicates(frame, ["region", "ts"], "(region, ts)")
     return frame
 

@@ -213,8 +213,8 @@ def _holiday_calendar(country: str, years: range) -> holidays.HolidayBase:
     """The country's holidays named in US English where the package has it, else in the
     country's own language: never in the language of the machine's locale, which would give
     the same region other feature columns on another machine (an SSH worker, say)."""
-    calendar = holidays.country_holidays(country, years=years)
-    language = "en_US" if "en_US" in calendar.supported_languages else calendar.default_language
+    languages = holidays.country_holidays(country)  # no years: only its language attributes are read
+    language = "en_US" if "en_US" in languages.supported_languages else languages.default_language
     return holidays.country_holidays(country, years=years, language=language)
 
 

@@ -29,7 +29,6 @@ from forecasting.storage import (
 )
 
 STAGING = ".staging"
-_PUBLISHED = ("forecasts.parquet", "run.json")
 
 
 def collect_outputs(
@@ -48,9 +47,10 @@ def collect_outputs(
     forecasts["run_id"] = run_id
     forecasts["created_at"] = created_at
     forecasts = forecasts[FORECAST_COLUMNS + [c for c in forecasts.columns if c not in FORECAST_COLUMNS]]
+    previous = read_run_record(out_dir) if replace_regions_only or run_info.get("retry_of") else None
     if replace_regions_only:
-        forecasts, run_info = _merge_with_previous(out_dir, forecasts, run_info)
-    run_info = {**run_info, "lineage": _lineage(out_dir, run_id, run_info.get("retry_of"))}
+        forecasts, run_info = _merge_with_previous(out_dir, forecasts, run_info, previous)
+    run_info = {**run_info, "lineage": _lineage(run_id, run_info.get("retry_of"), previous)}
 
     stage = out_dir / STAGING / run_id
     shutil.rmtree(stage, ignore_errors=True)
@@ -114,11 +114,11 @@ def _committed(db_url: str, run_id: str) -> bool:
         engine.dispose()
 
 
-def _lineage(out_dir: Path, run_id: str, retry_of: str | None) -> list[str]:
+def _lineage(run_id: str, retry_of: str | None, previous: dict[str, Any] | None) -> list[str]:
     """The runs behind OUT's current vintage: the original run, then each retry that repaired
-    it. A retry continues the lineage of the run.json it merges into."""
+    it. A retry continues the lineage of the run.json it merges into (`previous`)."""
     if retry_of:
-        previous = read_run_record(out_dir) or {}
+        previous = previous or {}
         earlier = previous.get("lineage") or [previous.get("run_id")]
         if retry_of in earlier:
             return [*earlier, run_id]
@@ -134,9 +134,10 @@ def read_run_record(out_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def _merge_with_previous(out_dir: Path, forecasts: pd.DataFrame,
-                         run_info: dict[str, Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Previous OUT rows and region entries of the regions this run did not touch, plus this run's."""
+def _merge_with_previous(out_dir: Path, forecasts: pd.DataFrame, run_info: dict[str, Any],
+                         previous_run: dict[str, Any] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Previous OUT rows and region entries (`previous_run`, OUT's run.json) of the regions this
+    run did not touch, plus this run's."""
     regions = set(forecasts["region"])
     previous_file = out_dir / "forecasts.parquet"
     if previous_file.exists():
@@ -144,7 +145,6 @@ def _merge_with_previous(out_dir: Path, forecasts: pd.DataFrame,
         kept = previous.loc[~previous["region"].isin(regions)]
         forecasts = pd.concat([kept, forecasts], ignore_index=True).sort_values(["region", "ts"], kind="stable")
         forecasts = forecasts.reset_index(drop=True)
-    previous_run = read_run_record(out_dir)
     if previous_run:
         touched = {status["region"] for status in run_info["regions"]}
         earlier = [s for s in previous_run.get("regions", []) if s["region"] not in touched]

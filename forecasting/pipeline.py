@@ -35,6 +35,7 @@ from forecasting.selection_store import latest_selection
 from forecasting.paths import region_key
 from forecasting.plots import forecast_plot
 from forecasting.slots import Slot
+from forecasting.snapshot import snapshot_dir, snapshot_key
 from forecasting.storage import (
     atomic_write_bytes,
     atomic_write_json,
@@ -114,7 +115,18 @@ def prepared_partitions(cache_dir: Path) -> dict[str, Any] | None:
         manifest = json.loads((cache_dir / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
         return None
-    return manifest if all(Path(entry["path"]).is_dir() for entry in manifest["regions"]) else None
+    return manifest if partitions_present(manifest) else None
+
+
+def partitions_present(manifest: dict[str, Any]) -> bool:
+    """Whether every region partition a manifest names is still on disk."""
+    return all(Path(entry["path"]).is_dir() for entry in manifest["regions"])
+
+
+def snapshot_of(paths: InputPaths, options: RunOptions) -> tuple[str, Path]:
+    """The snapshot key of these inputs and options, and the folder of its partitions."""
+    key = snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero, options.skip_invalid_regions)
+    return key, snapshot_dir(key)
 
 
 def _write_partition(folder: Path, info: RegionInfo, tables: dict[str, pd.DataFrame], as_of: pd.Timestamp) -> dict:

@@ -101,10 +101,10 @@ def backtest_region_plot(region: str, model: str, rows: pd.DataFrame, quantiles:
     figure, axes = plt.subplots(figsize=(11, 3.6), dpi=90)
     lower, upper = f"p{quantiles[0] * 100:g}", f"p{quantiles[-1] * 100:g}"
     if lower in rows and upper in rows and len(quantiles) > 1:
-        axes.fill_between(rows["ts"], rows[lower], rows[upper], color="#d9480f", alpha=0.18,
+        axes.fill_between(rows["ts"], rows[lower], rows[upper], color=FORECAST_COLOR, alpha=0.18,
                           label=f"{lower}-{upper}")
     axes.plot(rows["ts"], rows["actual"], color="#555555", lw=0.9, label="actual")
-    axes.plot(rows["ts"], rows["forecast"], color="#d9480f", lw=1.1, label=f"forecast ({model})")
+    axes.plot(rows["ts"], rows["forecast"], color=FORECAST_COLOR, lw=1.1, label=f"forecast ({model})")
     axes.set_title(f"{region}: backtest at cutoff {rows['cutoff'].iloc[0]:%Y-%m-%d %H:%M} UTC", fontsize=10)
     return _time_series_png(figure, axes)
 

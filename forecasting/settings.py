@@ -13,6 +13,9 @@ def ordercast_home() -> Path:
     return Path(os.environ.get("ORDERCAST_HOME") or Path.home() / ".ordercast").expanduser()
 
 
+QUIET_ENV = "ORDERCAST_QUIET"  # set by the command line unless --verbose: workers print warnings and errors only
+
+
 def work_root() -> Path:
     """Where runs keep what workers read and write: the cluster's `shared_dir` when workers may
     be on other machines (`ORDERCAST_WORK_DIR`), else `$ORDERCAST_HOME`."""

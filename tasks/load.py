@@ -9,8 +9,15 @@ from prefect.cache_policies import CachePolicy
 
 from forecasting.contract import InputPaths
 from forecasting.errors import ConfigError
-from forecasting.pipeline import RunOptions, check_stored_models, prepare_partitions, prepared_partitions
-from forecasting.snapshot import cache_root, snapshot_dir, snapshot_key
+from forecasting.pipeline import (
+    RunOptions,
+    check_stored_models,
+    partitions_present,
+    prepare_partitions,
+    prepared_partitions,
+    snapshot_of,
+)
+from forecasting.snapshot import cache_root
 from tasks import run_logger, shared_storage, transient_retries
 
 
@@ -51,12 +58,11 @@ def cached_load_inputs(refresh: bool = False):
 def load_snapshot(paths: InputPaths, options: RunOptions) -> dict[str, Any]:
     """The manifest of the inputs' partitions: from the snapshot cache when these inputs were
     partitioned before (the task run shows Cached), else validated and partitioned now."""
-    key = snapshot_key(paths, options.slot, options.as_of, options.missing_as_zero, options.skip_invalid_regions)
-    folder = str(snapshot_dir(key))
-    manifest = cached_load_inputs()(paths, options, key, folder)
-    if not all(Path(entry["path"]).is_dir() for entry in manifest["regions"]):
+    key, folder = snapshot_of(paths, options)
+    manifest = cached_load_inputs()(paths, options, key, str(folder))
+    if not partitions_present(manifest):
         run_logger().warning("The cached partitions of snapshot %s are gone; partitioning again", key)
-        manifest = cached_load_inputs(refresh=True)(paths, options, key, folder)
+        manifest = cached_load_inputs(refresh=True)(paths, options, key, str(folder))
     return manifest
 
 
