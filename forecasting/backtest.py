@@ -40,7 +40,7 @@ from forecasting.slots import Slot
 MASE_SCALE_WEEKS = 8
 MIN_HISTORY_DAYS = 7
 MIN_SELECTION_CUTOFFS = 8
-PREFERENCE = ("ensemble", "seasonal_naive", "weekly_profile", "xgboost")  # combined first, then simpler
+PREFERENCE = ("ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost")  # combined first, then simpler
 
 
 @dataclass(frozen=True)

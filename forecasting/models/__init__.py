@@ -10,6 +10,7 @@ from typing import Any
 
 from forecasting.models.base import ForecastModel
 from forecasting.models.combination import Combination
+from forecasting.models.recent_profile import RecentProfile
 from forecasting.models.seasonal_naive import SeasonalNaive
 from forecasting.models.weekly_profile import WeeklyProfile
 from forecasting.models.xgboost import XGBoostModel
@@ -31,6 +32,7 @@ MODELS: dict[str, ModelSpec] = {
     "xgboost": ModelSpec(XGBoostModel, learned=True),
     "seasonal_naive": ModelSpec(SeasonalNaive),
     "weekly_profile": ModelSpec(WeeklyProfile, {"weeks": 4}),
+    "recent_profile": ModelSpec(RecentProfile, {"weeks": 4, "recent_days": 1.0}),
     "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
 }
 DEFAULT_MODEL = "ensemble"
@@ -61,5 +63,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "Combination", "ForecastModel", "ModelSpec", "SeasonalNaive",
+__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "Combination", "ForecastModel", "ModelSpec", "RecentProfile", "SeasonalNaive",
            "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]

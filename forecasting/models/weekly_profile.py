@@ -44,18 +44,23 @@ class WeeklyProfile(ForecastModel):
 
     def save(self, folder: Path) -> None:
         self._check_fitted("profile_")
-        state = {"params": self.get_params(), "profile": self.profile_, "slot_of_day_mean": self.slot_of_day_mean_,
-                 "overall_mean": self.overall_mean_}
-        (Path(folder) / FILE).write_text(json.dumps(state))
+        (Path(folder) / FILE).write_text(json.dumps(self._state()))
 
     @classmethod
     def load(cls, folder: Path) -> WeeklyProfile:
         state = json.loads((Path(folder) / FILE).read_text())
         model = cls(**state["params"])
-        model.profile_ = {int(k): v for k, v in state["profile"].items()}
-        model.slot_of_day_mean_ = {int(k): v for k, v in state["slot_of_day_mean"].items()}
-        model.overall_mean_ = state["overall_mean"]
+        model._restore(state)
         return model
+
+    def _state(self) -> dict[str, Any]:
+        return {"params": self.get_params(), "profile": self.profile_, "slot_of_day_mean": self.slot_of_day_mean_,
+                "overall_mean": self.overall_mean_}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.profile_ = {int(k): v for k, v in state["profile"].items()}
+        self.slot_of_day_mean_ = {int(k): v for k, v in state["slot_of_day_mean"].items()}
+        self.overall_mean_ = state["overall_mean"]
 
 
 def _means(rows: pd.DataFrame, key: str) -> dict[int, float]:

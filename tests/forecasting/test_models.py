@@ -7,7 +7,15 @@ import pytest
 
 from forecasting.contract import RegionInfo
 from forecasting.features import FeatureSpec, RegionInputs, build_features, feature_columns
-from forecasting.models import MODELS, SeasonalNaive, WeeklyProfile, XGBoostModel, create_model, load_named_model
+from forecasting.models import (
+    MODELS,
+    RecentProfile,
+    SeasonalNaive,
+    WeeklyProfile,
+    XGBoostModel,
+    create_model,
+    load_named_model,
+)
 from forecasting.models.base import NotFittedError
 from forecasting.slots import Slot
 
@@ -116,3 +124,32 @@ def test_weekly_profile_is_the_mean_of_the_last_weeks():
     expected = target.to_numpy().reshape(6, 28)[-4:].mean(axis=0)
     future, _ = week_frame(1, seed=2)
     np.testing.assert_allclose(model.predict(future), expected)
+
+
+def test_recent_profile_scales_the_weekly_shape_to_the_last_days_level():
+    """Six weeks of a fixed weekly shape, the last day at 1.5 times the usual level: the
+    recent profile keeps the shape and moves to the new level, where the weekly profile stays."""
+    features, _ = week_frame(6)
+    shape = 5.0 + 10.0 * (features["slot_of_day"] == 2) + features["day_of_week"]
+    level = np.where(np.arange(len(features)) >= len(features) - 4, 1.5, 1.0)
+    target = pd.Series(shape * level, name="orders")
+    model = RecentProfile(weeks=4).fit(features, target)
+    profile = WeeklyProfile(weeks=4).fit(features, target)
+    # the last day's profile holds one week of 1.5 among four: 1.125 times the shape
+    assert model.level_ratio_ == pytest.approx(1.5 / 1.125)
+    future, _ = week_frame(1, seed=3)
+    np.testing.assert_allclose(model.predict(future), profile.predict(future) * 1.5 / 1.125)
+    monday = future["day_of_week"] == 0
+    future_shape = (5.0 + 10.0 * (future["slot_of_day"] == 2) + future["day_of_week"]).to_numpy()
+    np.testing.assert_allclose(profile.predict(future)[monday], future_shape[monday])
+
+
+def test_recent_profile_reaches_back_over_closed_hours():
+    """Closed on the last day (Sunday, no orders expected): the level comes from the last open day."""
+    features, _ = week_frame(5)
+    open_days = features["day_of_week"] < 6
+    target = pd.Series(np.where(open_days, 10.0, 0.0), name="orders")
+    target.iloc[-8:-4] = 20.0  # Saturday, the last open day, at twice the level
+    model = RecentProfile(weeks=4).fit(features, target)
+    assert model.level_ratio_ > 1.5
+    assert np.isfinite(model.predict(features.iloc[:28])).all()
