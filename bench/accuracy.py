@@ -13,8 +13,8 @@ a local midnight for `1D` sets). Scored, pooled over windows and regions:
   backtest's per-region selection and calibrated intervals);
 - "ordercast default": the same forecast in a home that never saw a backtest;
 - "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1` on
-  the full data, each candidate scored as a policy (the seasonal naive where the candidate had too
-  little history, as in production);
+  the full data, each candidate scored as a policy (`profile_ensemble` where the candidate had
+  too little history, as in production);
 - peers (bench/accuracy_peers.py), trained on the orders before each W.
 WAPE = sum |forecast - orders| / sum orders; coverage of [P10, P90] (nominal 0.8); pinball =
 mean over q = 0.1, 0.5, 0.9 of sum of pinball losses / sum orders. All commands run with
@@ -39,6 +39,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 import accuracy_peers as peers  # noqa: E402
+
+from forecasting.models import SHORT_HISTORY_MODEL  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SYNTHETIC = {"city": ["--regions", "12"], "suburb": ["--regions", "8", "--profile", "suburb"]}
@@ -124,9 +126,10 @@ def truncate(data: Path, cutoff: pd.Timestamp, folder: Path) -> Path:
 
 
 def policy(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
-    """A candidate's backtest forecasts, the seasonal naive's where it did not run."""
+    """A candidate's backtest forecasts, the short-history model's where it did not run (as in
+    production)."""
     own = predictions.loc[predictions["model"] == model]
-    naive = predictions.loc[predictions["model"] == "seasonal_naive"]
+    naive = predictions.loc[predictions["model"] == SHORT_HISTORY_MODEL]
     ran = own.set_index(["region", "cutoff"]).index.unique()
     fill = naive.loc[~naive.set_index(["region", "cutoff"]).index.isin(ran)]
     return pd.concat([own, fill], ignore_index=True)

@@ -34,13 +34,21 @@ from forecasting.features import (
 )
 from forecasting.intervals import calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
-from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, MODELS, create_model, model_spec
+from forecasting.models import (
+    DEFAULT_MODEL,
+    FALLBACK_MODEL,
+    MODELS,
+    SHORT_HISTORY_MODEL,
+    create_model,
+    model_spec,
+)
 from forecasting.slots import Slot
 
 MASE_SCALE_WEEKS = 8
 MIN_HISTORY_DAYS = 7
 MIN_SELECTION_CUTOFFS = 8
-PREFERENCE = ("ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost")  # combined first, then simpler
+# combined first, then simpler
+PREFERENCE = ("ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost")
 
 
 @dataclass(frozen=True)
@@ -144,9 +152,9 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
                                  "actual": rows[TARGET].to_numpy("float64"), "forecast": forecasts[name]})
                    for name in candidates]
     if not pieces:
-        notes.append("too little history for any cutoff: the forecast uses the seasonal naive")
+        notes.append(f"too little history for any cutoff: the forecast uses {SHORT_HISTORY_MODEL}")
         return RegionBacktest(_empty_predictions(options), _empty_metrics(), {
-            "region": region, "model": FALLBACK_MODEL, "wape": float("nan"), "selection_wape": float("nan"),
+            "region": region, "model": SHORT_HISTORY_MODEL, "wape": float("nan"), "selection_wape": float("nan"),
             "scores": {}}, None, notes)
     predictions = pd.concat(pieces, ignore_index=True)
     predictions["ts"] = pd.to_datetime(predictions["ts"], utc=True)

@@ -12,7 +12,7 @@ from forecasting.backtest import BacktestOptions, backtest_region, split_cutoffs
 from forecasting.faults import maybe_fail
 from forecasting.intervals import bucket_names, horizon_bucket, quantile_column
 from forecasting.metrics import coverage, wape
-from forecasting.models import FALLBACK_MODEL
+from forecasting.models import FALLBACK_MODEL, SHORT_HISTORY_MODEL
 from forecasting.paths import region_key
 from forecasting.pipeline import package_versions, read_partition
 from forecasting.plots import backtest_error_plot, backtest_region_plot
@@ -89,8 +89,8 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
 def held_out_summary(predictions: pd.DataFrame, selection: pd.DataFrame, options: BacktestOptions) -> dict[str, Any]:
     """Held-out WAPE of the per-region selection and of each single model, and coverage.
 
-    A single model is scored as a policy: that model in every region, and the seasonal naive
-    where it cannot run (too little history), as production would do. Scoring each model only
+    A single model is scored as a policy: that model in every region, and the short-history
+    model where it cannot run (too little history), as production would do. Scoring each model only
     on the regions it can run would compare different sets of regions.
     """
     if predictions.empty:
@@ -99,7 +99,8 @@ def held_out_summary(predictions: pd.DataFrame, selection: pd.DataFrame, options
     held = predictions.loc[predictions["cutoff"].isin(holdout)]
     chosen = held.merge(selection[["region", "model"]], on=["region", "model"])
     keys = ["region", "ts", "cutoff"]
-    base = held.loc[held["model"] == FALLBACK_MODEL, [*keys, "actual", "forecast"]]
+    stand_in = SHORT_HISTORY_MODEL if (held["model"] == SHORT_HISTORY_MODEL).any() else FALLBACK_MODEL
+    base = held.loc[held["model"] == stand_in, [*keys, "actual", "forecast"]]
     model_wape = {}
     for model, rows in held.groupby("model"):
         policy = base.merge(rows[[*keys, "forecast"]], on=keys, how="left", suffixes=("_fallback", ""))

@@ -30,7 +30,7 @@ from forecasting.features import (
 )
 from forecasting.model_store import find_model, load_model, save_model
 from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
-from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, create_model, model_spec
+from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, SHORT_HISTORY_MODEL, create_model, model_spec
 from forecasting.selection_store import latest_selection
 from forecasting.paths import region_key
 from forecasting.plots import forecast_plot
@@ -181,12 +181,13 @@ def check_stored_models(manifest: dict[str, Any], options: RunOptions, store: Pa
 
 def choose_model(entry: dict[str, Any], options: RunOptions, selection: dict[str, Any] | None) -> tuple[str, str]:
     """The region's backtest selection, else the default model; learned models need enough
-    history for their lags plus training weeks, else the seasonal naive is used."""
+    history for their lags plus training weeks, else the short-history model is used."""
     wanted = selection["model"] if selection else DEFAULT_MODEL
     reason = f"selected by backtest {selection['backtest_run_id']}" if selection else "default (no backtest selection)"
     needed = options.spec.min_history_days_for_xgboost
     if model_spec(wanted).learned and entry["history_days"] < needed:
-        return FALLBACK_MODEL, f"history of {entry['history_days']:.0f} days < {needed} days needed for {wanted}"
+        return SHORT_HISTORY_MODEL, (f"history of {entry['history_days']:.0f} days < {needed} days needed for "
+                                     f"{wanted}")
     return wanted, reason
 
 

@@ -1,7 +1,7 @@
 """Forecast models: one interface, several implementations and configurations, by name.
 
 A name is a model class plus fixed parameters: `ensemble` is the mean of `xgboost` and
-`weekly_profile`. Learned models need enough history for their lag features; baselines do not.
+`weekly_profile`, `profile_ensemble` the mean of the two profiles. Learned models need enough history for their lag features; baselines do not.
 """
 from __future__ import annotations
 
@@ -34,9 +34,11 @@ MODELS: dict[str, ModelSpec] = {
     "weekly_profile": ModelSpec(WeeklyProfile, {"weeks": 4}),
     "recent_profile": ModelSpec(RecentProfile, {"weeks": 4, "recent_days": 1.0}),
     "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
+    "profile_ensemble": ModelSpec(Combination, {"members": ("weekly_profile", "recent_profile")}),
 }
 DEFAULT_MODEL = "ensemble"
-FALLBACK_MODEL = "seasonal_naive"
+SHORT_HISTORY_MODEL = "profile_ensemble"  # where a region's history is too short for the learned models
+FALLBACK_MODEL = "seasonal_naive"  # where a region's own model failed
 
 
 def model_spec(name: str) -> ModelSpec:
@@ -63,5 +65,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "Combination", "ForecastModel", "ModelSpec", "RecentProfile", "SeasonalNaive",
+__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel", "ModelSpec", "RecentProfile", "SeasonalNaive",
            "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]

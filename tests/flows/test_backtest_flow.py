@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecasting.models import MODELS
 from tests.helpers import prefect_records, read_run, run_cli, table_args
 
 
@@ -27,7 +28,7 @@ def test_backtest_writes_the_documented_outputs(backtest_run):
     assert list(predictions.columns) == ["region", "ts", "cutoff", "model", "actual", "forecast", "p10", "p50", "p90"]
     assert predictions["cutoff"].nunique() == 4
     assert predictions.groupby(["region", "cutoff", "model"]).size().eq(7 * 48).all()
-    assert set(predictions["model"]) == {"xgboost", "ensemble", "seasonal_naive", "weekly_profile"}
+    assert set(predictions["model"]) == set(MODELS)
     metrics = pd.read_parquet(out / "metrics.parquet")
     assert list(metrics.columns) == ["region", "model", "cutoff", "horizon_bucket", "wape", "bias", "mase",
                                      "pinball", "coverage"]

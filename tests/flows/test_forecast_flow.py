@@ -43,8 +43,8 @@ def test_every_region_gets_the_whole_horizon(holdout, demo_dir):
     berlin = forecasts.loc[forecasts["region"] == "berlin-mitte", "local_start"]
     assert berlin.iloc[0] == "2026-10-12T02:00:00+02:00" and berlin.str.endswith("+01:00").any()  # across the clock change
     short = forecasts.loc[forecasts["region"] == "boston-back-bay", "model"].unique().tolist()
-    assert short == ["seasonal_naive"]  # too little history for xgboost
-    assert set(forecasts["model"]) == {"ensemble", "seasonal_naive"}
+    assert short == ["profile_ensemble"]  # too little history for xgboost
+    assert set(forecasts["model"]) == {"ensemble", "profile_ensemble"}
 
 
 def test_database_plots_and_run_record(holdout):

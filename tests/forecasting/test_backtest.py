@@ -14,9 +14,11 @@ from forecasting.errors import ConfigError
 from forecasting.features import RegionInputs
 from forecasting.intervals import Calibration, bucket_names, calibrate
 from forecasting.metrics import coverage
+from forecasting.models import MODELS, model_spec
 from forecasting.slots import Slot
 
 SLOT = Slot.parse("30min")
+BASELINES = {name for name in MODELS if not model_spec(name).learned}
 
 
 def region_inputs(folder, region: str | None = None) -> list[RegionInputs]:
@@ -207,11 +209,11 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
 
 
 @pytest.mark.parametrize("history_days, kept, cutoffs_used, note", [
-    (500, {"xgboost", "ensemble", "seasonal_naive", "weekly_profile"}, 52, None),
+    (500, set(MODELS), 52, None),
     # 200 days (the new user): xgboost needs 77 days, which leaves 18 cutoffs, 12 of them to choose on
-    (200, {"xgboost", "ensemble", "seasonal_naive", "weekly_profile"}, 18, "cutoff(s) skipped: less than the 77 days"),
+    (200, set(MODELS), 18, "cutoff(s) skipped: less than the 77 days"),
     # 120 days: only 7 cutoffs where the learned candidates run, too few to choose on
-    (120, {"seasonal_naive", "weekly_profile"}, 17, "left out of the selection: xgboost, ensemble (need 77 days"),
+    (120, BASELINES, 17, "left out of the selection: xgboost, ensemble (need 77 days"),
 ])
 def test_every_candidate_runs_at_the_same_cutoffs_or_is_left_out_with_a_reason(history_days, kept, cutoffs_used,
                                                                              note):
