@@ -37,7 +37,7 @@ from typing import Any
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # this checkout's code, installed or not
 import accuracy_peers as peers  # noqa: E402
 
 from forecasting.models import SHORT_HISTORY_MODEL  # noqa: E402

@@ -5,7 +5,9 @@ a backtest cutoff). A slot in week `h` of the horizon (its lead week) is predict
 was known `h` weeks before it: weekly lags of `h` to `h + 3` weeks (the same local slot of
 the week) and the region's 4-week and 1-week order level at the lag-`h` slot. One model per
 lead week learns from every history row in that same arrangement, so the first week of the
-horizon uses last week's orders and the level carries level shifts and trends forward.
+horizon uses last week's orders and the level carries level shifts and trends forward. Daily
+lags add recency inside a lead week: the latest same time of day known at the origin
+(yesterday's, for tomorrow) and how many days back it is (`lead_view`).
 A slot counts as history only when it has ended by the origin (a `1D` slot that contains the
 origin is partial and is dropped), and `at_origin` masks any lag that a DST change would
 otherwise push past the origin.
@@ -34,8 +36,9 @@ _NEW_MOON = pd.Timestamp("2000-01-06T18:14:00Z")
 _SYNODIC_MONTH_DAYS = 29.530588853
 TARGET = "orders"
 LEAD = "lead_week"
+DAYS_AHEAD = "days_ahead"
 META_COLUMNS = ("ts", TARGET, "is_history")
-_HISTORY_COLUMN = re.compile(r"^(lag_\d+w|level\d+d_\d+w)$")
+_HISTORY_COLUMN = re.compile(rf"^(lag_\d+w|lag_\d+d|level\d+d_\d+w|{DAYS_AHEAD})$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,11 @@ class FeatureSpec:
         return list(range(1, self.lead_weeks + LAGS_PER_LEAD))
 
     @property
+    def day_lags(self) -> list[int]:
+        """Daily lags of the same local slot of the day, 1 day up to the horizon's last lead week."""
+        return list(range(1, 7 * self.lead_weeks + 1))
+
+    @property
     def min_history_days_for_xgboost(self) -> int:
         """Enough history for the lead-week lags and levels plus some weeks of training rows."""
         return 7 * (self.lead_weeks + TRAINING_WEEKS_BEYOND_LEADS)
@@ -68,6 +76,10 @@ def training_rows(history: pd.DataFrame, origin: pd.Timestamp, slot: Slot) -> pd
 
 def lag_column(weeks: int) -> str:
     return f"lag_{weeks}w"
+
+
+def day_lag_column(days: int) -> str:
+    return f"lag_{days}d"
 
 
 def level_column(days: int, lead: int) -> str:
@@ -120,7 +132,8 @@ def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp)
 
 def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: str) -> pd.DataFrame:
     """Rows to predict from `origin`: each gets its lead week (the first whose lag slot had
-    ended by then), and lags or levels read from a slot that had not are masked."""
+    ended by then) and its days ahead (the fewest days back to a slot of the same time of day
+    that had ended by then), and lags or levels read from a slot that had not are masked."""
     rows = rows.copy()
     wall = rows["ts"].dt.tz_convert(tz).dt.tz_localize(None)
     lead = pd.Series(spec.lead_weeks, index=rows.index, dtype="float64")
@@ -132,12 +145,24 @@ def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: s
             rows.loc[unknown, [level_column(days, weeks) for days in LEVEL_DAYS]] = np.nan
             lead[~unknown] = weeks
     rows[LEAD] = lead
+    days_ahead = pd.Series(np.nan, index=rows.index, dtype="float64")
+    for days in reversed(spec.day_lags):
+        source = localize_wall(wall - pd.Timedelta(days=days), tz)
+        unknown = (spec.slot.ends(source, tz) > origin).to_numpy()
+        rows.loc[unknown, day_lag_column(days)] = np.nan
+        days_ahead[~unknown] = days
+    rows[DAYS_AHEAD] = days_ahead
     return rows
 
 
 def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarray]:
     """The features of slots predicted `lead` weeks ahead, scale-free: lags divided by the
-    4-week level known then (returned as the second value, the scale to multiply back)."""
+    4-week level known then (returned as the second value, the scale to multiply back).
+
+    Recency inside the lead week: `recent_day` is the latest same time of day known at the
+    origin, `days_ahead` days back. Rows to predict have their days ahead from `at_origin`; a
+    training row is seen from one origin drawn at random in its lead week (a fixed seed), so
+    the booster learns how much yesterday's orders tell about today and about next Sunday."""
     history_columns = {LEAD, *(c for c in features.columns if _HISTORY_COLUMN.match(c))}
     view = features[[c for c in features.columns if c not in history_columns]].copy()
     levels = features[[c for c in features.columns if c.startswith(f"level{LEVEL_DAYS[0]}d_")]]
@@ -152,6 +177,14 @@ def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarr
     view["profile"] = np.where(counts > 0, np.nansum(lags, axis=1) / np.maximum(counts, 1), np.nan)
     view["recent_level"] = features[level_column(LEVEL_DAYS[1], lead)].to_numpy("float64") / scale
     view["log_level"] = np.log(scale)
+    first, last = 7 * (lead - 1) + 1, 7 * lead
+    if day_lag_column(last) in features:
+        given = features[DAYS_AHEAD].to_numpy("float64") if DAYS_AHEAD in features else np.full(len(features), np.nan)
+        drawn = np.random.default_rng(lead).integers(first, last + 1, len(features))
+        ahead = np.clip(np.where(np.isnan(given), drawn, given), first, last).astype("int64")
+        day_lags = np.column_stack([features[day_lag_column(d)].to_numpy("float64") for d in range(first, last + 1)])
+        view["recent_day"] = np.take_along_axis(day_lags, (ahead - first)[:, None], axis=1)[:, 0] / scale
+        view[DAYS_AHEAD] = ahead
     return view, scale
 
 
@@ -278,6 +311,9 @@ def _add_history(frame: pd.DataFrame, local: pd.Series, spec: FeatureSpec, tz: s
     by_wall = history.groupby(wall.to_numpy()).mean()
     for weeks in spec.lag_weeks:
         frame[lag_column(weeks)] = by_wall.reindex(wall - pd.Timedelta(weeks=weeks)).to_numpy("float64")
+    for days in spec.day_lags:
+        frame[day_lag_column(days)] = by_wall.reindex(wall - pd.Timedelta(days=days)).to_numpy("float64")
+    frame[DAYS_AHEAD] = np.nan  # set by `at_origin` on the rows to predict
     series = pd.Series(history.to_numpy(), index=pd.DatetimeIndex(frame["ts"]).as_unit("ns"))
     for days in LEVEL_DAYS:
         level = series.rolling(f"{days}D", min_periods=max(1, spec.slot.per_day * min(days, 7) // 2)).mean()

@@ -7,7 +7,7 @@ import pandas.testing as pdt
 import pytest
 
 from forecasting.contract import RegionInfo
-from forecasting.features import FeatureSpec, RegionInputs, build_features, feature_columns, lead_view
+from forecasting.features import DAYS_AHEAD, FeatureSpec, RegionInputs, build_features, feature_columns, lead_view
 from forecasting.slots import Slot
 
 SPEC = FeatureSpec(Slot.parse("30min"), horizon_days=21)
@@ -123,6 +123,22 @@ def test_lead_view_scales_lags_by_the_level_known_then():
     assert np.allclose(scale, horizon["level28d_2w"])
     assert np.allclose(view["lag_0"] * scale, horizon["lag_2w"]) and np.allclose(view["lag_3"] * scale, horizon["lag_5w"])
     assert not {"lag_2w", "level28d_2w", "lead_week"} & set(view.columns)
+
+
+def test_recent_day_is_the_latest_same_time_of_day_known_at_the_origin():
+    """Seen from midnight, the first horizon day reads yesterday's slot, the next one the day
+    before yesterday's; a training row gets a days-ahead value inside its lead week."""
+    inputs = region_inputs()
+    frame = build_features(inputs, SPEC, AS_OF)
+    orders = inputs.orders.set_index("ts")["orders"]
+    horizon = frame.loc[frame["lead_week"] == 1]
+    view, scale = lead_view(horizon, 1)
+    for offset, days in ((0, 1), (48 + 20, 2)):  # 00:00 of day 1, 10:00 of day 2
+        row = horizon.iloc[offset]
+        assert view[DAYS_AHEAD].iloc[offset] == days
+        assert view["recent_day"].iloc[offset] * scale[offset] == orders[row["ts"] - pd.Timedelta(days=days)]
+    training, _ = lead_view(frame.loc[frame["is_history"]].dropna(subset=["level28d_2w"]), 2)
+    assert training[DAYS_AHEAD].between(8, 14).all() and training[DAYS_AHEAD].nunique() == 7
 
 
 @pytest.mark.parametrize("locale", ["C", "de_DE.UTF-8"])
