@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from forecasting.errors import OrdercastError
-from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, QUIET_ENV, ordercast_home
+from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, PROGRESS, QUIET_ENV, ordercast_home
 
 EXIT_OK, EXIT_NOTHING_WRITTEN, EXIT_PARTIAL = 0, 1, 2
 DEFAULT_POOL = "ordercast"
@@ -426,6 +426,7 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     chosen = {"forecast": forecast, "backtest": backtest_flow}[name]
     flow = chosen.with_options(task_runner=build_task_runner(cluster))
     state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
+    _close_progress_lines()
     return _report(state, out, ui_url, print_outputs)
 
 
@@ -606,12 +607,50 @@ class _FlowProgressOnly(logging.Filter):
         return record.levelno >= logging.WARNING or not record.name.startswith("prefect.task_runs")
 
 
+class ProgressLine(logging.Filter):
+    """In a terminal, progress records (`extra={PROGRESS: True}`) rewrite one line in place
+    instead of adding a line each; the next other record, or `close`, ends that line. Where the
+    stream is not a terminal (a file, a pipe, CI), every record stays a plain line."""
+
+    def __init__(self, stream) -> None:
+        super().__init__()
+        self.stream = stream
+        self.open = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, PROGRESS, False):
+            self.stream.write(f"\r\x1b[K{record.getMessage()}")
+            self.stream.flush()
+            self.open = True
+            return False
+        self.close()
+        return True
+
+    def close(self) -> None:
+        if self.open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.open = False
+
+
+_progress_lines: list[ProgressLine] = []
+
+
 def _shape_terminal_logs(quiet: bool) -> None:
     for name in ("prefect", "prefect.task_runs", "prefect.flow_runs", ""):
         for handler in logging.getLogger(name).handlers:
             handler.addFilter(_DropExpectedTraceback())
             if quiet and not isinstance(handler, logging.FileHandler) and handler.__class__.__name__ != "APILogHandler":
                 handler.addFilter(_FlowProgressOnly())
+                stream = getattr(handler, "stream", None)
+                if stream is not None and stream.isatty():
+                    _progress_lines.append(ProgressLine(stream))
+                    handler.addFilter(_progress_lines[-1])
+
+
+def _close_progress_lines() -> None:
+    for line in _progress_lines:
+        line.close()
 
 
 def _deploy(args: argparse.Namespace) -> int:

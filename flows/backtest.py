@@ -25,6 +25,7 @@ from forecasting.pipeline import RunOptions
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SLOT,
+    PROGRESS,
     default_selection_store,
     run_dir,
 )
@@ -82,7 +83,8 @@ def backtest_flow(
                 failures[region] = {"error": error, "task_run_id": str(future.task_run_id)}
             else:
                 records.append(future.result())
-            logger.info("Backtest: %d/%d regions done (%d failed)", done, len(entries), len(failures))
+            logger.info("Backtest: %d/%d regions done (%d failed)", done, len(entries), len(failures),
+                        extra={PROGRESS: True})
 
         summary: dict[str, Any] = {}
         if records:

@@ -25,6 +25,7 @@ from forecasting.pipeline import RunOptions, options_dict, planned_model
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SLOT,
+    PROGRESS,
     default_model_store,
     default_selection_store,
     run_dir,
@@ -147,7 +148,7 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
             _settle(outcomes[region], "train", future, "trained")
             if "trained" in outcomes[region]:
                 submit_prediction(region, outcomes[region]["trained"])
-            logger.info("Training: %d/%d regions done", done, len(entries))
+            logger.info("Training: %d/%d regions done", done, len(entries), extra={PROGRESS: True})
 
     falling_back: dict[str, PrefectFuture] = {}
     for region, future in predicting.items():

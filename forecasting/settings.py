@@ -14,6 +14,7 @@ def ordercast_home() -> Path:
 
 
 QUIET_ENV = "ORDERCAST_QUIET"  # set by the command line unless --verbose: workers print warnings and errors only
+PROGRESS = "ordercast_progress"  # a log record's `extra` key: a progress line that a terminal rewrites in place
 
 
 def work_root() -> Path:

@@ -1,6 +1,9 @@
 """The command line: help everywhere, fast one-line errors before anything starts."""
 from __future__ import annotations
 
+import io
+import logging
+
 import pandas as pd
 import pytest
 
@@ -47,3 +50,39 @@ def test_demo_data_command_writes_the_contract_tables(tmp_path):
     for name in ("orders", "weather", "events", "promotions", "regions"):
         assert (tmp_path / f"{name}.csv").exists()
     assert pd.read_csv(tmp_path / "regions.csv")["region"].tolist() == ["nyc-midtown", "berlin-mitte"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("stream_class", [_Terminal, io.StringIO])
+def test_progress_rewrites_one_line_in_a_terminal_and_stays_plain_lines_elsewhere(stream_class):
+    """Progress records share one terminal line, ended by the next other record; in a file or
+    pipe (what the CLI tests see: `Training: 12/12 regions done` in stderr) each is a line."""
+    from deployments.cli import _close_progress_lines, _shape_terminal_logs
+    from forecasting.settings import PROGRESS
+
+    stream = stream_class()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        _shape_terminal_logs(quiet=True)
+        for done in (1, 2, 3):
+            logger.info("Training: %d/3 regions done", done, extra={PROGRESS: True})
+        logger.warning("Region b falls back")
+        logger.info("Training: 3/3 regions done", extra={PROGRESS: True})
+        _close_progress_lines()
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    if stream_class is _Terminal:
+        assert text == ("\r\x1b[KTraining: 1/3 regions done\r\x1b[KTraining: 2/3 regions done"
+                        "\r\x1b[KTraining: 3/3 regions done\nRegion b falls back\n"
+                        "\r\x1b[KTraining: 3/3 regions done\n")
+    else:
+        assert text.splitlines() == ["Training: 1/3 regions done", "Training: 2/3 regions done",
+                                     "Training: 3/3 regions done", "Region b falls back", "Training: 3/3 regions done"]
