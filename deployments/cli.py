@@ -236,7 +236,9 @@ def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
                         help=f"days to forecast (default {DEFAULT_HORIZON_DAYS})")
     if forecast_options:
         parser.add_argument("--as-of", help="forecast origin, ISO-8601 with offset on the slot grid; only orders "
-                            "before it are used (default: last orders slot plus one slot)")
+                            "before it are used (default: the end of the latest orders over all regions). "
+                            "'per-region': each region from the end of its own orders (extracts cut at "
+                            "different times); run.json then gives each region's as_of")
         parser.add_argument("--no-train", action="store_true",
                             help="predict with the latest stored model per region instead of training")
         parser.add_argument("--skip-invalid-regions", action="store_true",
@@ -371,7 +373,7 @@ def _quantiles(text: str) -> tuple[float, ...]:
 def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_of: str | None,
                workers: int | None) -> None:
     """Cheap checks before any server or cluster starts: options and input paths."""
-    from forecasting.contract import parse_as_of
+    from forecasting.contract import PER_REGION, parse_as_of
     from forecasting.errors import ConfigError
     from forecasting.slots import Slot
     from forecasting.tables import input_files
@@ -381,7 +383,7 @@ def _preflight(tables: dict[str, str | None], slot: str, horizon_days: int, as_o
         raise ConfigError(f"--horizon-days must be >= 1, got {horizon_days}")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
-    if as_of is not None:
+    if as_of is not None and as_of != PER_REGION:
         parse_as_of(as_of)
     for name, path in tables.items():
         if path is not None:

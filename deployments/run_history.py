@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from forecasting.contract import PER_REGION
 from forecasting.errors import ConfigError, OrdercastError
 
 REGIONS_ARTIFACT = "forecast-regions"
@@ -112,7 +113,8 @@ def run_failures(run_id: str | None) -> RunFailures:
 
 def retry_parameters(failures: RunFailures) -> dict[str, Any] | None:
     """Parameters of a forecast run limited to the troubled regions, with the same inputs and
-    `as_of`; None when there is nothing to retry."""
+    `as_of` (the run's resolved one, or `per-region` again: the same inputs give each region the
+    same origin); None when there is nothing to retry."""
     if failures.flow_name != "forecast":
         raise ConfigError(f"flow run {failures.run_id} is a '{failures.flow_name}' run; retry repairs forecast runs "
                           "(run the backtest again instead)")
@@ -121,7 +123,7 @@ def retry_parameters(failures: RunFailures) -> dict[str, Any] | None:
                           f"no region was written: fix the cause ({failures.message}) and run the forecast again")
     if not failures.regions:
         return None
-    as_of = failures.regions[0]["as_of"]
+    as_of = PER_REGION if failures.parameters.get("as_of") == PER_REGION else failures.regions[0]["as_of"]
     return {**failures.parameters, "as_of": as_of, "only_regions": [row["region"] for row in failures.regions],
             "retry_of": failures.run_id}
 

@@ -80,7 +80,7 @@ def forecast(
         if no_train:
             check_models(manifest, options, store)
         entries = _chosen_entries(manifest, only_regions)
-        outcomes = _run_regions(entries, options, store, manifest["as_of"], str(scratch))
+        outcomes = _run_regions(entries, options, store, str(scratch))
         invalid = {region: error for region, error in manifest["invalid_regions"].items()
                    if not only_regions or region in only_regions}
         statuses = _region_statuses(entries, outcomes, manifest["as_of"], invalid)
@@ -118,19 +118,21 @@ def _chosen_entries(manifest: dict[str, Any], only_regions: list[str] | None) ->
     return {region: entries[region] for region in only_regions if region in entries}
 
 
-def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store: str, as_of: str,
+def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store: str,
                  scratch: str) -> dict[str, dict[str, Any]]:
-    """Train, predict and, where either fails, fall back, per region; returns each region's
-    outcome: `trained`, `prediction`, and `failure` (step, error, task run id) if any."""
+    """Train, predict and, where either fails, fall back, per region from its own `as_of`;
+    returns each region's outcome: `trained`, `prediction`, and `failure` (step, error, task
+    run id) if any."""
     logger = get_run_logger()
     outcomes: dict[str, dict[str, Any]] = {region: {} for region in entries}
-    common = dict(options=options, model_store=store, as_of=as_of, run_dir=scratch)
+    common = dict(options=options, model_store=store, run_dir=scratch)
     train, predict, fallback = with_stored_results(region_tasks.train, region_tasks.predict, region_tasks.fallback)
     predicting: dict[str, PrefectFuture] = {}
 
     def submit_prediction(region: str, trained: dict[str, Any] | None) -> None:
         with tags(f"model:{(trained or {}).get('model', 'stored')}"):
-            predicting[region] = predict.submit(region=region, entry=entries[region], trained=trained, **common)
+            predicting[region] = predict.submit(region=region, entry=entries[region], trained=trained,
+                                               as_of=entries[region]["as_of"], **common)
 
     if options.no_train:
         for region in entries:
@@ -141,7 +143,8 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
         for region, entry in entries.items():
             model, _ = planned_model(entry, options, Path(selections))
             with tags(f"model:{model}"):
-                training[region] = train.submit(region=region, entry=entry, selection_store=selections, **common)
+                training[region] = train.submit(region=region, entry=entry, selection_store=selections,
+                                                as_of=entry["as_of"], **common)
         region_of = {future.task_run_id: region for region, future in training.items()}
         for done, future in enumerate(as_completed(list(training.values())), start=1):
             region = region_of[future.task_run_id]
@@ -157,7 +160,8 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
         if "failure" in outcome:
             reason = f"{outcome['failure']['step']} failed: {outcome['failure']['error']}"
             with tags(f"model:{FALLBACK_MODEL}", "fallback"):
-                falling_back[region] = fallback.submit(region=region, entry=entries[region], reason=reason, **common)
+                falling_back[region] = fallback.submit(region=region, entry=entries[region], reason=reason,
+                                                        as_of=entries[region]["as_of"], **common)
     for region, future in falling_back.items():
         _settle(outcomes[region], "fallback", future, "prediction")
     return outcomes
@@ -195,7 +199,7 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
         rows.append({
             "region": region,
             "status": status,
-            "as_of": as_of,
+            "as_of": entries[region]["as_of"],
             "model": prediction.get("model") or record.get("model"),
             "fallback": bool(prediction.get("fallback")),
             "rows": prediction.get("rows", 0),

@@ -39,6 +39,8 @@ PROMOTIONS_COLUMNS = ["region", "start", "end", "intensity"]
 REGIONS_COLUMNS = ["region", "timezone", "country"]
 _SUB_DAY_STEPS = (5, 10, 15, 20, 30, 60)
 
+PER_REGION = "per-region"  # `--as-of per-region`: every region forecast from the end of its own orders
+
 
 @dataclass(frozen=True)
 class InputPaths:
@@ -363,12 +365,21 @@ def lagging_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[s
     listed = ", ".join(f"{region} ({_duration(gap)})" for region, gap in sorted(behind.items(), key=lambda x: -x[1]))
     return [f"{len(behind)} region(s) have orders ending before as_of {as_of.isoformat()} (the latest end over all "
             f"regions): {listed} behind. Their horizon starts after that gap; if extracts were cut at different "
-            "times, pass --as-of, or give each market its own extract"]
+            f"times, pass --as-of {PER_REGION} (each region from its own end) or --as-of TS"]
 
 
 def _duration(gap: pd.Timedelta) -> str:
     hours = gap / pd.Timedelta(hours=1)
     return f"{hours:g} h" if hours < 48 else f"{hours / 24:.1f} days"
+
+
+def region_origins(dataset: Dataset, slot: Slot, as_of: str | None) -> dict[str, pd.Timestamp]:
+    """Each region's forecast origin (UTC): its own data end with `--as-of per-region`, else the
+    one origin of `resolve_as_of` for every region."""
+    if as_of == PER_REGION:
+        return data_ends(dataset, slot)
+    when = resolve_as_of(dataset, slot, as_of)
+    return {region: when for region in dataset.regions}
 
 
 def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timestamp:

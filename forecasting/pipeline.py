@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.contract import InputPaths, RegionInfo, lagging_regions, load_dataset, resolve_as_of
+from forecasting.contract import PER_REGION, InputPaths, RegionInfo, lagging_regions, load_dataset, region_origins
 from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
 from forecasting.features import (
@@ -71,17 +71,19 @@ class RunOptions:
 def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) -> dict[str, Any]:
     """Validate the inputs and write one Parquet partition folder per region.
 
-    Returns the manifest: resolved `as_of`, input hashes, warnings, and per region its
-    partition folder, row counts and content hash. Raises `DataError` before writing
+    Returns the manifest: resolved `as_of` (`per-region` when each region has its own), input
+    hashes, warnings, and per region its `as_of`, partition folder, row counts and content hash. Raises `DataError` before writing
     anything if the inputs break the contract. A pure step: the same inputs and options
     give the same partitions (see `forecasting.snapshot`).
     """
     slot = Slot.parse(options.slot)
     dataset = load_dataset(paths, slot, missing_as_zero=options.missing_as_zero,
                            skip_invalid_regions=options.skip_invalid_regions)
-    as_of = resolve_as_of(dataset, slot, options.as_of)
+    origins = region_origins(dataset, slot, options.as_of)
+    as_of = max(origins.values())
     notes = list(dataset.warnings) + (lagging_regions(dataset, slot, as_of) if options.as_of is None else [])
-    present = {name: table for name, table in (("orders", dataset.orders.loc[dataset.orders["ts"] < as_of]),
+    before_origin = dataset.orders["ts"] < dataset.orders["region"].astype(str).map(origins)
+    present = {name: table for name, table in (("orders", dataset.orders.loc[before_origin.to_numpy()]),
                                                ("weather", dataset.weather), ("events", dataset.events),
                                                ("promotions", dataset.promotions)) if table is not None}
     by_region = {name: dict(iter(table.groupby("region", sort=False, observed=True)))
@@ -89,15 +91,15 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     regions = []
     for region, info in dataset.regions.items():
         if region not in by_region["orders"]:
-            notes.append(f"region '{region}' has no orders before as_of {as_of.isoformat()}: skipped")
+            notes.append(f"region '{region}' has no orders before as_of {origins[region].isoformat()}: skipped")
             continue
         tables = {name: by_region[name].get(region, table.iloc[:0]).drop(columns="region")
                   for name, table in present.items()}
-        regions.append(_write_partition(cache_dir / region_key(region), info, tables, as_of))
+        regions.append(_write_partition(cache_dir / region_key(region), info, tables, origins[region]))
     if not regions:
         raise DataError(f"{paths.orders}: no region has orders before as_of {as_of.isoformat()}; nothing to forecast")
     manifest = {
-        "as_of": as_of.isoformat(),
+        "as_of": PER_REGION if options.as_of == PER_REGION else as_of.isoformat(),
         "slot": options.slot,
         "input_hashes": dataset.hashes,
         "warnings": notes,
@@ -146,6 +148,7 @@ def _write_partition(folder: Path, info: RegionInfo, tables: dict[str, pd.DataFr
         "path": str(folder),
         "rows": rows,
         "hash": digest.hexdigest(),
+        "as_of": as_of.isoformat(),
         "history_days": round((as_of - history.min()) / pd.Timedelta(days=1), 2),
     }
 
@@ -162,17 +165,18 @@ def region_features(entry: dict[str, Any], options: RunOptions, as_of: pd.Timest
 
 
 def check_stored_models(manifest: dict[str, Any], options: RunOptions, store: Path) -> None:
-    """For `--no-train`: every region needs a stored model that fits, else `NoStoredModelError`."""
-    as_of = pd.Timestamp(manifest["as_of"])
+    """For `--no-train`: every region needs a stored model that fits, trained through its
+    `as_of` or earlier, else `NoStoredModelError`."""
     missing = []
     for entry in manifest["regions"]:
+        as_of = pd.Timestamp(entry["as_of"])
         features = feature_columns(region_features(entry, options, as_of))
         if find_model(store, entry["region"], slot=options.slot, horizon_days=options.horizon_days,
                       features=features, as_of=as_of) is None:
             missing.append(entry["region"])
     if missing:
         raise NoStoredModelError(
-            f"--no-train: no stored model trained through {as_of.isoformat()} or earlier with slot "
+            f"--no-train: no stored model trained through as_of {manifest['as_of']} or earlier with slot "
             f"{options.slot}, horizon {options.horizon_days} days and matching features for "
             f"{len(missing)} region(s): {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; "
             f"run once without --no-train (model store: {store})"
