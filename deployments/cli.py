@@ -644,10 +644,15 @@ def _shape_terminal_logs(quiet: bool) -> None:
             handler.addFilter(_DropExpectedTraceback())
             if quiet and not isinstance(handler, logging.FileHandler) and handler.__class__.__name__ != "APILogHandler":
                 handler.addFilter(_FlowProgressOnly())
-                stream = getattr(handler, "stream", None)
-                if stream is not None and stream.isatty():
-                    _progress_lines.append(ProgressLine(stream))
-                    handler.addFilter(_progress_lines[-1])
+                _rewrite_progress_in_place(handler)
+
+
+def _rewrite_progress_in_place(handler: logging.Handler) -> None:
+    """Progress records share one line where the handler writes to a terminal."""
+    stream = getattr(handler, "stream", None)
+    if stream is not None and stream.isatty():
+        _progress_lines.append(ProgressLine(stream))
+        handler.addFilter(_progress_lines[-1])
 
 
 def _close_progress_lines() -> None:

@@ -61,23 +61,21 @@ class _Terminal(io.StringIO):
 def test_progress_rewrites_one_line_in_a_terminal_and_stays_plain_lines_elsewhere(stream_class):
     """Progress records share one terminal line, ended by the next other record; in a file or
     pipe (what the CLI tests see: `Training: 12/12 regions done` in stderr) each is a line."""
-    from deployments.cli import _close_progress_lines, _shape_terminal_logs
+    from deployments.cli import _close_progress_lines, _rewrite_progress_in_place
     from forecasting.settings import PROGRESS
 
     stream = stream_class()
     handler = logging.StreamHandler(stream)
-    logger = logging.getLogger("prefect.flow_runs")
+    logger = logging.getLogger(f"tests.progress.{stream_class.__name__}")
+    logger.propagate = False
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    try:
-        _shape_terminal_logs(quiet=True)
-        for done in (1, 2, 3):
-            logger.info("Training: %d/3 regions done", done, extra={PROGRESS: True})
-        logger.warning("Region b falls back")
-        logger.info("Training: 3/3 regions done", extra={PROGRESS: True})
-        _close_progress_lines()
-    finally:
-        logger.removeHandler(handler)
+    _rewrite_progress_in_place(handler)
+    for done in (1, 2, 3):
+        logger.info("Training: %d/3 regions done", done, extra={PROGRESS: True})
+    logger.warning("Region b falls back")
+    logger.info("Training: 3/3 regions done", extra={PROGRESS: True})
+    _close_progress_lines()
     text = stream.getvalue()
     if stream_class is _Terminal:
         assert text == ("\r\x1b[KTraining: 1/3 regions done\r\x1b[KTraining: 2/3 regions done"
