@@ -2,6 +2,7 @@
 forecast that follows it using the selected models and calibrated intervals."""
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import numpy as np
@@ -41,7 +42,8 @@ def test_backtest_writes_the_documented_outputs(backtest_run):
     assert len(stored) == 3 and set(stored["backtest_run_id"]) == {read_run(out)["run_id"]}
     assert (out / "plots" / "error_by_horizon.png").exists()
     assert len(list((out / "plots").glob("forecast_vs_actual_*.png"))) == 3
-    assert "Held-out:   WAPE" in result.stdout
+    held_out = next(line for line in result.stdout.splitlines() if line.startswith("Held-out:   WAPE"))
+    assert re.match(r"Held-out:   WAPE \d\.\d{3} with the per-region selection", held_out), held_out  # 3 decimals
 
 
 def test_prefect_shows_one_task_run_per_region_and_reports(backtest_run, prefect_server):

@@ -50,6 +50,7 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
     retry = run_cli("retry", failed_run)
     assert retry.returncode == 0, retry.stderr[-3000:]
     assert "Retrying 1 region(s)" in retry.stderr and AS_OF in retry.stderr
+    assert "Forecast written for the one region" in retry.stderr  # not "for all 1 regions"
     run = read_run(out)
     assert run["lineage"] == [failed_run, run["run_id"]]
     assert run["retry_of"] == failed_run and {s["status"] for s in run["regions"]} == {"ok"}
