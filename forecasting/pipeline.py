@@ -33,7 +33,6 @@ from forecasting.intervals import Calibration, calibrate, horizon_bucket, quanti
 from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, SHORT_HISTORY_MODEL, create_model, model_spec
 from forecasting.selection_store import latest_selection
 from forecasting.paths import region_key
-from forecasting.plots import forecast_plot
 from forecasting.slots import Slot
 from forecasting.snapshot import snapshot_dir, snapshot_key
 from forecasting.storage import (
@@ -338,6 +337,8 @@ def predict_region(
     history = frame.loc[frame["is_history"], ["ts", TARGET]].dropna()
     names = [quantile_column(q) for q in options.quantiles]
     band = (names[0], names[-1]) if len(names) > 1 and meta.get("calibration") else None
+    from forecasting.plots import forecast_plot  # matplotlib: imported where a plot is drawn, not for input checks
+
     atomic_write_bytes(plot, forecast_plot(region, entry["timezone"], history, forecast, model.name, band))
     record = {
         "region": region,

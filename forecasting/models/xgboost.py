@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xgboost
 
 from forecasting.features import LEAD, LEVEL_DAYS, lead_view, level_column
 from forecasting.models.base import ForecastModel
@@ -76,9 +75,9 @@ class XGBoostModel(ForecastModel):
         for lead in leads:
             usable = features[level_column(LEVEL_DAYS[0], lead)].notna().to_numpy() & ~np.isnan(label)
             view, scale = lead_view(features.loc[usable], lead)
-            matrix = xgboost.DMatrix(view.astype("float64"), label=label[usable], base_margin=np.log(scale),
+            matrix = _xgboost().DMatrix(view.astype("float64"), label=label[usable], base_margin=np.log(scale),
                                      nthread=self.n_threads)
-            self.boosters_[lead] = xgboost.train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
+            self.boosters_[lead] = _xgboost().train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
         self.feature_names_ = list(features.columns)
         return self
 
@@ -92,7 +91,7 @@ class XGBoostModel(ForecastModel):
         for lead in np.unique(leads):
             rows = leads == lead
             view, scale = lead_view(features.loc[rows, self.feature_names_], int(lead))
-            matrix = xgboost.DMatrix(view.astype("float64"), base_margin=np.log(scale), nthread=self.n_threads)
+            matrix = _xgboost().DMatrix(view.astype("float64"), base_margin=np.log(scale), nthread=self.n_threads)
             result[rows] = self.boosters_[int(lead)].predict(matrix)
         return np.clip(result, 0.0, None)
 
@@ -109,8 +108,16 @@ class XGBoostModel(ForecastModel):
         model = cls(**state["params"])
         model.boosters_ = {}
         for lead in state["leads"]:
-            booster = xgboost.Booster(model_file=str(Path(folder) / f"lead_{lead}w.ubj"))
+            booster = _xgboost().Booster(model_file=str(Path(folder) / f"lead_{lead}w.ubj"))
             booster.set_param({"nthread": model.n_threads})
             model.boosters_[lead] = booster
         model.feature_names_ = state["feature_names"]
         return model
+
+
+def _xgboost():
+    """The xgboost package, imported on first use: the command line's help and input checks,
+    which list the model names, start without it."""
+    import xgboost
+
+    return xgboost
