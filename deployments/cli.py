@@ -147,6 +147,12 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"days to forecast (default {DEFAULT_HORIZON_DAYS})")
     deploy.add_argument("--missing-as-zero", action="store_true",
                         help="treat slots missing inside a region's history as zero orders")
+    deploy.add_argument("--notify", metavar="URL",
+                        help="with --orders: a webhook that gets a message (JSON {\"text\": ...}) when a run of these "
+                        "deployments ends Failed or Crashed (the run, its failed regions and the repair) or is Late "
+                        "and not started for --late-minutes; installed as Prefect automations")
+    deploy.add_argument("--late-minutes", type=float, default=30,
+                        help="with --notify: minutes a Late run may wait for a worker before the alert (default 30)")
     deploy.add_argument("--data", type=Path, help="without --orders: folder with the demo's five tables "
                         "(default $ORDERCAST_HOME/demo/data)")
     deploy.add_argument("--out", type=Path, help="folder the deployments write into (default "
@@ -661,11 +667,19 @@ def _close_progress_lines() -> None:
 
 
 def _deploy(args: argparse.Namespace) -> int:
+    from forecasting.errors import ConfigError
+
+    if args.late_minutes <= 0:
+        raise ConfigError(f"--late-minutes must be > 0, got {args.late_minutes:g}")
+    if args.notify and not args.notify.startswith(("http://", "https://")):
+        raise ConfigError(f"--notify: '{args.notify}' is not an http(s) URL")
     if args.orders:
         return _deploy_market(args)
+    if args.notify:
+        raise ConfigError("--notify applies to the deployments of your own tables: add --orders PATH (and the other "
+                          "tables) and --name NAME")
     from deployments.server import ensure_api
     from forecasting.contract import InputPaths, load_dataset
-    from forecasting.errors import ConfigError
     from forecasting.slots import Slot
 
     home = ordercast_home()
@@ -727,6 +741,14 @@ def _deploy_market(args: argparse.Namespace) -> int:
     regions = len(subset) if subset else len(dataset.regions)
     print(f"Registered {', '.join(names)} on work pool '{args.pool}': {regions} regions, forecast at "
           f"'{args.cron}' {timezone}, outputs under {out}")
+    if args.notify:
+        from datetime import timedelta
+
+        from deployments.alerts import install_alerts
+
+        automations = install_alerts(names, args.notify, args.name, timedelta(minutes=args.late_minutes))
+        print(f"Alerts: failed, crashed and late runs post to {args.notify} (Prefect automations "
+              f"{', '.join(repr(name) for name in automations)}; {ui_url}/automations)")
     print(f"Deployments: {ui_url}/deployments")
     print(f"Run them with: ordercast worker --pool {args.pool}  (now: prefect deployment run forecast/{args.name})")
     return EXIT_OK
