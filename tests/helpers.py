@@ -81,3 +81,85 @@ def run_id_from(output: str) -> str:
         if line.startswith("Flow run:"):
             return line.split("/runs/flow-run/")[1].split()[0]
     raise AssertionError(f"no 'Flow run:' line in output:\n{output}")
+
+
+def start_run(api_url: str, name: str, parameters: dict) -> str:
+    """Start a run of deployment `name` ("flow/deployment") without waiting; returns its id."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        return str(run_deployment(name, parameters=parameters, timeout=0).id)
+
+
+def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_file: Path | None = None,
+                   umask: int | None = None) -> None:
+    """A scheduled run of a market deployment fails in berlin-mitte; the UI's Retry (the flow run
+    set to AwaitingRetry) and a worker run it again under its own id: only that region trains,
+    the others come back Cached from their stored results, and every region is written once.
+
+    With `cluster_file` (a remote cluster), the fault reaches the workers through the file's
+    worker environment, for the first run only."""
+    import yaml
+    from datetime import datetime, timezone
+
+    import pandas as pd
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import State
+
+    from forecasting.storage import read_table_db
+
+    env = {"ORDERCAST_HOME": str(tmp_path / "home")}
+    deployed = run_cli("deploy", "--pool", pool, "--orders", str(data / "orders.csv"),
+                       "--weather", str(data / "weather.csv"), "--regions", str(data / "regions.csv"),
+                       "--name", "retry-drill", "--timezone", "UTC", "--horizon-days", "7",
+                       "--out", str(tmp_path / "scheduled"),
+                       *(("--cluster", str(cluster_file)) if cluster_file else ()), env=env)
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    run_id = start_run(api_url, "forecast/retry-drill", {})
+    fault = {"ORDERCAST_FAULTS": "train:berlin-mitte"}
+    original = cluster_file.read_text() if cluster_file else None
+    if cluster_file:
+        config = yaml.safe_load(original)
+        config.setdefault("worker_options", {}).setdefault("env", {}).update(fault)
+        cluster_file.write_text(yaml.safe_dump(config))
+    try:
+        first = run_cli("worker", "--pool", pool, "--run-once", env={**env, **fault}, umask=umask)
+    finally:
+        if cluster_file:
+            cluster_file.write_text(original)
+    assert first.returncode == 2, first.stderr[-3000:]
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            failed = client.read_flow_run(run_id).state
+            assert failed.type == StateType.FAILED and "press Retry on this run in the Prefect UI" in failed.message
+            retried_at = datetime.now(timezone.utc)
+            answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
+                                                             message="Retry from the UI"))
+            assert answer.status.value == "ACCEPT", answer.details
+    second = run_cli("worker", "--pool", pool, "--run-once", env=env, umask=umask)
+    assert second.returncode == 0, second.stderr[-3000:]
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(run_id).state.type == StateType.COMPLETED
+            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
+    again = {run.name: run.state.name for run in task_runs if run.created >= retried_at}
+    assert again.pop("train-berlin-mitte") == "Completed" and again.pop("predict-berlin-mitte") == "Completed"
+    assert again.pop("write-outputs") == "Completed"
+    assert again == {"load-inputs": "Cached", "train-london-soho": "Cached", "train-nyc-midtown": "Cached",
+                     "predict-london-soho": "Cached", "predict-nyc-midtown": "Cached"}
+
+    out = tmp_path / "scheduled" / "retry-drill" / "forecast"
+    run = read_run(out)
+    assert run["run_id"] == run_id and {s["status"] for s in run["regions"]} == {"ok"}
+    forecasts = pd.read_parquet(out / "forecasts.parquet")
+    assert forecasts.groupby("region").size().to_dict() == {r: 7 * 48 for r in
+                                                           ("berlin-mitte", "london-soho", "nyc-midtown")}
+    assert not forecasts["fallback"].any()
+    table = read_table_db(run["configuration"]["db"])
+    assert len(table) == 3 * 7 * 48 and not table.duplicated(["region", "ts", "as_of"]).any()

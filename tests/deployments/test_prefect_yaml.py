@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from forecasting.storage import read_table_db
-from tests.helpers import read_run, run_cli
+from tests.helpers import read_run, run_cli, start_run, ui_retry_drill
 
 POOL = "ordercast-test"
 
@@ -20,14 +19,6 @@ def read_deployments(api_url: str, pool: str = POOL) -> dict:
         with get_client(sync_client=True) as client:
             found = client.read_deployments(work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
             return {f"{client.read_flow(d.flow_id).name}/{d.name}": d for d in found}
-
-
-def start_run(api_url: str, name: str, parameters: dict) -> str:
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        return str(run_deployment(name, parameters=parameters, timeout=0).id)
 
 
 def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir, prefect_server, tmp_path):
@@ -125,51 +116,4 @@ def test_retry_from_the_ui_reruns_only_the_failed_region(small_demo_dir, prefect
     """A scheduled run fails in one region; the UI's Retry (the flow run set to AwaitingRetry)
     and a worker run it again under its own id: only that region trains, the others come back
     Cached from their stored results, and every region is written once."""
-    from datetime import datetime, timezone
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.objects import StateType
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.states import State
-
-    pool, env = "ordercast-retry-test", {"ORDERCAST_HOME": str(tmp_path / "home")}
-    deployed = run_cli("deploy", "--pool", pool, "--orders", str(small_demo_dir / "orders.csv"),
-                       "--weather", str(small_demo_dir / "weather.csv"), "--regions", str(small_demo_dir / "regions.csv"),
-                       "--name", "retry-drill", "--timezone", "UTC", "--horizon-days", "7",
-                       "--out", str(tmp_path / "scheduled"), env=env)
-    assert deployed.returncode == 0, deployed.stderr[-3000:]
-    run_id = start_run(prefect_server.api_url, "forecast/retry-drill", {})
-    first = run_cli("worker", "--pool", pool, "--run-once", env={**env, "ORDERCAST_FAULTS": "train:berlin-mitte"})
-    assert first.returncode == 2, first.stderr[-3000:]
-
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        with get_client(sync_client=True) as client:
-            failed = client.read_flow_run(run_id).state
-            assert failed.type == StateType.FAILED and "press Retry on this run in the Prefect UI" in failed.message
-            retried_at = datetime.now(timezone.utc)
-            answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
-                                                             message="Retry from the UI"))
-            assert answer.status.value == "ACCEPT", answer.details
-    second = run_cli("worker", "--pool", pool, "--run-once", env=env)
-    assert second.returncode == 0, second.stderr[-3000:]
-
-    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
-        with get_client(sync_client=True) as client:
-            assert client.read_flow_run(run_id).state.type == StateType.COMPLETED
-            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    again = {run.name: run.state.name for run in task_runs if run.created >= retried_at}
-    assert again.pop("train-berlin-mitte") == "Completed" and again.pop("predict-berlin-mitte") == "Completed"
-    assert again.pop("write-outputs") == "Completed"
-    assert again == {"load-inputs": "Cached", "train-london-soho": "Cached", "train-nyc-midtown": "Cached",
-                     "predict-london-soho": "Cached", "predict-nyc-midtown": "Cached"}
-
-    out = tmp_path / "scheduled" / "retry-drill" / "forecast"
-    run = read_run(out)
-    assert run["run_id"] == run_id and {s["status"] for s in run["regions"]} == {"ok"}
-    forecasts = pd.read_parquet(out / "forecasts.parquet")
-    assert forecasts.groupby("region").size().to_dict() == {r: 7 * 48 for r in
-                                                           ("berlin-mitte", "london-soho", "nyc-midtown")}
-    assert not forecasts["fallback"].any()
-    table = read_table_db(run["configuration"]["db"])
-    assert len(table) == 3 * 7 * 48 and not table.duplicated(["region", "ts", "as_of"]).any()
+    ui_retry_drill(small_demo_dir, prefect_server.api_url, tmp_path, pool="ordercast-retry-test")
