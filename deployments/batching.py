@@ -19,8 +19,9 @@ tags, states, logs, retries and result) but changes how they travel:
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
-  result, and then the batch is forgotten, so that Dask does not recompute it when a worker that
-  held its result dies;
+  result, and then the batch is forgotten (its record deleted from the scheduler, so nothing is
+  left there after the flow run), so that Dask does not recompute it when a worker that held its
+  result dies;
 - when Dask gives up on a batch (`KilledWorker`), only the task run that was running when its
   workers died gets the error: those before it keep their states, those after it go out again.
 
@@ -332,10 +333,11 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self._wake_held()
 
     def _forget(self, batch_id: str) -> None:
-        """Empty a settled batch's entry on the scheduler; with the batch's future released too,
-        Dask will not compute it again when a worker that held its result dies."""
+        """Remove a settled batch's record from the scheduler, so nothing of the flow run stays
+        there; with the batch's future released too, Dask will not compute it again when a worker
+        that held its result dies."""
         self._in_flight.pop(batch_id, None)
-        self.client.set_metadata([METADATA_ROOT, batch_id], {})
+        self.client.run_on_scheduler(_drop_batch_record, batch_id=batch_id)
 
     def _recover(self, batch_id: str, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: SharedContext,
                  error: KilledWorker) -> None:
@@ -382,6 +384,15 @@ def guided_sizes(count: int, threads: int) -> list[int]:
         sizes.append(size)
         left -= size
     return sizes
+
+
+def _drop_batch_record(dask_scheduler: distributed.Scheduler, batch_id: str) -> None:
+    """On the scheduler: delete a batch's finished states (`set_metadata` can only overwrite),
+    and the root entry once no batch is left."""
+    batches = dask_scheduler.task_metadata.get(METADATA_ROOT, {})
+    batches.pop(batch_id, None)
+    if not batches:
+        dask_scheduler.task_metadata.pop(METADATA_ROOT, None)
 
 
 def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -> list[State]:

@@ -34,6 +34,8 @@ PRIVATE_SURFACE = [
      "(dependencies) shown in the UI"),
     ("prefect.events.worker", "EventsWorker.wait_until_empty", "deployments/batching.py: a finished task run's "
      "state events leave the worker before its batch reports it"),
+    ("distributed.scheduler", "Scheduler.task_metadata", "deployments/batching.py: a settled batch's record is "
+     "deleted from the scheduler's metadata (set_metadata cannot delete)"),
     ("distributed.scheduler", "KilledWorker", "flows/outcomes.py, deployments/batching.py: a region whose workers "
      "kept dying"),
 ]

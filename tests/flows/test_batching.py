@@ -324,3 +324,17 @@ def test_batches_reuse_the_api_client_their_worker_thread_keeps(prefect_server):
         assert next(iter(client.run(_sync_clients_built).values())) == 0  # 12 task runs in several batches
         assert echo_many.with_options(task_runner=runner(False))(12) == [str(i) for i in range(12)]
         assert next(iter(client.run(_sync_clients_built).values())) >= 12  # Prefect's own: one per task run
+
+
+def test_nothing_of_a_flow_run_is_left_on_the_scheduler(prefect_server, tmp_path):
+    """A long-lived cluster (kind `address`) serves flow run after flow run: each batch's record of
+    finished task runs is deleted from the scheduler once the flow has the batch's result, also
+    after a worker died mid-batch."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address="127.0.0.1:0") as cluster, \
+            distributed.Client(cluster) as client:
+        runner = BatchingDaskTaskRunner(kind="address", address=cluster.scheduler_address)
+        assert echo_many.with_options(task_runner=runner)(12) == [str(i) for i in range(12)]
+        runner = BatchingDaskTaskRunner(kind="address", address=cluster.scheduler_address)
+        assert lost_worker_probe.with_options(task_runner=runner)(8, str(tmp_path), 1) == list(range(8))
+        assert (tmp_path / "killed").exists()  # a worker did die mid-batch
+        assert client.get_metadata([batching.METADATA_ROOT], default=None) is None
