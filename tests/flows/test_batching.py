@@ -338,3 +338,28 @@ def test_nothing_of_a_flow_run_is_left_on_the_scheduler(prefect_server, tmp_path
         assert lost_worker_probe.with_options(task_runner=runner)(8, str(tmp_path), 1) == list(range(8))
         assert (tmp_path / "killed").exists()  # a worker did die mid-batch
         assert client.get_metadata([batching.METADATA_ROOT], default=None) is None
+
+
+@task(task_run_name="busy-{index}")
+def busy(index: int) -> str:
+    time.sleep(0.5)
+    return distributed.get_worker().address
+
+
+@flow(name="adaptive-probe")
+def adaptive_probe(count: int) -> list[str]:
+    return [future.result() for future in [busy.submit(index) for index in range(count)]]
+
+
+def test_an_adaptive_cluster_that_grows_during_the_run_gets_work(prefect_server):
+    """One worker at the start, up to three as the queue grows: every task run completes once,
+    and the workers that joined during the run take part of the work."""
+    runner = BatchingDaskTaskRunner(kind="local", cluster_class="distributed.LocalCluster",
+                                    cluster_kwargs={**CLUSTER, "n_workers": 1},
+                                    adapt_kwargs={"minimum": 1, "maximum": 3, "interval": "200ms"})
+    state = adaptive_probe.with_options(task_runner=runner)(30, return_state=True)
+    assert state.is_completed(), state
+    addresses = state.result()
+    assert len(addresses) == 30 and len(set(addresses)) >= 2, sorted(set(addresses))
+    records = _task_runs(prefect_server.api_url, state.state_details.flow_run_id, [f"busy-{i}" for i in range(30)])
+    assert {value[:2] for value in records.values()} == {("COMPLETED", 1)}
