@@ -21,11 +21,14 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from forecasting.errors import OrdercastError
 from forecasting.settings import ordercast_home
 
 DEFAULT_PORT = 4200
 START_TIMEOUT_SECONDS = 90
+LOCK_FILE = "server.lock"  # held while the server of a home is started or stopped
 PROFILE = "ordercast"
 _USER_PREFECT_HOME = os.environ.get("PREFECT_HOME")  # before ordercast points PREFECT_HOME at its own home
 
@@ -94,6 +97,13 @@ def start(home: Path | None = None, port: int | None = None, host: str = "127.0.
     reach that port can then read and change every flow run, deployment and log of it.
     """
     home = home or ordercast_home()
+    home.mkdir(parents=True, exist_ok=True)
+    with FileLock(home / LOCK_FILE, timeout=START_TIMEOUT_SECONDS + 30):  # one server per home, even when
+        # two commands start it at once: the second waits, then finds the first one's server
+        return _start_locked(home, port, host)
+
+
+def _start_locked(home: Path, port: int | None, host: str) -> ServerInfo:
     running = status(home)
     if running:
         return running
@@ -127,14 +137,17 @@ def start(home: Path | None = None, port: int | None = None, host: str = "127.0.
 def stop(home: Path | None = None) -> bool:
     """Stop the recorded server; False if none was running."""
     home = home or ordercast_home()
-    state = _state_file(home)
-    try:
-        info = ServerInfo(**json.loads(state.read_text()))
-    except (OSError, ValueError, TypeError):
+    if not home.is_dir():
         return False
-    stopped = _terminate(info.pid) if info.pid else False
-    state.unlink(missing_ok=True)
-    return stopped
+    with FileLock(home / LOCK_FILE, timeout=START_TIMEOUT_SECONDS + 30):
+        state = _state_file(home)
+        try:
+            info = ServerInfo(**json.loads(state.read_text()))
+        except (OSError, ValueError, TypeError):
+            return False
+        stopped = _terminate(info.pid) if info.pid else False
+        state.unlink(missing_ok=True)
+        return stopped
 
 
 def _terminate(pid: int, grace_seconds: float = 5.0) -> bool:

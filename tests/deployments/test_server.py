@@ -1,7 +1,9 @@
 """The local Prefect server helper: start, reuse, status, stop."""
 from __future__ import annotations
 
+import os
 import urllib.request
+from pathlib import Path
 
 from deployments import server
 from tests.helpers import run_cli
@@ -73,3 +75,44 @@ def test_prefect_cli_in_a_new_shell_reaches_the_server(tmp_path):
         assert tomllib.loads((tmp_path / ".prefect" / "profiles.toml").read_text())["active"] == "mine"
     finally:
         subprocess.run([*ordercast, "server", "stop"], env=env, capture_output=True, timeout=120)
+
+
+
+def _servers_of(home: Path) -> list[int]:
+    """Pids of the running `prefect server start` processes of an ordercast home."""
+    marker = f"PREFECT_HOME={home / 'prefect'}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            command = (proc / "cmdline").read_bytes().split(b"\0")
+            environment = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone
+            continue
+        if b"server" in command and b"start" in command and marker in environment \
+                and any(part.endswith(b"/prefect") for part in command):
+            found.append(int(proc.name))
+    return found
+
+
+def test_two_commands_starting_the_server_at_once_share_one(tmp_path):
+    """Started at the same moment in a fresh home, both commands report the same server, and
+    exactly one server process runs for that home (none left behind after the stop)."""
+    import re
+    import subprocess
+    import sys
+
+    home = tmp_path / "home"
+    env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
+    env["ORDERCAST_HOME"] = str(home)
+    command = [str(Path(sys.executable).with_name("ordercast")), "server", "start"]
+    starts = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for _ in range(2)]
+    try:
+        outputs = [process.communicate(timeout=240) for process in starts]
+        assert [process.returncode for process in starts] == [0, 0], [err[-2000:] for _, err in outputs]
+        reported = {re.search(r"API (\S+) \(pid (\d+)\)", out).groups() for out, _ in outputs}
+        assert len(reported) == 1, reported
+        assert _servers_of(home) == [int(next(iter(reported))[1])]
+    finally:
+        run_cli("server", "stop", env={"ORDERCAST_HOME": str(home)})
+    assert _servers_of(home) == []
