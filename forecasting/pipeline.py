@@ -71,9 +71,9 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     """Validate the inputs and write one Parquet partition folder per region.
 
     Returns the manifest: resolved `as_of` (`per-region` when each region has its own), input
-    hashes, warnings, and per region its `as_of`, partition folder, row counts and content hash. Raises `DataError` before writing
-    anything if the inputs break the contract. A pure step: the same inputs and options
-    give the same partitions (see `forecasting.snapshot`).
+    hashes, warnings, and per region its `as_of`, partition folder, row counts and content
+    hash. Raises `DataError` before writing anything if the inputs break the contract. A pure
+    step: the same inputs and options give the same partitions (see `forecasting.snapshot`).
     """
     slot = Slot.parse(options.slot)
     dataset = load_dataset(paths, slot, missing_as_zero=options.missing_as_zero,
