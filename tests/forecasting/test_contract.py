@@ -158,6 +158,7 @@ def test_regions_whose_orders_end_before_the_default_as_of_are_named_with_their_
     [warning] = lagging_regions(data, SLOT, as_of)
     assert "1 region(s) have orders ending before as_of 2025-03-03T05:00:00+00:00" in warning
     assert "berlin (6 h) behind" in warning and "nyc" not in warning.split("regions):")[1]
+    assert "pass --as-of per-region (each region from its own end)" in warning
     assert lagging_regions(data, SLOT, pd.Timestamp("2025-03-02T23:00:00Z")) == []
 
 
