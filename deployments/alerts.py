@@ -16,13 +16,14 @@ FAILED_BODY = (
 )
 LATE_BODY = (
     "{{ flow_run.name }} of deployment {{ deployment.name }} is Late and has not started after "
-    "{{ late_minutes }} minutes: is a worker polling its work pool? (ordercast worker --pool POOL)"
+    "{{ late_minutes }} minutes: is a worker polling its work pool? (ordercast worker --pool {{ pool }})"
 )
 
 
-def install_alerts(deployments: list[str], url: str, market: str, late_after: timedelta = LATE_AFTER) -> list[str]:
-    """Point the failed- and late-run automations of `deployments` ("flow/name") at the webhook
-    `url`; returns the automations' names."""
+def install_alerts(deployments: list[str], url: str, market: str, pool: str,
+                   late_after: timedelta = LATE_AFTER) -> list[str]:
+    """Point the failed- and late-run automations of `deployments` ("flow/name", on work pool
+    `pool`) at the webhook `url`; returns the automations' names."""
     from prefect.automations import Automation
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import get_client
@@ -56,7 +57,8 @@ def install_alerts(deployments: list[str], url: str, market: str, late_after: ti
                                  for_each={"prefect.resource.id"}, match=runs_of_these, match_related=related,
                                  posture=Posture.Proactive, threshold=1, within=late_after),
             actions=[SendNotification(block_document_id=block_id, subject=f"ordercast {market}: run late",
-                                      body=LATE_BODY.replace("{{ late_minutes }}", late_minutes))],
+                                      body=LATE_BODY.replace("{{ late_minutes }}", late_minutes)
+                                      .replace("{{ pool }}", pool))],
         ),
     ]
     for automation in automations:

@@ -746,7 +746,7 @@ def _deploy_market(args: argparse.Namespace) -> int:
 
         from deployments.alerts import install_alerts
 
-        automations = install_alerts(names, args.notify, args.name, timedelta(minutes=args.late_minutes))
+        automations = install_alerts(names, args.notify, args.name, args.pool, timedelta(minutes=args.late_minutes))
         print(f"Alerts: failed, crashed and late runs post to {args.notify} (Prefect automations "
               f"{', '.join(repr(name) for name in automations)}; {ui_url}/automations)")
     print(f"Deployments: {ui_url}/deployments")

@@ -82,6 +82,7 @@ def test_failed_and_late_runs_post_to_the_webhook(small_demo_dir, prefect_server
     assert f"Details: ordercast failures {failing.id}" in failed_text
     assert late_text.startswith("ordercast alert-drill: run late\n")
     assert f"{overdue.name} of deployment alert-drill is Late and has not started after 0.2 minutes" in late_text
+    assert "(ordercast worker --pool ordercast-alert-test)" in late_text
     assert not any(failing.name in text for text in receiver.texts if text.startswith("ordercast alert-drill: run late"))
 
 
