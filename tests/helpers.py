@@ -100,10 +100,10 @@ def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_
 
     With `cluster_file` (a remote cluster), the fault reaches the workers through the file's
     worker environment, for the first run only."""
-    import yaml
     from datetime import datetime, timezone
 
     import pandas as pd
+    import yaml
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.objects import StateType
