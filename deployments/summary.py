@@ -5,9 +5,12 @@ from typing import Any
 
 import pandas as pd
 
+from forecasting.models import MODELS
+
 SHOWN_IN_FULL = 20
 SHOWN_PER_GROUP = 10
 WEEK = pd.Timedelta(days=7)
+MODEL_WIDTH = max(len(name) for name in MODELS)  # every model name in full
 
 
 def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]]) -> list[str]:
@@ -24,7 +27,7 @@ def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]]) -> lis
             "expected": status.get("expected_wape"), "week": float(week["forecast"].sum()) if len(week) else None,
             "busiest": _local_slot(busiest) if busiest is not None else "-",
         })
-    header = f"{'region':<22} {'status':<9} {'model':<15} {'exp. WAPE':>9} {'next 7 days':>12}  busiest slot (local)"
+    header = f"{'region':<22} {'status':<9} {'model':<{MODEL_WIDTH}} {'exp. WAPE':>9} {'next 7 days':>12}  busiest slot (local)"
     lines = [header]
     if len(rows) <= SHOWN_IN_FULL:
         lines += [_line(row) for row in rows]
@@ -38,7 +41,7 @@ def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]]) -> lis
         lines += [f"-- and {len(rows) - len(worst) - len(largest)} more regions (OUT/run.json, forecasts.parquet)"]
     total = sum(row["week"] or 0 for row in rows)
     troubled = sum(row["status"] != "ok" for row in rows)
-    lines.append(f"{'total':<22} {f'{troubled} not ok' if troubled else 'all ok':<9} {'':<15} {'':>9} {total:>12,.0f}")
+    lines.append(f"{'total':<22} {f'{troubled} not ok' if troubled else 'all ok':<9} {'':<{MODEL_WIDTH}} {'':>9} {total:>12,.0f}")
     return lines
 
 
@@ -49,7 +52,7 @@ def _badness(row: dict[str, Any]) -> tuple[int, float]:
 def _line(row: dict[str, Any]) -> str:
     expected = f"{row['expected']:.3f}" if row["expected"] is not None else "-"
     week = f"{row['week']:,.0f}" if row["week"] is not None else "-"
-    return f"{row['region'][:22]:<22} {row['status']:<9} {row['model'][:15]:<15} {expected:>9} {week:>12}  {row['busiest']}"
+    return f"{row['region'][:22]:<22} {row['status']:<9} {row['model']:<{MODEL_WIDTH}} {expected:>9} {week:>12}  {row['busiest']}"
 
 
 def _local_slot(row: pd.Series) -> str:

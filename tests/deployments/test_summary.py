@@ -25,6 +25,9 @@ def test_one_line_per_region_with_the_week_total_and_the_busiest_local_slot():
                 {"region": "b", "status": "fallback", "model": "seasonal_naive", "expected_wape": None}]
     lines = region_lines(_forecasts({"a": 10.0, "b": 1.0}), statuses)
     assert len(lines) == 4 and lines[0].startswith("region")
+    short = region_lines(_forecasts({"c": 1.0}), [{"region": "c", "status": "ok", "model": "profile_ensemble",
+                                                   "expected_wape": None}])
+    assert short[1].split()[:3] == ["c", "ok", "profile_ensemble"]  # the longest model name, whole
     a = lines[1].split()
     assert a[:4] == ["a", "ok", "xgboost", "0.123"] and a[4] == f"{10 * 7 * 24 + 10:,}"  # 7 days, busiest doubled
     assert lines[1].endswith("Wed 2026-10-14 04:00 (20)")  # 50 h after 00:00 UTC: 02:00 UTC, 04:00 in Berlin
