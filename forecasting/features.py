@@ -179,7 +179,7 @@ def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarr
     view["log_level"] = np.log(scale)
     first, last = 7 * (lead - 1) + 1, 7 * lead
     if day_lag_column(last) in features:
-        given = features[DAYS_AHEAD].to_numpy("float64") if DAYS_AHEAD in features else np.full(len(features), np.nan)
+        given = features[DAYS_AHEAD].to_numpy("float64")  # made with the daily lags, NaN on history rows
         drawn = np.random.default_rng(lead).integers(first, last + 1, len(features))
         ahead = np.clip(np.where(np.isnan(given), drawn, given), first, last).astype("int64")
         day_lags = np.column_stack([features[day_lag_column(d)].to_numpy("float64") for d in range(first, last + 1)])
