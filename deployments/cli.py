@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "Exit 0: all regions written; 2: some regions failed; 1: nothing written.")
     _add_table_options(forecast)
     _add_run_options(forecast)
+    _add_staffing_options(forecast)
     forecast.set_defaults(handler=_forecast)
 
     backtest = commands.add_parser("backtest", help="backtest candidate models per region and select the best",
@@ -103,6 +104,32 @@ def _parser() -> argparse.ArgumentParser:
     accuracy.add_argument("--db", help="SQLAlchemy URL of the forecast database (default sqlite:///OUT/forecasts.sqlite)")
     accuracy.add_argument("--since", help="score only vintages with as_of at or after this ISO-8601 timestamp")
     accuracy.set_defaults(handler=_accuracy)
+
+    staff = commands.add_parser(
+        "staff", help="turn stored forecasts into drivers per slot and the shifts that cover them",
+        description="Plan drivers from stored forecasts, without training or predicting (what-if runs with other "
+        "costs or limits). Per slot: the whole number of drivers with the lowest expected cost of idle "
+        "driver-hours and late orders (the forecast quantile at the service level late_order_cost / "
+        "(late_order_cost + driver_hour_cost / orders_per_driver_hour)), within min_drivers and max_drivers. "
+        "Then the cheapest shifts that cover it (an integer program, HiGHS). Writes OUT/staffing.parquet, "
+        "OUT/shifts.parquet, OUT/staffing/<region>.csv, OUT/plots/staffing_<region>.png and the database "
+        "tables staffing and shifts. Exit 0: every region staffed; 2: some regions failed; 1: nothing written.")
+    staff.add_argument("--forecasts", required=True,
+                       help="a forecast's OUT folder, or the SQLAlchemy URL of a forecast database")
+    staff.add_argument("--staffing", required=True,
+                       help="staffing table (CSV/Parquet): region, orders_per_driver_hour, driver_hour_cost, "
+                       "late_order_cost; optional min_drivers, max_drivers, min_shift_hours, max_shift_hours, "
+                       "shift_start_step (hours)")
+    staff.add_argument("--out", required=True, type=Path, help="output folder (may be the forecast's OUT)")
+    staff.add_argument("--as-of", help="the forecast vintage to staff (ISO-8601; default: each region's latest)")
+    staff.add_argument("--published", help="published shifts (CSV/Parquet: region, shift_start, shift_end, "
+                       "drivers): kept as they are; new shifts start only after the notice period")
+    staff.add_argument("--notice-hours", type=float, default=48.0,
+                       help="with --published: no new shift starts within this many hours of as_of (default 48)")
+    staff.add_argument("--time-limit", type=float, default=20.0,
+                       help="seconds the shift solver may spend per region; then its best plan so far (default 20)")
+    staff.add_argument("--db", help="SQLAlchemy URL of the database to write (default sqlite:///OUT/forecasts.sqlite)")
+    staff.set_defaults(handler=_staff)
 
     demo = commands.add_parser("demo", help="generate demo data if missing, then run the forecast",
                                description="Write the demo data set under $ORDERCAST_HOME/demo/data unless it "
@@ -231,6 +258,16 @@ def _add_demo_shape(parser: argparse.ArgumentParser) -> None:
                         "(small dinner-driven regions, some with an unannounced change of weekly pattern)")
 
 
+def _add_staffing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--staffing", help="staffing table (CSV/Parquet, see `ordercast staff --help`): also plan "
+                        "drivers per slot and shifts per region after its prediction, and write the quantiles "
+                        "0.05 to 0.95 that staffing reads")
+    parser.add_argument("--published", help="with --staffing: published shifts (region, shift_start, shift_end, "
+                        "drivers), kept as they are")
+    parser.add_argument("--notice-hours", type=float, default=48.0,
+                        help="with --published: no new shift starts within this many hours of as_of (default 48)")
+
+
 def _add_run_options(parser: argparse.ArgumentParser, data_options: bool = True,
                      forecast_options: bool = True) -> None:
     if data_options:
@@ -282,8 +319,22 @@ def _write_demo_data(out: Path, regions: int, years: float, seed: int, profile: 
 
     print(f"Writing demo data ({regions} regions, {years:g} years, seed {seed}) to {out}", file=sys.stderr)
     written = write_csv(generate(regions, years, seed, progress, profile), out)
+    written["staffing"] = _write_demo_staffing(out)
     for name, path in written.items():
         print(f"  {name:<11} {path}")
+
+
+def _write_demo_staffing(data: Path) -> Path:
+    """The demo's staffing table, for the regions of its regions.csv."""
+    import pandas as pd
+
+    from forecasting.demo_data import demo_staffing
+    from forecasting.storage import atomic_write_bytes
+
+    path = data / "staffing.csv"
+    regions = pd.read_csv(data / "regions.csv")["region"]
+    atomic_write_bytes(path, demo_staffing(regions.tolist()).to_csv(index=False).encode())
+    return path
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -295,6 +346,10 @@ def _demo(args: argparse.Namespace) -> int:
     else:
         _write_demo_data(data, args.regions, args.years, args.seed, args.profile)
     tables = {name: str(data / f"{name}.csv") for name in ("orders", *_TABLE_OPTIONS)}
+    staffing = data / "staffing.csv"
+    if not staffing.exists():  # demo data written before the demo shipped a staffing table
+        _write_demo_staffing(data)
+    args.staffing, args.published, args.notice_hours = str(staffing), None, 48.0
     return _run_forecast(tables, out, args, slot=DEFAULT_SLOT, missing_as_zero=False)
 
 
@@ -366,6 +421,48 @@ def _accuracy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _staff(args: argparse.Namespace) -> int:
+    from deployments.server import ensure_api
+    from forecasting.errors import ConfigError
+
+    if args.notice_hours < 0 or args.time_limit <= 0:
+        raise ConfigError("--notice-hours must be >= 0 and --time-limit > 0")
+    forecasts = args.forecasts if "://" in args.forecasts else str(Path(args.forecasts).resolve())
+    out = args.out.resolve()
+    _, ui_url = ensure_api()
+    from flows.staffing import staffing_flow
+
+    _shape_terminal_logs(quiet=False)
+    state = staffing_flow(forecasts=forecasts, staffing=str(Path(args.staffing).resolve()), out=str(out),
+                          published=str(Path(args.published).resolve()) if args.published else None,
+                          as_of=args.as_of, notice_hours=args.notice_hours, time_limit=args.time_limit,
+                          db=args.db, return_state=True)
+    link = f"{ui_url}/runs/flow-run/{state.state_details.flow_run_id}"
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):
+        print(f"error: {_failure_message(state)}", file=sys.stderr)
+        print(f"Flow run:   {link}", file=sys.stderr)
+        return EXIT_NOTHING_WRITTEN
+    print_staffing(summary)
+    print(f"Staffing:   {out / 'staffing.parquet'}, {out / 'shifts.parquet'}, {out / 'staffing'}/<region>.csv")
+    print(f"Flow run:   {link}")
+    if summary["failed"]:
+        for region, error in summary["failed"].items():
+            print(f"error: {region}: {error}", file=sys.stderr)
+        return EXIT_PARTIAL if summary["regions"] else EXIT_NOTHING_WRITTEN
+    return EXIT_OK
+
+
+def print_staffing(summary: dict[str, Any]) -> None:
+    """Next week's driver-hours per region, as a short table."""
+    print("Next 7 days: driver-hours per region (required per slot / scheduled in shifts), expected cost")
+    width = max([len(row["region"]) for row in summary["regions"]] + [6])
+    for row in summary["regions"]:
+        print(f"  {row['region']:<{width}}  {row['driver_hours_required_7d']:>8,.0f} / "
+              f"{row['driver_hours_scheduled_7d']:>8,.0f} h  cost {row['expected_cost_7d']:>10,.0f}  "
+              f"service level {row['service_level']:.2f}")
+
+
 def _quantiles(text: str) -> tuple[float, ...]:
     from forecasting.errors import ConfigError
     from forecasting.intervals import parse_quantiles
@@ -403,7 +500,25 @@ def _run_forecast(tables: dict[str, str | None], out: Path, args: argparse.Names
     params = dict(slot=slot, horizon_days=args.horizon_days, as_of=args.as_of, no_train=args.no_train,
                   missing_as_zero=missing_as_zero, db=args.db, quantiles=list(_quantiles(args.quantiles)),
                   region_timeout=args.region_timeout, skip_invalid_regions=args.skip_invalid_regions)
+    if args.staffing:
+        params.update(_staffing_params(args, slot))
     return _run_flow("forecast", tables, out, args, params, _print_outputs)
+
+
+def _staffing_params(args: argparse.Namespace, slot: str) -> dict[str, Any]:
+    """Check the staffing inputs before anything starts (a bad table fails in seconds)."""
+    from forecasting.errors import ConfigError
+    from forecasting.slots import Slot
+    from forecasting.staffing import check_against_slot, load_published, load_staffing
+
+    if args.notice_hours < 0:
+        raise ConfigError("--notice-hours must be >= 0")
+    table = load_staffing(args.staffing)
+    check_against_slot(table, Slot.parse(slot).length.total_seconds() / 60)
+    if args.published:
+        load_published(args.published, set(table))
+    return {"staffing": str(Path(args.staffing).resolve()), "notice_hours": args.notice_hours,
+            "published": str(Path(args.published).resolve()) if args.published else None}
 
 
 def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argparse.Namespace,
@@ -550,6 +665,8 @@ def _failure_message(state: Any) -> str:
 def _print_outputs(record: dict[str, Any], out: Path) -> None:
     import pandas as pd
 
+    from forecasting.outputs import read_run_record
+
     from deployments.summary import region_lines
 
     regions = record["regions"]
@@ -569,6 +686,11 @@ def _print_outputs(record: dict[str, Any], out: Path) -> None:
     print(f"Database:   {record['configuration']['db']}")
     print(f"Plots:      {out / 'plots'}")
     print(f"Run record: {out / 'run.json'}")
+    staffing = read_run_record(out, "staffing.json")
+    if staffing and staffing.get("run_id") == record.get("run_id"):
+        print()
+        print_staffing(staffing)
+        print(f"Staffing:   {out / 'staffing.parquet'}, {out / 'shifts.parquet'}, {out / 'staffing'}/<region>.csv")
 
 
 def _print_backtest_outputs(record: dict[str, Any], out: Path) -> None:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
@@ -17,6 +18,7 @@ from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
+from flows.staffing import plan_regions, write_staffing
 from forecasting.contract import InputPaths
 from forecasting.errors import ConfigError
 from forecasting.locks import exclusive_outputs
@@ -30,6 +32,8 @@ from forecasting.settings import (
     default_selection_store,
     run_dir,
 )
+from forecasting.slots import Slot
+from forecasting.staffing import DEFAULT_NOTICE_HOURS, DEFAULT_TIME_LIMIT, SERVICE_LEVELS, load_staffing
 from forecasting.storage import default_db_url
 from tasks import region as region_tasks
 from tasks import with_stored_results
@@ -59,18 +63,25 @@ def forecast(
     only_regions: list[str] | None = None,
     retry_of: str | None = None,
     region_subset: list[str] | None = None,
+    staffing: str | None = None,
+    published: str | None = None,
+    notice_hours: float = DEFAULT_NOTICE_HOURS,
 ) -> dict[str, Any]:
     """Forecast orders per region and slot for the next `horizon_days` days.
 
     `region_subset` limits the run to those regions of the inputs (one market of a shared
-    extract). `only_regions` limits the run to those regions and replaces only their rows in OUT (what
+    extract). `staffing` (a staffing table) adds each region's drivers per slot and shift plan
+    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads. `only_regions` limits the run to those regions and replaces only their rows in OUT (what
     `ordercast retry` uses, with `retry_of` naming the run being repaired)."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     cluster = cluster_info()
     paths = InputPaths(orders, weather, events, promotions, regions)
-    options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads,
-                         tuple(quantiles or (0.1, 0.5, 0.9)), region_timeout, skip_invalid_regions)
+    quantiles = tuple(quantiles or (0.1, 0.5, 0.9))
+    if staffing:
+        quantiles = tuple(sorted(set(quantiles) | set(SERVICE_LEVELS)))
+    options = RunOptions(slot, horizon_days, as_of, missing_as_zero, no_train, model_threads, quantiles,
+                         region_timeout, skip_invalid_regions)
     store = model_store or str(default_model_store())
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)
@@ -98,8 +109,18 @@ def forecast(
                 "retry_of": retry_of,
             }
             summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
+        if staffing and predictions:
+            partitions = {p["region"]: p["forecast_path"] for p in predictions}
+            planned = plan_regions(partitions, load_staffing(staffing), published,
+                                   Slot.parse(slot).length / pd.Timedelta(minutes=1), notice_hours,
+                                   DEFAULT_TIME_LIMIT, run_id, str(scratch))
+            summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id)
         _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))
     troubled = [status for status in statuses if status["status"] != "ok"]
+    unstaffed = summary.get("staffing", {}).get("failed", {})
+    if unstaffed and not troubled:
+        detail = "; ".join(f"{region}: {error}" for region, error in unstaffed.items())
+        return Failed(message=f"forecasts written; staffing failed in {len(unstaffed)} regions: {detail}")
     if troubled:  # the scratch folder stays: a retry of this run reuses the regions' outputs in it
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}. {_repair_hint(run_id)}")

@@ -278,6 +278,19 @@ def csv_paths(folder: str | Path) -> InputPaths:
     return InputPaths(**{field.name: str(Path(folder) / f"{field.name}.csv") for field in fields(InputPaths)})
 
 
+def demo_staffing(regions: list[str]) -> pd.DataFrame:
+    """A staffing table for the demo regions: deliveries per driver-hour, costs and shift rules
+    of a plausible city delivery service (seeded by the region names, so it is stable)."""
+    rows = []
+    for region in regions:
+        rng = np.random.default_rng(sum(region.encode()))
+        rows.append({"region": region, "orders_per_driver_hour": round(float(rng.uniform(2.2, 3.0)), 1),
+                     "driver_hour_cost": round(float(rng.uniform(13, 18))), "late_order_cost": 10,
+                     "min_drivers": 1, "max_drivers": "", "min_shift_hours": 2, "max_shift_hours": 6,
+                     "shift_start_step": 0.5})
+    return pd.DataFrame(rows)
+
+
 def write_csv(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> dict[str, Path]:
     """Write the tables as CSV files with local-time ISO-8601 timestamps; returns their paths."""
     out_dir = Path(out_dir)

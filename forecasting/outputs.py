@@ -126,10 +126,10 @@ def _lineage(run_id: str, retry_of: str | None, previous: dict[str, Any] | None)
     return [run_id]
 
 
-def read_run_record(out_dir: Path) -> dict[str, Any] | None:
-    """OUT/run.json, or None when there is none (or it cannot be read)."""
+def read_run_record(out_dir: Path, name: str = "run.json") -> dict[str, Any] | None:
+    """OUT/run.json (or another JSON record of OUT), or None when there is none (or it cannot be read)."""
     try:
-        return json.loads((Path(out_dir) / "run.json").read_text())
+        return json.loads((Path(out_dir) / name).read_text())
     except (OSError, ValueError):
         return None
 

@@ -141,6 +141,37 @@ def accuracy_plot(by_vintage: pd.DataFrame, by_region: pd.DataFrame, age_order: 
     return _png(figure)
 
 
+def staffing_plot(region: str, rows: pd.DataFrame, band: tuple[str, str] | None, days: int = 7) -> bytes:
+    """PNG bytes: a region's next `days` days in local time (the offset of each slot, as the
+    planner's clock reads): orders (forecast, band, and orders at the service level) above;
+    drivers required per slot as a step line and the drivers the shift plan puts on the road
+    below."""
+    local = pd.to_datetime(rows["local_start"].str.slice(0, 19))
+    shown = (local < local.min() + pd.Timedelta(days=days)).to_numpy()
+    rows, local = rows.loc[shown], local[shown]
+    figure, (orders, drivers) = plt.subplots(2, 1, figsize=(12, 6.5), dpi=80, sharex=True)
+    if band:
+        orders.fill_between(local, rows[band[0]], rows[band[1]], step="post", color=FORECAST_COLOR, alpha=0.18,
+                            label=f"{band[0]}-{band[1]}")
+    orders.step(local, rows["expected_orders"], where="post", color=FORECAST_COLOR, lw=1.0, label="forecast")
+    level = rows["service_level"].iloc[0]
+    orders.step(local, rows["orders_at_service_level"], where="post", color="#1c7ed6", lw=0.9,
+                label=f"orders at service level {level:.2f}")
+    orders.set_ylabel("orders per slot")
+    orders.set_title(f"{region}: the next {days} days, local time", fontsize=10)
+    drivers.step(local, rows["drivers"], where="post", color="#1c7ed6", lw=1.2, label="drivers required")
+    drivers.fill_between(local, 0, rows["scheduled_drivers"], step="post", color="#2f9e44", alpha=0.25,
+                         label="drivers on shift (plan)")
+    drivers.set_ylabel("drivers")
+    drivers.set_title("Drivers required per slot and the shifts that cover them", fontsize=10)
+    for axes in (orders, drivers):
+        axes.legend(loc="upper left", fontsize=8)
+        axes.grid(alpha=0.3)
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    return _png(figure)
+
+
 def _time_series_png(figure, axes) -> bytes:
     """Shared finish of the orders-over-time plots."""
     axes.set_ylabel("orders")

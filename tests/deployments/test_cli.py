@@ -10,13 +10,16 @@ import pytest
 from tests.helpers import run_cli
 
 
-@pytest.mark.parametrize("command", [[], ["forecast"], ["demo"], ["demo-data"], ["server"]])
+@pytest.mark.parametrize("command", [[], ["forecast"], ["demo"], ["demo-data"], ["server"], ["staff"]])
 def test_help_explains_every_command(command):
     result = run_cli(*command, "--help")
     assert result.returncode == 0 and "usage: ordercast" in result.stdout
     if command == ["forecast"]:
         for option in ("--orders", "--weather", "--events", "--promotions", "--regions", "--slot", "--horizon-days",
-                       "--as-of", "--no-train", "--missing-as-zero", "--db", "--out"):
+                       "--as-of", "--no-train", "--missing-as-zero", "--db", "--out", "--staffing"):
+            assert option in result.stdout
+    if command == ["staff"]:
+        for option in ("--forecasts", "--staffing", "--as-of", "--published", "--notice-hours", "--out"):
             assert option in result.stdout
 
 
