@@ -352,7 +352,8 @@ class RegionPlan:
 
 def slot_minutes_of(forecast: pd.DataFrame) -> float:
     """The slot length of stored forecasts, from the spacing of their timestamps."""
-    steps = forecast.sort_values(["region", "ts"]).groupby("region")["ts"].diff().dropna()
+    keys = ["region", "as_of"] if "as_of" in forecast.columns else ["region"]
+    steps = forecast.sort_values([*keys, "ts"]).groupby(keys)["ts"].diff().dropna()
     if steps.empty:
         raise DataError("the forecasts hold one slot per region: cannot tell the slot length")
     return steps.min() / pd.Timedelta(minutes=1)
