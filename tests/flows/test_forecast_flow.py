@@ -215,7 +215,10 @@ def test_demo_command_writes_data_then_forecasts(prefect_server, tmp_path):
     assert (home / "demo" / "data" / "orders.csv").exists()
     assert f"Forecasts:  {out / 'forecasts.parquet'} (1008 rows, 3/3 regions)" in result.stdout
     assert "Flow run:   http://127.0.0.1:" in result.stdout and "Prefect UI: http://127.0.0.1:" in result.stderr
-    assert len(list((out / "plots").glob("*.png"))) == 3
+    assert len(list((out / "plots").glob("staffing_*.png"))) == 3  # the demo ships a staffing table
+    assert len(list((out / "plots").glob("*.png"))) == 6
+    assert "Next 7 days: driver-hours per region" in result.stdout
+    assert (home / "demo" / "data" / "staffing.csv").exists() and (out / "staffing.parquet").exists()
     again = run_cli("demo", "--horizon-days", "7", env={"ORDERCAST_HOME": str(home)})
     assert again.returncode == 0 and "Using demo data in" in again.stderr  # data is not regenerated
 
