@@ -174,6 +174,8 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"days to forecast (default {DEFAULT_HORIZON_DAYS})")
     deploy.add_argument("--missing-as-zero", action="store_true",
                         help="treat slots missing inside a region's history as zero orders")
+    deploy.add_argument("--staffing", help="staffing table: the daily forecast also plans drivers per slot and "
+                        "shifts (docs/staffing.md)")
     deploy.add_argument("--notify", metavar="URL",
                         help="with --orders: a webhook that gets a message (JSON {\"text\": ...}) when a run of these "
                         "deployments ends Failed or Crashed (the run, its failed regions and the repair) or is Late "
@@ -511,14 +513,15 @@ def _staffing_params(args: argparse.Namespace, slot: str) -> dict[str, Any]:
     from forecasting.slots import Slot
     from forecasting.staffing import check_against_slot, load_published, load_staffing
 
-    if args.notice_hours < 0:
+    published, notice_hours = getattr(args, "published", None), getattr(args, "notice_hours", 48.0)
+    if notice_hours < 0:
         raise ConfigError("--notice-hours must be >= 0")
     table = load_staffing(args.staffing)
     check_against_slot(table, Slot.parse(slot).length.total_seconds() / 60)
-    if args.published:
-        load_published(args.published, set(table))
-    return {"staffing": str(Path(args.staffing).resolve()), "notice_hours": args.notice_hours,
-            "published": str(Path(args.published).resolve()) if args.published else None}
+    if published:
+        load_published(published, set(table))
+    return {"staffing": str(Path(args.staffing).resolve()), "notice_hours": notice_hours,
+            "published": str(Path(published).resolve()) if published else None}
 
 
 def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argparse.Namespace,
@@ -797,8 +800,9 @@ def _deploy(args: argparse.Namespace) -> int:
         raise ConfigError(f"--notify: '{args.notify}' is not an http(s) URL")
     if args.orders:
         return _deploy_market(args)
-    if args.notify:
-        raise ConfigError("--notify applies to the deployments of your own tables: add --orders PATH (and the other "
+    if args.notify or args.staffing:
+        option = "--notify" if args.notify else "--staffing"
+        raise ConfigError(f"{option} applies to the deployments of your own tables: add --orders PATH (and the other "
                           "tables) and --name NAME")
     from deployments.server import ensure_api
     from forecasting.contract import InputPaths, load_dataset
@@ -814,6 +818,8 @@ def _deploy(args: argparse.Namespace) -> int:
                           "PATH [--weather PATH] ... --name NAME`; for demo data, `ordercast demo-data --out DIR`")
     tables = {name: str(data / f"{name}.csv") for name in ("orders", *_TABLE_OPTIONS)}
     load_dataset(InputPaths(**tables), Slot.parse(DEFAULT_SLOT))
+    if not (data / "staffing.csv").exists():  # demo data written before the demo shipped a staffing table
+        _write_demo_staffing(data)
     _, ui_url = ensure_api()
     _ensure_work_pool(args.pool)
     env = {**os.environ, "ORDERCAST_ROOT": str(PROJECT_ROOT), "ORDERCAST_DATA": str(data),
@@ -855,7 +861,8 @@ def _deploy_market(args: argparse.Namespace) -> int:
         check_schedule({"forecast": "--cron"}.get(flow, f"--{flow}-cron"), cron, timezone)
     out = (args.out or ordercast_home() / "scheduled").resolve() / args.name
     options = {"slot": args.slot, "horizon_days": args.horizon_days, "missing_as_zero": args.missing_as_zero}
-    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options)
+    staffing = _staffing_params(args, args.slot)["staffing"] if args.staffing else None
+    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options, staffing)
 
     _, ui_url = ensure_api()
     _ensure_work_pool(args.pool)

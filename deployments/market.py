@@ -36,13 +36,15 @@ class Market:
     cluster: str = "local"
     regions: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # slot, horizon_days, missing_as_zero
+    staffing: str | None = None  # staffing table: the daily forecast also plans drivers and shifts
 
     def deployments(self) -> list[dict[str, Any]]:
         """Name, entrypoint, parameters and schedule of each deployment."""
         tables = {table: path for table, path in self.tables.items() if path}
         subset = {"region_subset": self.regions} if self.regions else {}
         parameters = {
-            "forecast": {**tables, **self.options, **subset, "out": str(self.out / "forecast")},
+            "forecast": {**tables, **self.options, **subset, "out": str(self.out / "forecast"),
+                         **({"staffing": self.staffing} if self.staffing else {})},
             "backtest": {**tables, **self.options, **subset, "out": str(self.out / "backtest")},
             "accuracy": {"orders": tables["orders"], **({"regions": tables["regions"]} if "regions" in tables else {}),
                          "slot": self.options.get("slot", "30min"),

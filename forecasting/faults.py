@@ -1,7 +1,7 @@
 """Failure drills: make a named step misbehave for a named region on purpose.
 
 `ORDERCAST_FAULTS` is a comma-separated list of `step:region[:kind]`; steps are `train`,
-`predict` and `backtest`. Step `write` takes a point of the output commit instead of a region
+`predict`, `backtest` and `staff`. Step `write` takes a point of the output commit instead of a region
 (`staged`, `committed`, `published-parquet`; see forecasting/outputs.py), to rehearse a crash
 there. Kinds:
 

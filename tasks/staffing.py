@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from prefect import task
 
+from forecasting.faults import maybe_fail
 from forecasting.paths import region_key
 from forecasting.plots import staffing_plot
 from forecasting.staffing import RegionStaffing, quantile_levels, staff_region
@@ -19,6 +20,7 @@ def staff(region: str, forecast_path: str, staffing: RegionStaffing, published: 
           slot_minutes: float, notice_hours: float, time_limit: float, run_id: str, run_dir: str) -> dict[str, Any]:
     """Plan the region's drivers from its forecast partition; writes its staffing rows, shifts and
     plot under `run_dir/staffing/` and returns their paths with the region's summary."""
+    maybe_fail("staff", region, run_id)
     forecast = pd.read_parquet(forecast_path).sort_values("ts").reset_index(drop=True)
     plan = staff_region(forecast, staffing, published, slot_minutes=slot_minutes, notice_hours=notice_hours,
                         time_limit=time_limit, run_id=run_id)

@@ -48,6 +48,7 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     assert forecast.entrypoint == "deployments/entrypoints.py:forecast"
     assert forecast.parameters["orders"] == str(small_demo_dir / "orders.csv")
     assert forecast.parameters["out"] == str(tmp_path / "out" / "forecast")
+    assert forecast.parameters["staffing"] == str(small_demo_dir / "staffing.csv")  # written by deploy if missing
     assert deployments["weekly-backtest"].parameters["cutoffs"] == 52
 
     run_id = start_run(prefect_server.api_url, "forecast/daily-forecast", {"horizon_days": 7})
@@ -58,6 +59,7 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     assert read_run(out)["run_id"] == run_id
     assert read_run(out)["cluster"]["kind"] == "local"
     assert pd.read_parquet(out / "forecasts.parquet").groupby("region").size().eq(7 * 48).all()
+    assert pd.read_parquet(out / "staffing.parquet").groupby("region").size().eq(7 * 48).all()
 
 
 def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_worker(
@@ -85,8 +87,11 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert bad_cron.returncode == 1 and "--cron: '0 25 * * *' is not a cron expression" in bad_cron.stderr
     assert read_deployments(prefect_server.api_url, pool) == {}  # nothing registered by any of them
 
+    staffing = mine / "drivers.csv"
+    staffing.write_text("region,orders_per_driver_hour,driver_hour_cost,late_order_cost\nnyc-midtown,2.5,18,9\n")
     deployed = run_cli("deploy", "--pool", pool, *tables, "--name", "us", "--only-regions", "nyc-midtown",
-                       "--horizon-days", "7", "--out", str(tmp_path / "scheduled"), env=env)
+                       "--horizon-days", "7", "--staffing", str(staffing), "--out", str(tmp_path / "scheduled"),
+                       env=env)
     assert deployed.returncode == 0, deployed.stderr[-3000:]
     deployments = read_deployments(prefect_server.api_url, pool)
     assert set(deployments) == {"forecast/us", "backtest/us", "accuracy/us"}
@@ -95,6 +100,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert forecast.parameters["orders"] == str(mine / "order_counts.csv")
     assert "promotions" not in forecast.parameters and "events" not in forecast.parameters
     assert forecast.parameters["region_subset"] == ["nyc-midtown"] and forecast.parameters["horizon_days"] == 7
+    assert forecast.parameters["staffing"] == str(staffing) and "staffing" not in deployments["backtest/us"].parameters
     assert deployments["backtest/us"].parameters["region_subset"] == ["nyc-midtown"]
     assert [s.schedule.cron for s in deployments["accuracy/us"].schedules] == ["30 4 * * *"]
 
@@ -104,6 +110,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     out = tmp_path / "scheduled" / "us" / "forecast"
     assert read_run(out)["run_id"] == run_id
     assert set(pd.read_parquet(out / "forecasts.parquet")["region"]) == {"nyc-midtown"}
+    assert set(pd.read_parquet(out / "staffing.parquet")["region"]) == {"nyc-midtown"}
 
     (mine / "wx.csv").unlink()  # the extract job stopped writing the weather file
     failing = start_run(prefect_server.api_url, "forecast/us", {})

@@ -51,6 +51,13 @@ def test_forecast_with_staffing_then_a_what_if_with_dearer_late_orders(small_dem
     assert more["drivers"].sum() > rows["drivers"].sum()
     assert (more["service_level"] > rows["service_level"]).all()
 
+    broken = run_cli("staff", "--forecasts", str(out), "--staffing", str(staffing), "--out", str(tmp_path / "b"),
+                     env={"ORDERCAST_FAULTS": f"staff:{regions[0]}"})
+    assert broken.returncode == 2, broken.stderr[-3000:]  # that region fails alone, the others are written
+    assert f"error: {regions[0]}: InjectedFault: staff failed for region '{regions[0]}'" in broken.stderr
+    written = pd.read_parquet(tmp_path / "b" / "staffing.parquet")
+    assert sorted(written["region"].unique()) == sorted(regions[1:])
+
 
 def test_bad_staffing_inputs_stop_before_anything_runs(small_demo_dir, tmp_path):
     staffing = tmp_path / "staffing.csv"
