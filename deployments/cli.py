@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
                           help="refit learned models every K cutoffs; predict at every cutoff with the latest "
                           "fit made at or before it (default 4)")
     backtest.add_argument("--models", help=f"candidate models, comma-separated (default all: {', '.join(_model_names())})")
+    backtest.add_argument("--staffing", help="staffing table (docs/staffing.md): also cost each model's staffing "
+                          "against the actual orders at every cutoff (short and idle driver-hours, cost)")
+    backtest.add_argument("--select-by", choices=("wape", "cost"), default="wape",
+                          help="choose each region's model by WAPE (default) or, with --staffing, by staffing cost; "
+                          "the same rule either way (the preferred model unless another is better by more than "
+                          "one standard error)")
     backtest.add_argument("--holdout-cutoffs", type=int, default=12,
                           help="last cutoffs held out from model selection and interval calibration (default 12)")
     backtest.set_defaults(handler=_backtest)
@@ -378,12 +384,13 @@ def _backtest(args: argparse.Namespace) -> int:
         pd.Timedelta(args.cutoff_step)
     except ValueError:
         raise ConfigError(f"--cutoff-step: '{args.cutoff_step}' is not a duration such as 7D") from None
+    staffing = _staffing_params(args, args.slot)["staffing"] if args.staffing else None
     BacktestOptions(args.slot, args.horizon_days, models, args.retrain_every, _quantiles(args.quantiles),
-                    args.holdout_cutoffs)  # validates before anything starts
+                    args.holdout_cutoffs, staffing=staffing, select_by=args.select_by)  # validates before anything starts
     params = dict(slot=args.slot, horizon_days=args.horizon_days, missing_as_zero=args.missing_as_zero, db=args.db,
                   cutoffs=args.cutoffs, cutoff_step=args.cutoff_step, cutoff_dates=dates,
                   retrain_every=args.retrain_every, models=list(models), quantiles=list(_quantiles(args.quantiles)),
-                  holdout_cutoffs=args.holdout_cutoffs)
+                  holdout_cutoffs=args.holdout_cutoffs, staffing=staffing, select_by=args.select_by)
     return _run_flow("backtest", _tables(args), args.out, args, params, _print_backtest_outputs)
 
 
@@ -707,6 +714,14 @@ def _print_backtest_outputs(record: dict[str, Any], out: Path) -> None:
           f"(nominal {summary['nominal_coverage']})")
     for model, value in sorted(summary["model_wape"].items(), key=lambda item: item[1]):
         print(f"            {model:<16} WAPE {_fmt(value)} (this model in every region it can run)")
+    staffing = summary.get("staffing")
+    if staffing:
+        chosen_cost = staffing["selection"]
+        print(f"Staffing:   held-out cost {chosen_cost['staffing_cost']:,.0f} with the per-region selection (by "
+              f"{staffing['select_by']}): {chosen_cost['short_driver_hours']:,.0f} driver-hours short of the actual "
+              f"orders, {chosen_cost['idle_driver_hours']:,.0f} idle")
+        for model, cost in sorted(staffing["model_cost"].items(), key=lambda item: item[1]):
+            print(f"            {model:<16} cost {cost:,.0f} (this model in every region it can run)")
     left_out = [r["region"] for r in record["regions"] if any(n.startswith("left out") for n in r["notes"])]
     if left_out:
         example = next(n for r in record["regions"] for n in r["notes"] if n.startswith("left out"))

@@ -18,6 +18,7 @@ from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
 from forecasting.backtest import BacktestOptions
+from forecasting.staffing import SERVICE_LEVELS
 from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
 from forecasting.models import MODELS
@@ -55,14 +56,21 @@ def backtest_flow(
     holdout_cutoffs: int = 12,
     model_threads: int = 1,
     region_subset: list[str] | None = None,
+    staffing: str | None = None,
+    select_by: str = "wape",
 ) -> dict[str, Any]:
     """Backtest every candidate model per region over past cutoffs and select one per region
-    (of `region_subset` only, when given: one market of a shared extract)."""
+    (of `region_subset` only, when given: one market of a shared extract). With `staffing`,
+    each model's staffing is costed against the actual orders as well (with the quantiles
+    0.05-0.95 it reads), and `select_by` "cost" chooses by that cost."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     cluster = cluster_info()
-    options = BacktestOptions(slot, horizon_days, tuple(models or MODELS), retrain_every,
-                              tuple(quantiles or (0.1, 0.5, 0.9)), holdout_cutoffs, model_threads)
+    quantiles = tuple(quantiles or (0.1, 0.5, 0.9))
+    if staffing:
+        quantiles = tuple(sorted(set(quantiles) | set(SERVICE_LEVELS)))
+    options = BacktestOptions(slot, horizon_days, tuple(models or MODELS), retrain_every, quantiles, holdout_cutoffs,
+                              model_threads, staffing, select_by)
     paths = InputPaths(orders, weather, events, promotions, regions)
     scratch = run_dir(run_id)
     db_url = db or default_db_url(out)

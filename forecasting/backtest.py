@@ -43,7 +43,9 @@ from forecasting.models import (
     model_spec,
 )
 from forecasting.slots import Slot
+from forecasting.staffing import RegionStaffing, outcomes_against_actual
 
+STAFFING_METRICS = ("staffing_cost", "short_driver_hours", "idle_driver_hours")
 MASE_SCALE_WEEKS = 8
 MIN_HISTORY_DAYS = 7
 MIN_SELECTION_CUTOFFS = 8
@@ -60,8 +62,14 @@ class BacktestOptions:
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     holdout_cutoffs: int = 12
     model_threads: int = 1
+    staffing: str | None = None  # staffing table: each model's staffing is scored too
+    select_by: str = "wape"  # or "cost": the staffing cost, with the same rule
 
     def __post_init__(self) -> None:
+        if self.select_by not in ("wape", "cost"):
+            raise ConfigError(f"--select-by must be wape or cost, got '{self.select_by}'")
+        if self.select_by == "cost" and not self.staffing:
+            raise ConfigError("--select-by cost needs --staffing FILE (the costs come from the staffing table)")
         unknown = [name for name in self.models if name not in MODELS]
         if unknown:
             raise ConfigError(f"--models: unknown model '{unknown[0]}'; known models: {', '.join(MODELS)}")
@@ -118,10 +126,12 @@ class RegionBacktest:
     notes: list[str] = field(default_factory=list)
 
 
-def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions) -> RegionBacktest:
+def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions,
+                    staffing: RegionStaffing | None = None) -> RegionBacktest:
     """Every candidate model at every cutoff where all of them can run, with metrics,
     selection and intervals. Candidates that cannot run at enough cutoffs are left out,
-    and the notes say why."""
+    and the notes say why. With `staffing` (the region's row of the staffing table), each
+    prediction's staffing is costed against the actual orders too (`outcomes_against_actual`)."""
     spec = options.spec
     region, tz = inputs.info.region, inputs.info.timezone
     orders = inputs.orders.sort_values("ts")
@@ -164,7 +174,13 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
         notes.append(f"model chosen on {len(selection_cutoffs)} cutoffs (fewer than {MIN_SELECTION_CUTOFFS}): "
                      "the choice may be noisy")
     predictions = _add_intervals(predictions, selection_cutoffs, options.quantiles)
-    selection = _select(predictions, selection_cutoffs, holdout_cutoffs, region)
+    if staffing is not None:
+        predictions = predictions.join(outcomes_against_actual(predictions, predictions["actual"].to_numpy(), staffing,
+                                                               spec.slot.minutes))
+    elif options.select_by == "cost":
+        notes.append("no row in the staffing table: the model is chosen by WAPE")
+    score = "cost" if staffing is not None and options.select_by == "cost" else "wape"
+    selection = _select(predictions, selection_cutoffs, holdout_cutoffs, region, score)
     chosen = predictions.loc[predictions["model"] == selection["model"]]
     calibration = calibrate(chosen["forecast"], chosen["actual"], chosen["bucket"].to_numpy()).to_dict() \
         if len(chosen) else None
@@ -242,9 +258,11 @@ def _add_intervals(predictions: pd.DataFrame, selection_cutoffs: list, quantiles
     return predictions.assign(**{name: values[:, i] for i, name in enumerate(names)})
 
 
-def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs: list, region: str) -> dict[str, Any]:
-    """The most preferred model (`PREFERENCE`) whose selection-cutoff WAPE is within one
-    standard error of the best one's; the error is that of their per-cutoff WAPE difference.
+def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs: list, region: str,
+            score: str = "wape") -> dict[str, Any]:
+    """The most preferred model (`PREFERENCE`) whose selection-cutoff WAPE (or, with `score`
+    "cost", staffing cost per cutoff) is within one standard error of the best one's; the error
+    is that of their per-cutoff differences.
 
     Where a learned candidate ran, only learned candidates are chosen from: the baselines see
     no calendar, weather or events, so a quiet autumn can make the seasonal naive the clear
@@ -260,9 +278,13 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
         per_model = chosen_from.groupby("model")["cutoff"].apply(set)
         shared = set.intersection(*per_model.tolist())
         common = chosen_from.loc[chosen_from["cutoff"].isin(shared)]
-        scores = {name: wape(rows["actual"], rows["forecast"]) for name, rows in common.groupby("model")}
-        per_cutoff = common.groupby(["cutoff", "model"]).apply(
-            lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
+        if score == "cost":
+            per_cutoff = common.groupby(["cutoff", "model"])["staffing_cost"].sum(min_count=1).unstack("model")
+            scores = {name: float(per_cutoff[name].mean()) for name in per_cutoff.columns}
+        else:
+            scores = {name: wape(rows["actual"], rows["forecast"]) for name, rows in common.groupby("model")}
+            per_cutoff = common.groupby(["cutoff", "model"]).apply(
+                lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
         model = _within_noise_of_best(per_cutoff, scores)
     if model is None:
         models = set(predictions["model"])
@@ -272,7 +294,8 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
         "region": region,
         "model": model,
         "wape": wape(held_out["actual"], held_out["forecast"]) if len(held_out) else float("nan"),
-        "selection_wape": scores.get(model, float("nan")),
+        "selection_wape": scores.get(model, float("nan")) if score == "wape" else float("nan"),
+        "selected_by": score,
         "scores": scores,
     }
 
@@ -307,6 +330,8 @@ def _metrics(predictions: pd.DataFrame, orders: pd.DataFrame, options: BacktestO
     for (model, cutoff, bucket), group in predictions.groupby(["model", "cutoff", "bucket"], sort=True):
         quantile_values = group[names].to_numpy()
         has_intervals = not np.isnan(quantile_values).any()
+        staffing = {column: float(group[column].sum(min_count=1)) for column in STAFFING_METRICS
+                    if column in group}
         rows.append({
             "region": group["region"].iloc[0], "model": model, "cutoff": cutoff, "horizon_bucket": bucket,
             "wape": wape(group["actual"], group["forecast"]), "bias": bias(group["actual"], group["forecast"]),
@@ -314,6 +339,7 @@ def _metrics(predictions: pd.DataFrame, orders: pd.DataFrame, options: BacktestO
             "pinball": pinball(group["actual"], quantile_values, options.quantiles) if has_intervals else np.nan,
             "coverage": coverage(group["actual"], quantile_values[:, 0], quantile_values[:, -1])
             if has_intervals and len(names) > 1 else np.nan,
+            **staffing,
         })
     return pd.DataFrame(rows)
 

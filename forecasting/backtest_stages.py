@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.backtest import BacktestOptions, backtest_region, split_cutoffs
+from forecasting.backtest import STAFFING_METRICS, BacktestOptions, backtest_region, split_cutoffs
 from forecasting.faults import maybe_fail
 from forecasting.intervals import bucket_names, horizon_bucket, quantile_column
 from forecasting.metrics import coverage, wape
@@ -17,6 +17,7 @@ from forecasting.paths import region_key
 from forecasting.pipeline import package_versions, read_partition
 from forecasting.plots import backtest_error_plot, backtest_region_plot
 from forecasting.selection_store import save_selection
+from forecasting.staffing import load_staffing
 from forecasting.storage import (
     SELECTION_COLUMNS,
     atomic_write_bytes,
@@ -34,7 +35,8 @@ def run_region_backtest(entry: dict[str, Any], options: BacktestOptions, cutoffs
     started = time.perf_counter()
     region = entry["region"]
     maybe_fail("backtest", region, run_dir.name)
-    result = backtest_region(read_partition(entry), [pd.Timestamp(c) for c in cutoffs], options)
+    staffing = load_staffing(options.staffing).get(region) if options.staffing else None
+    result = backtest_region(read_partition(entry), [pd.Timestamp(c) for c in cutoffs], options, staffing)
     folder = run_dir / "backtest" / region_key(region)
     atomic_write_parquet(folder / "predictions.parquet", result.predictions)
     atomic_write_parquet(folder / "metrics.parquet", result.metrics)
@@ -100,15 +102,22 @@ def held_out_summary(predictions: pd.DataFrame, selection: pd.DataFrame, options
     chosen = held.merge(selection[["region", "model"]], on=["region", "model"])
     keys = ["region", "ts", "cutoff"]
     stand_in = SHORT_HISTORY_MODEL if (held["model"] == SHORT_HISTORY_MODEL).any() else FALLBACK_MODEL
-    base = held.loc[held["model"] == stand_in, [*keys, "actual", "forecast"]]
-    model_wape = {}
+    staffed = "staffing_cost" in held.columns
+    base = held.loc[held["model"] == stand_in, [*keys, "actual", "forecast", *(["staffing_cost"] if staffed else [])]]
+    model_wape, model_cost = {}, {}
     for model, rows in held.groupby("model"):
-        policy = base.merge(rows[[*keys, "forecast"]], on=keys, how="left", suffixes=("_fallback", ""))
+        policy = base.merge(rows[[*keys, "forecast", *(["staffing_cost"] if staffed else [])]], on=keys, how="left",
+                            suffixes=("_fallback", ""))
         policy["forecast"] = policy["forecast"].fillna(policy["forecast_fallback"])
         model_wape[model] = wape(policy["actual"], policy["forecast"])
+        if staffed:
+            model_cost[model] = float(policy["staffing_cost"].fillna(policy["staffing_cost_fallback"]).sum())
     lower, upper = quantile_column(options.quantiles[0]), quantile_column(options.quantiles[-1])
     both = chosen.dropna(subset=[lower, upper])
+    staffing = {"staffing": {"selection": {column: float(chosen[column].sum()) for column in STAFFING_METRICS},
+                             "model_cost": model_cost, "select_by": options.select_by}} if staffed else {}
     return {
+        **staffing,
         "held_out_cutoffs": [pd.Timestamp(c).isoformat() for c in holdout],
         "selection_wape": wape(chosen["actual"], chosen["forecast"]) if len(chosen) else None,
         "model_wape": model_wape,

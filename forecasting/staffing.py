@@ -338,6 +338,33 @@ def expected_cost(forecast: pd.DataFrame, drivers: np.ndarray, capacity_per_driv
     return late * staffing.late_order_cost + idle_hours * staffing.driver_hour_cost
 
 
+def outcomes_against_actual(forecast: pd.DataFrame, actual: np.ndarray, staffing: RegionStaffing,
+                            slot_minutes: float) -> pd.DataFrame:
+    """Per slot, the requirement from the forecast's quantiles and what it would have cost with
+    the orders that came: `drivers`, `short_driver_hours` (drivers the actual orders needed beyond
+    them), `idle_driver_hours` (capacity left unused) and `staffing_cost` (idle driver-hours and
+    late orders, priced). Slots without quantiles get NaN."""
+    slot_hours = slot_minutes / 60
+    capacity = staffing.orders_per_driver_hour * slot_hours
+    level, _ = clipped_service_level(staffing, list(quantile_levels(list(forecast.columns))))
+    known = forecast[list(quantile_levels(list(forecast.columns)).values())].notna().all(axis=1).to_numpy()
+    drivers = np.full(len(forecast), np.nan)
+    if known.any():
+        rows = forecast.loc[known]
+        drivers[known] = drivers_needed(rows, orders_at_level(rows, level), capacity, staffing)
+    actual = np.asarray(actual, dtype="float64")
+    room = drivers * capacity
+    late = np.maximum(actual - room, 0)
+    idle_hours = np.maximum(room - actual, 0) / staffing.orders_per_driver_hour
+    needed = np.ceil(np.round(actual / capacity, 9))
+    return pd.DataFrame({
+        "drivers": drivers,
+        "short_driver_hours": np.maximum(needed - drivers, 0) * slot_hours,
+        "idle_driver_hours": idle_hours,
+        "staffing_cost": late * staffing.late_order_cost + idle_hours * staffing.driver_hour_cost,
+    }, index=forecast.index)
+
+
 # --- one region ------------------------------------------------------------------------------
 
 @dataclass

@@ -260,3 +260,38 @@ def test_selection_keeps_the_ensemble_unless_beaten_beyond_noise_and_never_picks
     assert _select(clear, [0, 1, 2, 3], [], "r")["model"] == "xgboost"
     baselines_only = rows({"seasonal_naive": [1.0, 1.0, 1.0], "weekly_profile": [3.0, 3.0, 3.0]})
     assert _select(baselines_only, [0, 1, 2], [], "r")["model"] == "seasonal_naive"
+
+
+def test_staffing_is_costed_per_model_and_cost_selection_follows_the_same_rule(one_region):
+    from forecasting.staffing import SERVICE_LEVELS, RegionStaffing
+
+    staffing = RegionStaffing(one_region.info.region, orders_per_driver_hour=2.5, driver_hour_cost=15.0,
+                              late_order_cost=10.0, min_drivers=1)
+    end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
+    cutoffs = plan_cutoffs(end, SLOT, 7, 4, pd.Timedelta(days=7))[0]
+    options = BacktestOptions(horizon_days=7, models=("seasonal_naive", "weekly_profile"), holdout_cutoffs=1,
+                              quantiles=SERVICE_LEVELS, staffing="staffing.csv", select_by="cost")
+    result = backtest_region(one_region, cutoffs, options, staffing)
+    predictions = result.predictions
+    assert (predictions["drivers"] >= 1).all()
+    # The costs are those of the requirement against the orders that came.
+    capacity = 2.5 * 0.5
+    room = predictions["drivers"] * capacity
+    expected = ((predictions["actual"] - room).clip(lower=0) * 10.0
+                + (room - predictions["actual"]).clip(lower=0) / 2.5 * 15.0)
+    np.testing.assert_allclose(predictions["staffing_cost"], expected)
+    assert {"staffing_cost", "short_driver_hours", "idle_driver_hours"} <= set(result.metrics.columns)
+    selection = result.selection
+    assert selection["selected_by"] == "cost" and set(selection["scores"]) == {"seasonal_naive", "weekly_profile"}
+    selecting = predictions.loc[predictions["cutoff"].isin(cutoffs[:-1])]
+    mean_cost = selecting.groupby("model")["staffing_cost"].sum() / len(cutoffs[:-1])
+    assert selection["scores"] == pytest.approx(mean_cost.to_dict())
+    summary = held_out_summary(predictions, pd.DataFrame([{"region": staffing.region, "model": selection["model"]}]),
+                               options)
+    held = predictions.loc[(predictions["cutoff"] == cutoffs[-1]) & (predictions["model"] == selection["model"])]
+    assert summary["staffing"]["selection"]["staffing_cost"] == pytest.approx(held["staffing_cost"].sum())
+
+
+def test_cost_selection_needs_a_staffing_table():
+    with pytest.raises(ConfigError, match="--select-by cost needs --staffing FILE"):
+        BacktestOptions(select_by="cost")
