@@ -114,7 +114,7 @@ def forecast(
             planned = plan_regions(partitions, load_staffing(staffing), published,
                                    Slot.parse(slot).length / pd.Timedelta(minutes=1), notice_hours,
                                    DEFAULT_TIME_LIMIT, run_id, str(scratch))
-            summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id)
+            summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id, bool(only_regions))
         _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))
     troubled = [status for status in statuses if status["status"] != "ok"]
     unstaffed = summary.get("staffing", {}).get("failed", {})

@@ -1,12 +1,12 @@
-"""Staffing through the command line, on a real Prefect server: `forecast --staffing`, the
-what-if `ordercast staff` from stored forecasts, and bad staffing inputs."""
+"""Staffing through the command line, on a real Prefect server: `forecast --staffing` and a
+`retry` of it, the what-if `ordercast staff` from stored forecasts, and bad staffing inputs."""
 from __future__ import annotations
 
 import pandas as pd
 import sqlalchemy as sa
 
 from forecasting.demo_data import demo_staffing
-from tests.helpers import run_cli, table_args
+from tests.helpers import read_run, run_cli, table_args
 
 
 def test_forecast_with_staffing_then_a_what_if_with_dearer_late_orders(small_demo_dir, prefect_server, tmp_path):
@@ -14,12 +14,19 @@ def test_forecast_with_staffing_then_a_what_if_with_dearer_late_orders(small_dem
     staffing = tmp_path / "staffing.csv"
     demo_staffing(regions).to_csv(staffing, index=False)
     out = tmp_path / "out"
-    result = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--staffing", str(staffing),
-                     "--out", str(out))
+    first = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--staffing", str(staffing),
+                    "--out", str(out), env={"ORDERCAST_FAULTS": f"train:{regions[0]}"})
+    assert first.returncode == 2, first.stderr[-3000:]  # that region falls back, and is staffed on the fallback
+    first_run = read_run(out)["run_id"]
+    assert set(pd.read_parquet(out / "staffing.parquet")["region"]) == set(regions)
+    result = run_cli("retry", first_run)  # staffs the retried region again, keeps the others' staffing
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Next 7 days: driver-hours per region" in result.stdout
     for region in regions:
         assert f"  {region}" in result.stdout
+    run_of = pd.read_parquet(out / "staffing.parquet").groupby("region")["run_id"].agg(set)
+    assert run_of.to_dict() == {region: {read_run(out)["run_id"] if region == regions[0] else first_run}
+                                for region in regions}
 
     forecasts = pd.read_parquet(out / "forecasts.parquet")
     assert {"p5", "p50", "p95"} <= set(forecasts.columns)  # the quantile grid staffing reads
