@@ -437,6 +437,7 @@ def _staff(args: argparse.Namespace) -> int:
     if args.notice_hours < 0 or args.time_limit <= 0:
         raise ConfigError("--notice-hours must be >= 0 and --time-limit > 0")
     forecasts = args.forecasts if "://" in args.forecasts else str(Path(args.forecasts).resolve())
+    _check_staffing_inputs(forecasts, args)
     out = args.out.resolve()
     _, ui_url = ensure_api()
     from flows.staffing import staffing_flow
@@ -460,6 +461,21 @@ def _staff(args: argparse.Namespace) -> int:
             print(f"error: {region}: {error}", file=sys.stderr)
         return EXIT_PARTIAL if summary["regions"] else EXIT_NOTHING_WRITTEN
     return EXIT_OK
+
+
+def _check_staffing_inputs(forecasts: str, args: argparse.Namespace) -> None:
+    """Read and check what `staff` needs before any server or flow run starts, so that bad input
+    fails in seconds with its one-line error and leaves no Failed run behind."""
+    from forecasting.staffing import check_against_slot, load_published, load_staffing, regions_to_staff, \
+        slot_minutes_of
+    from forecasting.staffing_outputs import read_stored_forecasts
+
+    table = load_staffing(args.staffing)
+    frame = read_stored_forecasts(forecasts, args.as_of)
+    check_against_slot(table, slot_minutes_of(frame))
+    regions_to_staff(set(frame["region"]), table)
+    if args.published:
+        load_published(args.published, set(table))
 
 
 def print_staffing(summary: dict[str, Any]) -> None:

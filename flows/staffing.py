@@ -17,7 +17,6 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.outcomes import error_of
-from forecasting.errors import ConfigError
 from forecasting.locks import exclusive_outputs
 from forecasting.outputs import read_run_record
 from forecasting.paths import region_key
@@ -29,6 +28,7 @@ from forecasting.staffing import (
     check_against_slot,
     load_published,
     load_staffing,
+    regions_to_staff,
     slot_minutes_of,
 )
 from forecasting.staffing_outputs import read_stored_forecasts, write_staffing_db, write_staffing_files
@@ -67,10 +67,7 @@ def plan_regions(partitions: dict[str, str], table: dict[str, RegionStaffing], p
     logger = get_run_logger()
     check_against_slot(table, slot_minutes)
     fixed = load_published(published, set(table)) if published else None
-    regions = sorted(set(partitions) & set(table))
-    if not regions:
-        raise ConfigError("no region of the forecasts is in the staffing table "
-                          f"(forecasts: {', '.join(sorted(partitions)[:5])}; staffing: {', '.join(sorted(table)[:5])})")
+    regions = regions_to_staff(set(partitions), table)
     unstaffed = sorted(set(partitions) - set(table))
     if unstaffed:
         logger.warning("Not staffed (no row in the staffing table): %s", ", ".join(unstaffed))

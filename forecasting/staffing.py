@@ -115,6 +115,15 @@ def load_staffing(path: str | Path) -> dict[str, RegionStaffing]:
     return table
 
 
+def regions_to_staff(forecast_regions: set[str], table: dict[str, RegionStaffing]) -> list[str]:
+    """The regions with both forecasts and a staffing row; an error when there are none."""
+    regions = sorted(set(forecast_regions) & set(table))
+    if not regions:
+        raise ConfigError("no region of the forecasts is in the staffing table (forecasts: "
+                          f"{', '.join(sorted(forecast_regions)[:5])}; staffing: {', '.join(sorted(table)[:5])})")
+    return regions
+
+
 def check_against_slot(table: dict[str, RegionStaffing], slot_minutes: float) -> None:
     """Shift lengths and start steps must be whole multiples of the slot; slots of at most an hour."""
     if slot_minutes > MAX_SLOT_MINUTES:

@@ -84,3 +84,9 @@ def test_bad_staffing_inputs_stop_before_anything_runs(small_demo_dir, tmp_path)
                     "--out", str(out), env=offline)
     assert daily.returncode == 1
     assert "staffing needs slots of at most 60 minutes" in daily.stderr and not out.exists()
+
+    nowhere = run_cli("staff", "--forecasts", str(tmp_path / "no-forecast"), "--staffing", str(staffing),
+                      "--out", str(out), env=offline)
+    assert nowhere.returncode == 1 and not out.exists()
+    assert nowhere.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'no-forecast'}: no forecasts.parquet here; pass a forecast's OUT folder or a database URL"]
