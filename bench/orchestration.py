@@ -97,18 +97,10 @@ def noop(index: int) -> int:
     return index
 
 
-def noop_region_task(index: int) -> int:
-    """A no-op task run that, like the project's region tasks, stops its tag slot service."""
-    from tasks import close_tag_slot_service
-
-    close_tag_slot_service()
-    return index
-
-
 def make_trivial_flow(tagging: str):
     from prefect import flow, tags, task
 
-    noop_task = task(noop_region_task, name="noop", task_run_name="noop-{index}")
+    noop_task = task(noop, name="noop", task_run_name="noop-{index}")
     tags_of = {"none": lambda index: (), "shared": lambda index: ("model:xgboost",),
                "unique": lambda index: (f"region:r{index}", "model:xgboost")}[tagging]
 

@@ -17,6 +17,11 @@ tags, states, logs, retries and result) but changes how they travel:
   one context and the API client its worker thread keeps; each task run goes through Prefect's
   own task engine, one after another, and its final state reaches the flow as soon as it has it
   (a Dask event), so that what waits on it (a region's prediction) need not wait for the batch;
+- a slow task run does not hold back those queued behind it in its batch while a worker thread
+  is idle: when threads are idle and nothing is waiting to be sent, the flow sends the later
+  half of the not-yet-started task runs of the batch with the most of them again, as a batch of
+  their own ("stealing"); before it starts a task run, a batch claims it on the Dask scheduler,
+  and skips it when another batch claimed it first, so each task run runs once;
 - a batch that Dask runs again because its worker died skips the task runs that already
   finished: each finished state is kept on the Dask scheduler until the flow has the batch's
   result, and then the batch is forgotten (its record deleted from the scheduler, so nothing is
@@ -37,7 +42,7 @@ import threading
 import time
 import uuid
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import cloudpickle
@@ -68,6 +73,8 @@ LINGER_SECONDS = 0.02  # a pause this long in submissions sends what is waiting
 MAX_WAITING = 512  # or this many waiting submissions
 BATCHES_PER_THREAD = 2  # guided sizes: each batch is 1/(2 x threads) of what is left
 METADATA_ROOT = "ordercast-batches"
+CLAIMS_ROOT = "ordercast-claims"  # per flow run: task run id -> the batch that runs it
+SKIPPED = b""  # a batch's record of a task run another batch claimed
 FINISHED_TOPIC = "ordercast-task-run-finished"  # Dask event per finished task run of a batch
 SETTINGS_KEPT = 8  # flow runs whose rebuilt settings a worker process keeps
 
@@ -93,16 +100,25 @@ class TaskRunCall:
 
 @dataclass
 class InFlightBatch:
-    """A sent batch's futures, and how many of them, from the first, are known to be settled
-    (so that counting unfinished batches does not look at every settled future again)."""
+    """A sent batch's futures (and their calls, to send again), and how many of them, from the
+    first, are known to be settled (so that counting unfinished batches does not look at every
+    settled future again)."""
 
     members: list[BatchMemberFuture]
+    calls: list[TaskRunCall] = field(default_factory=list)
     settled: int = 0
 
     def unfinished(self) -> bool:
         while self.settled < len(self.members) and self.members[self.settled].outcome.done():
             self.settled += 1
         return self.settled < len(self.members)
+
+    def not_started(self) -> list[int]:
+        """Indexes of the task runs queued behind the first unsettled one (the one running) that
+        no other batch has been sent yet."""
+        self.unfinished()
+        return [index for index in range(self.settled + 1, len(self.members))
+                if not self.members[index].outcome.done() and not self.members[index].stolen]
 
 
 class BatchMemberFuture(PrefectTaskRunFuture):
@@ -117,6 +133,7 @@ class BatchMemberFuture(PrefectTaskRunFuture):
         self._index = -1
         self._state_future: distributed.Future | None = None
         self._settle_lock = threading.Lock()
+        self.stolen = False  # sent again in a second batch: either may run it
 
     def attach(self, batch: distributed.Future, index: int) -> None:
         self._batch, self._index = batch, index
@@ -173,7 +190,7 @@ class BatchMemberFuture(PrefectTaskRunFuture):
         if self._state_future is None:
             self._ensure_sent()
             batch = self._batch
-            if batch is None:  # settled: hand Dask the state itself
+            if batch is None or self.stolen:  # settled, or in two batches: hand Dask the state itself
                 self._state_future = self._runner.client.scatter(self.outcome.result())
             else:
                 self._state_future = self._runner.client.submit(_pick, batch, self._index, pure=False)
@@ -261,17 +278,37 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         self.send_waiting()
 
     def _wake_held(self) -> None:
-        """A task run finished: held submissions may go out now (the timer decides)."""
+        """A task run finished: held submissions may go out now (the timer decides); with nothing
+        held, idle threads take over task runs queued behind a running one (`_steal`)."""
         with self._lock:
-            if self._waiting and self._timer is None:
-                self._start_timer(0)
+            if self._waiting:
+                if self._timer is None:
+                    self._start_timer(0)
+            elif self._context is not None:
+                self._steal(self._context)
 
     def _wake_held_from_event_loop(self) -> None:
         """`_wake_held` for the Dask client's event loop, which must never wait for the lock: a send
         holds it while it asks the scheduler through that loop. Read without the lock, this can miss a
         timer that is just deciding to hold; the batch's own result (`_settle`) then wakes them."""
-        if self._waiting and self._timer is None:
+        if (self._waiting and self._timer is None) or (not self._waiting and self._in_flight):
             threading.Thread(target=self._wake_held, name="ordercast-wake-held", daemon=True).start()
+
+    def _steal(self, context: SharedContext) -> None:
+        """For each idle worker thread, send the later half of the not-yet-started task runs of the
+        batch with the most of them again, as a batch of their own (call with the lock held)."""
+        idle = self._thread_count - self._unfinished_batches()
+        while idle > 0:
+            candidates = [(len(batch.not_started()), batch) for batch in list(self._in_flight.values())]
+            count, victim = max(candidates, key=lambda item: item[0], default=(0, None))
+            if count == 0:
+                return
+            taken = victim.not_started()[-math.ceil(count / 2):]
+            for index in taken:
+                victim.members[index].stolen = True
+            self._send([(victim.calls[index], victim.members[index]) for index in taken], context, attach=False,
+                       claim_from=0)
+            idle -= 1
 
     def _unfinished_batches(self) -> int:
         """Batches with task runs not settled yet. While there are more than threads, at least one
@@ -294,16 +331,20 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
                 self._send(waiting[start:start + size], context)
                 start += size
 
-    def _send(self, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: SharedContext) -> None:
+    def _send(self, members: list[tuple[TaskRunCall, BatchMemberFuture]], context: SharedContext,
+              attach: bool = True, claim_from: int = 1) -> None:
+        """One batch to Dask. `attach`: its futures point at it (not for a stolen copy, whose task
+        runs stay in their first batch too); `claim_from`: see `run_batch`."""
         if not self._subscribed:
             self.client.subscribe_topic(FINISHED_TOPIC, self._on_task_run_finished)
             self._subscribed = True
         batch_id = uuid.uuid4().hex
-        self._in_flight[batch_id] = InFlightBatch([future for _, future in members])
-        batch = self.client.submit(run_batch, batch_id, context, [call for call, _ in members],
+        self._in_flight[batch_id] = InFlightBatch([future for _, future in members], [call for call, _ in members])
+        batch = self.client.submit(run_batch, batch_id, context, [call for call, _ in members], claim_from,
                                    key=f"{members[0][0].task.name}-batch-{batch_id}", pure=False)
-        for index, (_, future) in enumerate(members):
-            future.attach(batch, index)
+        if attach:
+            for index, (_, future) in enumerate(members):
+                future.attach(batch, index)
         batch.add_done_callback(lambda done: self._settle(done, batch_id, members, context))
 
     def _on_task_run_finished(self, event: tuple[float, dict[str, Any]]) -> None:
@@ -328,7 +369,8 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
             self._in_flight.pop(batch_id, None)
         else:
             for (_, future), state in zip(members, states):
-                future.settle(state)
+                if state is not None:  # None: another batch claimed and ran it
+                    future.settle(state)
             self._forget(batch_id)
         self._wake_held()
 
@@ -347,14 +389,15 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
         finished = self.client.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
         culprit = next((index for index in range(len(members)) if str(index) not in finished), len(members))
         for index, (_, future) in enumerate(members[:culprit]):
-            future.settle(cloudpickle.loads(finished[str(index)]))
+            if finished[str(index)] != SKIPPED:
+                future.settle(cloudpickle.loads(finished[str(index)]))
         self._forget(batch_id)
         if culprit == len(members):  # every task run had finished when the last worker died
             return
         members[culprit][1].fail(error)
         if culprit + 1 < len(members):
-            with self._lock:
-                self._send(members[culprit + 1:], context)
+            with self._lock:  # some may have been stolen: every one is claimed
+                self._send(members[culprit + 1:], context, claim_from=0)
 
     def _threads(self) -> int:
         workers = self.client.scheduler_info().get("workers", {})
@@ -372,6 +415,11 @@ class BatchingDaskTaskRunner(OrdercastDaskTaskRunner):
 
     def __exit__(self, *args: Any) -> None:
         self.send_waiting()
+        if self._context is not None and self._subscribed:
+            try:
+                self.client.run_on_scheduler(_drop_claims, context_id=self._context.id)
+            except Exception:  # the cluster is gone already: nothing is left on it either
+                pass
         super().__exit__(*args)
 
 
@@ -395,19 +443,41 @@ def _drop_batch_record(dask_scheduler: distributed.Scheduler, batch_id: str) -> 
         dask_scheduler.task_metadata.pop(METADATA_ROOT, None)
 
 
-def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall]) -> list[State]:
+def _claim(dask_scheduler: distributed.Scheduler, context_id: str, task_run_id: str, batch_id: str) -> bool:
+    """On the scheduler: whether this batch may run the task run (no other batch claimed it)."""
+    claims = dask_scheduler.task_metadata.setdefault(CLAIMS_ROOT, {}).setdefault(context_id, {})
+    return claims.setdefault(task_run_id, batch_id) == batch_id
+
+
+def _drop_claims(dask_scheduler: distributed.Scheduler, context_id: str) -> None:
+    """On the scheduler: forget a flow run's claims once it is over."""
+    claims = dask_scheduler.task_metadata.get(CLAIMS_ROOT, {})
+    claims.pop(context_id, None)
+    if not claims:
+        dask_scheduler.task_metadata.pop(CLAIMS_ROOT, None)
+
+
+def run_batch(batch_id: str, context: SharedContext, calls: list[TaskRunCall], claim_from: int = 0
+              ) -> list[State | None]:
     """Run a batch's task runs through Prefect's task engine in one context with one API client;
-    runs in a Dask worker. Task runs finished by an earlier attempt of this batch are not run again."""
+    runs in a Dask worker. Task runs finished by an earlier attempt of this batch, or claimed by
+    another batch (`None` in the result), are not run again. Task runs before `claim_from` are
+    not claimed: the first of a batch the flow sent first is never sent again."""
     scheduler = distributed.get_client()
     finished = scheduler.get_metadata([METADATA_ROOT, batch_id], default=None) or {}
-    states: list[State] = []
+    states: list[State | None] = []
     serialized = _with_rebuilt_settings(context)
     settings = SettingsContext(**serialized["settings_context"]) if serialized["settings_context"] else nullcontext()
     with settings, SyncClientContext.model_construct(client=_kept_sync_client()) as clients, \
             hydrated_context(serialized, client=clients.client):
         for index, call in enumerate(calls):
             if str(index) in finished:
-                states.append(cloudpickle.loads(finished[str(index)]))
+                states.append(None if finished[str(index)] == SKIPPED else cloudpickle.loads(finished[str(index)]))
+                continue
+            if index >= claim_from and not scheduler.run_on_scheduler(
+                    _claim, context_id=context.id, task_run_id=str(call.task_run_id), batch_id=batch_id):
+                scheduler.set_metadata([METADATA_ROOT, batch_id, str(index)], SKIPPED)
+                states.append(None)
                 continue
             with tags(*call.tags):
                 state = run_task_sync(call.task, task_run_id=call.task_run_id, parameters=call.parameters,

@@ -338,6 +338,7 @@ def test_nothing_of_a_flow_run_is_left_on_the_scheduler(prefect_server, tmp_path
         assert lost_worker_probe.with_options(task_runner=runner)(8, str(tmp_path), 1) == list(range(8))
         assert (tmp_path / "killed").exists()  # a worker did die mid-batch
         assert client.get_metadata([batching.METADATA_ROOT], default=None) is None
+        assert client.get_metadata([batching.CLAIMS_ROOT], default=None) is None
 
 
 @task(task_run_name="busy-{index}")
@@ -362,4 +363,33 @@ def test_an_adaptive_cluster_that_grows_during_the_run_gets_work(prefect_server)
     addresses = state.result()
     assert len(addresses) == 20 and len(set(addresses)) >= 2, sorted(set(addresses))
     records = _task_runs(prefect_server.api_url, state.state_details.flow_run_id, [f"busy-{i}" for i in range(20)])
+    assert {value[:2] for value in records.values()} == {("COMPLETED", 1)}
+
+
+@task(task_run_name="region-{index}")
+def uneven(index: int, folder: str, slow: int) -> float:
+    """One region's work: 0.1 s, or 12 s for the slow one; logs each execution, returns its end."""
+    time.sleep(12.0 if index == slow else 0.1)
+    with open(Path(folder) / "runs.log", "a") as log:
+        log.write(f"{index}\n")
+    return time.time()
+
+
+@flow(name="batching-slow-region")
+def slow_region_probe(count: int, folder: str, slow: int) -> dict[int, float]:
+    futures = [uneven.submit(index, folder, slow) for index in range(count)]
+    return {index: future.result() for index, future in enumerate(futures)}
+
+
+def test_a_slow_task_run_does_not_hold_back_the_task_runs_batched_behind_it(prefect_server, tmp_path):
+    """40 regions on 2 threads; the first goes out first in the first batch (of 10) and takes 12 s.
+    The other thread takes over the 9 task runs queued behind it once it has nothing else to do,
+    so all 39 others (about 5 s of work) end before the slow one; each runs exactly once."""
+    state = slow_region_probe.with_options(task_runner=_runner(True))(40, str(tmp_path), 0, return_state=True)
+    assert state.is_completed(), state
+    ended = state.result()
+    late = sorted(index for index in range(1, 40) if ended[index] >= ended[0])
+    assert late == [], f"ended after the slow region: {late}"
+    assert sorted(map(int, (tmp_path / "runs.log").read_text().split())) == list(range(40))
+    records = _task_runs(prefect_server.api_url, state.state_details.flow_run_id, [f"region-{i}" for i in range(40)])
     assert {value[:2] for value in records.values()} == {("COMPLETED", 1)}
