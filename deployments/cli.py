@@ -203,6 +203,23 @@ def _parser() -> argparse.ArgumentParser:
                         "ended Failed or Crashed (each is named)")
     worker.set_defaults(handler=_worker)
 
+    prune = commands.add_parser(
+        "prune", help="remove old models, run folders, snapshots, task results, vintages and flow runs",
+        description="Free disk in a long-running installation. Under $ORDERCAST_HOME (or ORDERCAST_WORK_DIR): stored "
+        "models, run folders, input snapshots, stored task results and drill markers older than --older-than; the "
+        "newest --keep-runs models per region, run folders and snapshots stay whatever their age, so --no-train "
+        "and a retry of a kept run still work. On the Prefect server: flow runs that ended before --older-than, "
+        "with their task runs and logs. With --vintages: forecast, staffing and shift rows of vintages (as_of) "
+        "older than --older-than in --db, except each region's newest. --dry-run prints what would go.")
+    prune.add_argument("--keep-runs", type=int, default=10,
+                       help="newest models per region, run folders and snapshots kept whatever their age (default 10)")
+    prune.add_argument("--older-than", default="30D", help="only what is older than this goes (default 30D)")
+    prune.add_argument("--vintages", action="store_true",
+                       help="also delete old forecast vintages from the database given by --db")
+    prune.add_argument("--db", help="SQLAlchemy URL of the forecast database (with --vintages)")
+    prune.add_argument("--dry-run", action="store_true", help="print what would go and how much; remove nothing")
+    prune.set_defaults(handler=_prune)
+
     runs = commands.add_parser("runs", help="list recent flow runs and their states",
                                description="List the latest flow runs on the Prefect server (newest first) with "
                                "their flow, state and start time: what the Prefect UI's run list shows.")
@@ -486,6 +503,41 @@ def print_staffing(summary: dict[str, Any]) -> None:
         print(f"  {row['region']:<{width}}  {row['driver_hours_required_7d']:>8,.0f} / "
               f"{row['driver_hours_scheduled_7d']:>8,.0f} h  cost {row['expected_cost_7d']:>10,.0f}  "
               f"service level {row['service_level']:.2f}")
+
+
+def _prune(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from deployments.server import ensure_api
+    from forecasting.errors import ConfigError
+    from forecasting.retention import parse_age, plan_removals, prune_vintages, remove
+    from forecasting.settings import work_root
+
+    if args.keep_runs < 1:
+        raise ConfigError(f"--keep-runs must be >= 1, got {args.keep_runs}")
+    if args.vintages and not args.db:
+        raise ConfigError("--vintages needs --db URL (the forecast database, e.g. sqlite:///OUT/forecasts.sqlite)")
+    cutoff = pd.Timestamp.now(tz="UTC") - parse_age(args.older_than)
+    verb = "Would remove" if args.dry_run else "Removed"
+    removals = plan_removals(work_root(), args.keep_runs, cutoff)
+    if not args.dry_run:
+        remove(removals)
+    kinds: dict[str, list] = {}
+    for removal in removals:
+        kinds.setdefault(removal.kind, []).append(removal)
+    print(f"{verb} under {work_root()} (older than {cutoff:%Y-%m-%d %H:%M} UTC, newest {args.keep_runs} kept):")
+    for kind in ("models", "run folders", "input snapshots", "task results", "drill markers"):
+        items = kinds.get(kind, [])
+        print(f"  {kind:<16} {len(items):>6}  {sum(item.bytes for item in items) / 2**20:>9.1f} MiB")
+    if args.vintages:
+        counts = prune_vintages(args.db, cutoff, args.dry_run)
+        print(f"{verb} from {args.db}: " + ", ".join(f"{rows} {table} rows" for table, rows in counts.items()))
+    ensure_api()
+    from deployments.run_history import prune_flow_runs
+
+    print(f"{verb} on the Prefect server: {prune_flow_runs(cutoff.to_pydatetime(), args.dry_run)} flow runs that "
+          "ended, with their task runs and logs")
+    return EXIT_OK
 
 
 def _quantiles(text: str) -> tuple[float, ...]:
