@@ -404,6 +404,11 @@ def staff_region(forecast: pd.DataFrame, staffing: RegionStaffing, published: pd
     slot_hours = slot_minutes / 60
     capacity = staffing.orders_per_driver_hour * slot_hours
     level, warning = clipped_service_level(staffing, list(quantile_levels(list(forecast.columns))))
+    warnings = [warning] if warning else []
+    spread = forecast[list(quantile_levels(list(forecast.columns)).values())].to_numpy("float64")
+    if np.allclose(spread.max(axis=1), spread.min(axis=1)):
+        warnings.append(f"region '{staffing.region}': its forecast has no calibrated intervals (too little "
+                        "history): staffed on the point forecast, without margin for uncertainty")
     at_level = orders_at_level(forecast, level)
     drivers = drivers_needed(forecast, at_level, capacity, staffing)
 
@@ -447,7 +452,7 @@ def staff_region(forecast: pd.DataFrame, staffing: RegionStaffing, published: pd
         "uncovered_driver_hours": float(np.maximum(drivers - plan.cover, 0).sum() * slot_hours),
         "shifts": int(len(new)), "solver": plan.status,
     }
-    return RegionPlan(rows, shifts.reset_index(drop=True), summary, [warning] if warning else [])
+    return RegionPlan(rows, shifts.reset_index(drop=True), summary, warnings)
 
 
 def _local_text(instants: np.ndarray, forecast: pd.DataFrame) -> list[str]:

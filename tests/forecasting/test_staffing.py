@@ -153,6 +153,10 @@ def test_service_level_outside_the_quantiles_is_clipped_with_a_warning_naming_th
                         time_limit=10, run_id="r")
     assert plan.summary["service_level"] == 0.95
     assert plan.warnings and "'north'" in plan.warnings[0] and "0.95" in plan.warnings[0]
+    flat = frame.assign(**{column: frame["forecast"] for column in GRID_COLUMNS})  # no calibrated intervals
+    plan = staff_region(flat, region(), None, slot_minutes=30, notice_hours=48, time_limit=10, run_id="r")
+    assert plan.warnings == ["region 'north': its forecast has no calibrated intervals (too little history): "
+                             "staffed on the point forecast, without margin for uncertainty"]
 
 
 def test_staffing_table_errors_name_file_row_and_value(tmp_path):
