@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
@@ -71,8 +70,9 @@ def forecast(
 
     `region_subset` limits the run to those regions of the inputs (one market of a shared
     extract). `staffing` (a staffing table) adds each region's drivers per slot and shift plan
-    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads. `only_regions` limits the run to those regions and replaces only their rows in OUT (what
-    `ordercast retry` uses, with `retry_of` naming the run being repaired)."""
+    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads. `only_regions` limits
+    the run to those regions and replaces only their rows in OUT (what `ordercast retry` uses,
+    with `retry_of` naming the run being repaired)."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     cluster = cluster_info()
@@ -111,16 +111,17 @@ def forecast(
             summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
         if staffing and predictions:
             partitions = {p["region"]: p["forecast_path"] for p in predictions}
-            planned = plan_regions(partitions, load_staffing(staffing), published,
-                                   Slot.parse(slot).length / pd.Timedelta(minutes=1), notice_hours,
-                                   DEFAULT_TIME_LIMIT, run_id, str(scratch))
+            planned = plan_regions(partitions, load_staffing(staffing), published, Slot.parse(slot).minutes,
+                                   notice_hours, DEFAULT_TIME_LIMIT, run_id, str(scratch))
             summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id, bool(only_regions))
         _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))
     troubled = [status for status in statuses if status["status"] != "ok"]
     unstaffed = summary.get("staffing", {}).get("failed", {})
     if unstaffed and not troubled:
+        shutil.rmtree(scratch, ignore_errors=True)
         detail = "; ".join(f"{region}: {error}" for region, error in unstaffed.items())
-        return Failed(message=f"forecasts written; staffing failed in {len(unstaffed)} regions: {detail}")
+        return Failed(message=f"forecasts written; staffing failed in {len(unstaffed)} regions: {detail}. Repair: fix "
+                              f"the cause, then `ordercast staff --forecasts {out} --staffing {staffing} --out {out}`")
     if troubled:  # the scratch folder stays: a retry of this run reuses the regions' outputs in it
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}. {_repair_hint(run_id)}")
