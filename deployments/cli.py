@@ -483,16 +483,12 @@ def _staff(args: argparse.Namespace) -> int:
 def _check_staffing_inputs(forecasts: str, args: argparse.Namespace) -> None:
     """Read and check what `staff` needs before any server or flow run starts, so that bad input
     fails in seconds with its one-line error and leaves no Failed run behind."""
-    from forecasting.staffing import check_against_slot, load_published, load_staffing, regions_to_staff, \
-        slot_minutes_of
+    from forecasting.staffing import load_staffing_inputs, regions_to_staff, slot_minutes_of
     from forecasting.staffing_outputs import read_stored_forecasts
 
-    table = load_staffing(args.staffing)
     frame = read_stored_forecasts(forecasts, args.as_of)
-    check_against_slot(table, slot_minutes_of(frame))
+    table, _ = load_staffing_inputs(args.staffing, slot_minutes_of(frame), args.published)
     regions_to_staff(set(frame["region"]), table)
-    if args.published:
-        load_published(args.published, set(table))
 
 
 def print_staffing(summary: dict[str, Any]) -> None:
@@ -586,15 +582,12 @@ def _staffing_params(args: argparse.Namespace, slot: str) -> dict[str, Any]:
     """Check the staffing inputs before anything starts (a bad table fails in seconds)."""
     from forecasting.errors import ConfigError
     from forecasting.slots import Slot
-    from forecasting.staffing import check_against_slot, load_published, load_staffing
+    from forecasting.staffing import load_staffing_inputs
 
     published, notice_hours = getattr(args, "published", None), getattr(args, "notice_hours", 48.0)
     if notice_hours < 0:
         raise ConfigError("--notice-hours must be >= 0")
-    table = load_staffing(args.staffing)
-    check_against_slot(table, Slot.parse(slot).length.total_seconds() / 60)
-    if published:
-        load_published(published, set(table))
+    load_staffing_inputs(args.staffing, Slot.parse(slot).minutes, published)
     return {"staffing": str(Path(args.staffing).resolve()), "notice_hours": notice_hours,
             "published": str(Path(published).resolve()) if published else None}
 

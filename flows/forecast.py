@@ -32,7 +32,7 @@ from forecasting.settings import (
     run_dir,
 )
 from forecasting.slots import Slot
-from forecasting.staffing import DEFAULT_NOTICE_HOURS, DEFAULT_TIME_LIMIT, SERVICE_LEVELS, load_staffing
+from forecasting.staffing import DEFAULT_NOTICE_HOURS, DEFAULT_TIME_LIMIT, SERVICE_LEVELS
 from forecasting.storage import default_db_url
 from tasks import region as region_tasks
 from tasks import with_stored_results
@@ -111,7 +111,7 @@ def forecast(
             summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
         if staffing and predictions:
             partitions = {p["region"]: p["forecast_path"] for p in predictions}
-            planned = plan_regions(partitions, load_staffing(staffing), published, Slot.parse(slot).minutes,
+            planned = plan_regions(partitions, staffing, published, Slot.parse(slot).minutes,
                                    notice_hours, DEFAULT_TIME_LIMIT, run_id, str(scratch))
             summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id, bool(only_regions))
         _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))

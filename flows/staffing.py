@@ -24,10 +24,7 @@ from forecasting.settings import run_dir
 from forecasting.staffing import (
     DEFAULT_NOTICE_HOURS,
     DEFAULT_TIME_LIMIT,
-    RegionStaffing,
-    check_against_slot,
-    load_published,
-    load_staffing,
+    load_staffing_inputs,
     regions_to_staff,
     slot_minutes_of,
 )
@@ -43,7 +40,6 @@ def staffing_flow(forecasts: str, staffing: str, out: str, published: str | None
     """Drivers per slot and shifts for the stored forecasts (`forecasts`: a forecast's OUT
     folder or a database URL; the vintage `as_of`, else each region's latest)."""
     run_id = str(flow_run.get_id())
-    table = load_staffing(staffing)
     frame = read_stored_forecasts(forecasts, as_of)
     scratch = run_dir(run_id)
     partitions = {}
@@ -52,21 +48,19 @@ def staffing_flow(forecasts: str, staffing: str, out: str, published: str | None
         atomic_write_parquet(partitions[region], rows)
     db_url = db or default_db_url(out)
     with exclusive_outputs(Path(out), db_url, run_id):
-        results = plan_regions(partitions, table, published, slot_minutes_of(frame), notice_hours, time_limit,
+        results = plan_regions(partitions, staffing, published, slot_minutes_of(frame), notice_hours, time_limit,
                                run_id, str(scratch))
         summary = write_staffing(results, Path(out), db_url, run_id)
     shutil.rmtree(scratch, ignore_errors=True)
     return finish(summary)
 
 
-def plan_regions(partitions: dict[str, str], table: dict[str, RegionStaffing], published: str | None,
-                 slot_minutes: float, notice_hours: float, time_limit: float, run_id: str,
-                 scratch: str) -> dict[str, dict[str, Any]]:
+def plan_regions(partitions: dict[str, str], staffing: str, published: str | None, slot_minutes: float,
+                 notice_hours: float, time_limit: float, run_id: str, scratch: str) -> dict[str, dict[str, Any]]:
     """One `staff-<region>` task run per region that has both a forecast partition and a row in
-    the staffing table; returns each region's result or its `error`."""
+    the staffing table (`staffing`, a path); returns each region's result or its `error`."""
     logger = get_run_logger()
-    check_against_slot(table, slot_minutes)
-    fixed = load_published(published, set(table)) if published else None
+    table, fixed = load_staffing_inputs(staffing, slot_minutes, published)
     regions = regions_to_staff(set(partitions), table)
     unstaffed = sorted(set(partitions) - set(table))
     if unstaffed:

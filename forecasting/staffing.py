@@ -48,9 +48,6 @@ SERVICE_LEVELS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2))  # the quantil
 DEFAULT_NOTICE_HOURS = 48.0
 DEFAULT_TIME_LIMIT = 20.0
 MAX_SLOT_MINUTES = 60
-STAFFING_COLUMNS = ["region", "ts", "local_start", "expected_orders", "orders_at_service_level", "service_level",
-                    "drivers", "as_of", "run_id"]
-SHIFT_COLUMNS = ["region", "shift_start", "shift_end", "drivers", "published"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +110,15 @@ def load_staffing(path: str | Path) -> dict[str, RegionStaffing]:
             source=str(raw.at[index, SOURCE]), row=int(raw.at[index, ROW]),
         )
     return table
+
+
+def load_staffing_inputs(staffing: str | Path, slot_minutes: float, published: str | Path | None = None
+                         ) -> tuple[dict[str, RegionStaffing], pd.DataFrame | None]:
+    """The staffing table, checked against the slot, and the published shifts (None without a
+    table of them), checked against the staffing table."""
+    table = load_staffing(staffing)
+    check_against_slot(table, slot_minutes)
+    return table, load_published(published, set(table)) if published else None
 
 
 def regions_to_staff(forecast_regions: set[str], table: dict[str, RegionStaffing]) -> list[str]:
@@ -355,8 +361,9 @@ def outcomes_against_actual(forecast: pd.DataFrame, actual: np.ndarray, staffing
     late orders, priced). Slots without quantiles get NaN."""
     slot_hours = slot_minutes / 60
     capacity = staffing.orders_per_driver_hour * slot_hours
-    level, _ = clipped_service_level(staffing, list(quantile_levels(list(forecast.columns))))
-    known = forecast[list(quantile_levels(list(forecast.columns)).values())].notna().all(axis=1).to_numpy()
+    levels = quantile_levels(list(forecast.columns))
+    level, _ = clipped_service_level(staffing, list(levels))
+    known = forecast[list(levels.values())].notna().all(axis=1).to_numpy()
     drivers = np.full(len(forecast), np.nan)
     if known.any():
         rows = forecast.loc[known]
@@ -403,9 +410,10 @@ def staff_region(forecast: pd.DataFrame, staffing: RegionStaffing, published: pd
     as_of = pd.Timestamp(forecast["as_of"].iloc[0])
     slot_hours = slot_minutes / 60
     capacity = staffing.orders_per_driver_hour * slot_hours
-    level, warning = clipped_service_level(staffing, list(quantile_levels(list(forecast.columns))))
+    levels = quantile_levels(list(forecast.columns))
+    level, warning = clipped_service_level(staffing, list(levels))
     warnings = [warning] if warning else []
-    spread = forecast[list(quantile_levels(list(forecast.columns)).values())].to_numpy("float64")
+    spread = forecast[list(levels.values())].to_numpy("float64")
     if np.allclose(spread.max(axis=1), spread.min(axis=1)):
         warnings.append(f"region '{staffing.region}': its forecast has no calibrated intervals (too little "
                         "history): staffed on the point forecast, without margin for uncertainty")

@@ -16,7 +16,13 @@ import sqlalchemy as sa
 from forecasting.contract import parse_as_of
 from forecasting.errors import ConfigError
 from forecasting.paths import region_key
-from forecasting.storage import atomic_write_bytes, atomic_write_parquet, iso_utc, read_table_db
+from forecasting.storage import (
+    atomic_write_bytes,
+    atomic_write_parquet,
+    ensure_sqlite_folder,
+    iso_utc,
+    read_table_db,
+)
 
 PLANNER_DAYS = 7
 
@@ -90,8 +96,7 @@ def _shifts_table(metadata: sa.MetaData) -> sa.Table:
 
 def write_staffing_db(rows: pd.DataFrame, shifts: pd.DataFrame, url: str) -> None:
     """Both tables in one transaction, replacing the rows of each written (region, as_of)."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    ensure_sqlite_folder(url)
     rows = rows.assign(ts=iso_utc(rows["ts"]), as_of=iso_utc(rows["as_of"]))
     shifts = shifts.assign(as_of=iso_utc(shifts["as_of"]))
     engine = sa.create_engine(url)

@@ -131,7 +131,7 @@ def write_selection_db(frame: pd.DataFrame, url: str) -> int:
     """Add one backtest's selections (earlier backtests' rows are kept as history) in one
     transaction that first removes any rows of the same backtest run, so a retried write
     replaces instead of failing on the primary key."""
-    _ensure_sqlite_folder(url)
+    ensure_sqlite_folder(url)
     engine = sa.create_engine(url)
     try:
         table = model_selection_table(sa.MetaData())
@@ -145,14 +145,14 @@ def write_selection_db(frame: pd.DataFrame, url: str) -> int:
     return len(frame)
 
 
-def _ensure_sqlite_folder(url: str) -> None:
+def ensure_sqlite_folder(url: str) -> None:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
 def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
     """Replace the rows of each written (region, as_of) in one transaction; returns rows written."""
-    _ensure_sqlite_folder(url)
+    ensure_sqlite_folder(url)
     quantile_columns = [c for c in frame.columns if c not in FORECAST_COLUMNS]
     rows = frame[FORECAST_COLUMNS + quantile_columns].copy()
     for column in _TIMESTAMP_COLUMNS:
