@@ -233,17 +233,22 @@ def _parser() -> argparse.ArgumentParser:
     failures.add_argument("run_id", nargs="?", metavar="RUN_ID", help="flow run id (default: the latest run)")
     failures.set_defaults(handler=_failures)
 
-    retry = commands.add_parser("retry", help="re-run only the regions that failed or fell back in a run",
-                                description="Start a new forecast run limited to the regions that failed or fell "
-                                "back in RUN_ID, with the same inputs, options and as_of, and replace only "
-                                "their rows in OUT and the database. Refuses (exit 1) when OUT no longer holds "
-                                "RUN_ID's forecasts or an input's content changed. Exit codes as for forecast.")
+    retry = commands.add_parser("retry", help="retry a failed forecast run: only what failed runs again",
+                                description="Retry RUN_ID under its own id, as Retry in the Prefect UI does: the run "
+                                "goes to AwaitingRetry and runs again with its own inputs, options and as_of; "
+                                "every task run that completed before comes back Cached from its stored result, "
+                                "so only the regions that failed or fell back train again, and OUT and the "
+                                "database are written for every region once. A deployment's run is picked up "
+                                "by a worker of its work pool; an ad-hoc run runs here, on --cluster. Refuses "
+                                "(exit 1, naming what changed) when a later run wrote OUT or an input's content "
+                                "changed. Exit codes as for forecast.")
     retry.add_argument("run_id", metavar="RUN_ID", help="flow run id of the forecast run to repair")
-    retry.add_argument("--cluster", default="local", help="where tasks run, as for forecast (default local)")
+    retry.add_argument("--cluster", default="local",
+                       help="where an ad-hoc run's tasks run, as for forecast (default local)")
     retry.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
     retry.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     retry.add_argument("--force", action="store_true",
-                       help="retry even when OUT now holds another run's forecasts or an input file changed "
+                       help="retry even when a later run wrote OUT or an input file changed "
                        "(without it, retry refuses and says what changed)")
     retry.set_defaults(handler=_retry)
 
@@ -595,15 +600,26 @@ def _staffing_params(args: argparse.Namespace, slot: str) -> dict[str, Any]:
 def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argparse.Namespace,
               params: dict[str, Any], print_outputs) -> int:
     """Check options, point at one Prefect server, and run a flow on the chosen cluster."""
-    from deployments.server import ensure_api
-
-
     _preflight(tables, params["slot"], args.horizon_days, params.get("as_of"), args.workers)
     cluster = _cluster(args)
     out = out.resolve()
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
     _validate_inputs(tables, params)
-    quiet = not args.verbose
+    flow, ui_url = _flow_on_cluster(name, cluster, args.verbose)
+
+    from deployments.runners import threads_per_worker
+
+    state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
+    _close_progress_lines()
+    return _report(state, out, ui_url, print_outputs)
+
+
+def _flow_on_cluster(name: str, cluster, verbose: bool):
+    """The flow with the cluster's task runner, the terminal's log shape set and one Prefect server
+    answering; returns the flow and the server's UI address."""
+    from deployments.server import ensure_api
+
+    quiet = not verbose
     if quiet:
         os.environ[QUIET_ENV] = "1"
         if _is_local(cluster):  # before Dask is imported here or in the workers this process starts. Not for
@@ -612,16 +628,13 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
 
-    from deployments.runners import build_task_runner, threads_per_worker
+    from deployments.runners import build_task_runner
     from flows.backtest import backtest_flow
     from flows.forecast import forecast
 
     _shape_terminal_logs(quiet)
     chosen = {"forecast": forecast, "backtest": backtest_flow}[name]
-    flow = chosen.with_options(task_runner=build_task_runner(cluster))
-    state = flow(out=str(out), model_threads=threads_per_worker(cluster), return_state=True, **params, **tables)
-    _close_progress_lines()
-    return _report(state, out, ui_url, print_outputs)
+    return chosen.with_options(task_runner=build_task_runner(cluster)), ui_url
 
 
 def _is_local(cluster) -> bool:
@@ -1036,31 +1049,39 @@ def _failures(args: argparse.Namespace) -> int:
 
 
 def _retry(args: argparse.Namespace) -> int:
-    from deployments.run_history import retry_conflicts, retry_parameters, run_failures
-    from deployments.server import ensure_api
+    """Retry a forecast run under its own id, as Retry in the Prefect UI does: the run goes to
+    AwaitingRetry, then a worker (deployment runs) or this process (ad-hoc runs) runs it again, and
+    only the task runs that did not complete before execute; the others come back Cached."""
+    from deployments.run_history import needs_retry, retry_conflicts, run_again, run_failures, schedule_retry
     from forecasting.errors import ConfigError
     from forecasting.outputs import read_run_record
 
-    ensure_api()
+    flow, ui_url = _flow_on_cluster("forecast", _cluster(args), args.verbose)
     failures = run_failures(args.run_id)
-    params = retry_parameters(failures)
-    if params is None:
-        print(f"Flow run {args.run_id} has no failed or fallback regions: nothing to retry")
+    if not needs_retry(failures):
+        print(f"Flow run {failures.run_id} is Completed: nothing to retry")
         return EXIT_OK
-    _finish_output_commit(Path(params["out"]))
-    conflicts = retry_conflicts(failures.run_id, params, read_run_record(Path(params["out"])))
+    out = Path(failures.parameters["out"])
+    _finish_output_commit(out)
+    conflicts = retry_conflicts(failures, read_run_record(out))
     if conflicts and not args.force:
-        raise ConfigError(f"retry of run {failures.run_id} refused: {'; '.join(conflicts)}. A retry would mix "
-                          "them with the run's other regions; run the forecast again, or pass --force to retry anyway")
+        raise ConfigError(f"retry of run {failures.run_id} refused: {'; '.join(conflicts)}. Run the forecast again, "
+                          "or pass --force to retry anyway")
     for conflict in conflicts:
         print(f"warning: {conflict} (retrying anyway: --force)", file=sys.stderr)
-    print(f"Retrying {len(params['only_regions'])} region(s) of run {args.run_id} as of {params['as_of']}: "
-          f"{', '.join(params['only_regions'])}", file=sys.stderr)
-    tables = {name: params.pop(name, None) for name in ("orders", *_TABLE_OPTIONS)}
-    out = Path(params.pop("out"))
-    params.pop("model_threads", None)
-    args.horizon_days = params["horizon_days"]
-    return _run_flow("forecast", tables, out, args, params, _print_outputs)
+    troubled = ", ".join(row["region"] for row in failures.regions) or "none recorded"
+    link = f"{ui_url}/runs/flow-run/{failures.run_id}"
+    if failures.deployment_id:
+        schedule_retry(failures.run_id, "Retry via ordercast retry")
+        print(f"Flow run {failures.run_name} is AwaitingRetry: a worker of work pool '{failures.work_pool}' runs it "
+              f"again under its own id; only what did not complete runs (troubled regions: {troubled}). {link}")
+        return EXIT_OK
+    print(f"Retrying flow run {failures.run_name} ({failures.state}) under its own id; troubled regions: "
+          f"{troubled}", file=sys.stderr)
+    schedule_retry(failures.run_id, "Retry via ordercast retry")
+    state = run_again(failures.run_id, flow)
+    _close_progress_lines()
+    return _report(state, out, ui_url, _print_outputs)
 
 
 def _server(args: argparse.Namespace) -> int:

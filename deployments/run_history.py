@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from forecasting.contract import PER_REGION
 from forecasting.errors import ConfigError, OrdercastError
 
 REGIONS_ARTIFACT = "forecast-regions"
@@ -27,6 +26,10 @@ class RunFailures:
     regions: list[dict[str, Any]]
     failed_task_runs: list[dict[str, Any]]
     has_summary: bool
+    deployment_id: str | None = None
+    work_pool: str | None = None
+    started: Any = None  # the flow run's start time (UTC), None when it never started
+    ended: bool = True  # in a final state (Completed, Failed, Crashed, Cancelled)
 
 
 def recent_runs(limit: int) -> list[dict[str, Any]]:
@@ -101,7 +104,7 @@ def _started():
 
 def run_failures(run_id: str | None) -> RunFailures:
     """The troubled regions of a flow run (default: the latest run), from its region summary
-    artifact and its failed or crashed task runs."""
+    artifact and its failed or crashed task runs (of its latest attempt, when it was retried)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         ArtifactFilter,
@@ -128,44 +131,42 @@ def run_failures(run_id: str | None) -> RunFailures:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id]), key=ArtifactFilterKey(any_=[REGIONS_ARTIFACT])))
         task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run.id])))
-    summary = json.loads(artifacts[0].data) if artifacts else []
+    # a retried run has the artifact and task runs of each attempt: the latest of each count
+    summary = json.loads(max(artifacts, key=lambda artifact: artifact.created).data) if artifacts else []
+    latest = {run.name: run for run in sorted(task_runs, key=lambda run: run.created)}
     failed = [{"name": run.name, "state": run.state.name, "message": run.state.message or "", "id": str(run.id)}
-              for run in sorted(task_runs, key=lambda run: run.name)
-              if run.state and (run.state.is_failed() or run.state.is_crashed())]
+              for name, run in sorted(latest.items()) if run.state and (run.state.is_failed() or run.state.is_crashed())]
     return RunFailures(str(flow_run.id), flow_run.name, flow_name, flow_run.state.name if flow_run.state else "unknown",
                        flow_run.state.message if flow_run.state else None, dict(flow_run.parameters),
-                       [row for row in summary if row.get("status") in _TROUBLED], failed, bool(artifacts))
+                       [row for row in summary if row.get("status") in _TROUBLED], failed, bool(artifacts),
+                       str(flow_run.deployment_id) if flow_run.deployment_id else None, flow_run.work_pool_name,
+                       flow_run.start_time, bool(flow_run.state and flow_run.state.is_final()))
 
 
-def retry_parameters(failures: RunFailures) -> dict[str, Any] | None:
-    """Parameters of a forecast run limited to the troubled regions, with the same inputs and
-    `as_of` (the run's resolved one, or `per-region` again: the same inputs give each region the
-    same origin); None when there is nothing to retry."""
+def needs_retry(failures: RunFailures) -> bool:
+    """Whether a retry of this forecast run has anything to do: False for a Completed run; an error
+    for a backtest run or one that has not ended yet."""
     if failures.flow_name != "forecast":
         raise ConfigError(f"flow run {failures.run_id} is a '{failures.flow_name}' run; retry repairs forecast runs "
                           "(run the backtest again instead)")
-    if not failures.has_summary:
-        raise ConfigError(f"flow run {failures.run_id} ({failures.state}) stopped before its per-region summary, so "
-                          f"no region was written: fix the cause ({failures.message}) and run the forecast again")
-    if not failures.regions:
-        return None
-    as_of = PER_REGION if failures.parameters.get("as_of") == PER_REGION else failures.regions[0]["as_of"]
-    return {**failures.parameters, "as_of": as_of, "only_regions": [row["region"] for row in failures.regions],
-            "retry_of": failures.run_id}
+    if not failures.ended:
+        raise ConfigError(f"flow run {failures.run_id} is {failures.state}: only a run that has ended can be retried")
+    return failures.state != "Completed"
 
 
-def retry_conflicts(run_id: str, params: dict[str, Any], record: dict[str, Any] | None) -> list[str]:
-    """What changed since run `run_id`, so that retrying it would mix vintages or inputs: OUT's
-    run.json (`record`) no longer from that run or its retries, or an input whose content hash
-    differs from the one the run recorded. Empty when a retry is safe."""
+def retry_conflicts(failures: RunFailures, record: dict[str, Any] | None) -> list[str]:
+    """What changed since the run, so that retrying it would overwrite newer forecasts or forecast
+    from other data than it read: OUT's run.json (`record`) written by a later run, or an input
+    whose content hash differs from the one the run recorded. Empty when a retry is safe."""
     from forecasting.tables import content_hash, input_files
 
-    if record is None:
-        return [f"{params['out']} holds no run.json (the outputs of run {run_id} are gone)"]
-    lineage = record.get("lineage") or [record.get("run_id")]
-    if run_id not in lineage:
-        return [f"{params['out']} now holds run {record.get('run_id')} (as of {record['configuration'].get('as_of')}), "
-                f"not run {run_id} (as of {params['as_of']}) or a retry of it"]
+    params, run_id = failures.parameters, failures.run_id
+    if record is None or record.get("run_id") != run_id:
+        written = _utc(record["created_at"]) if record and record.get("created_at") else None
+        if written is not None and failures.started is not None and written > _utc(failures.started):
+            return [f"{params['out']} now holds a later run, {record.get('run_id')} (as of "
+                    f"{record['configuration'].get('as_of')}), whose forecasts the retry would replace"]
+        return []  # the run wrote nothing to OUT: OUT holds an earlier run or nothing
     changed = []
     for table, recorded in (record.get("input_hashes") or {}).items():
         path = params.get(table)
@@ -177,6 +178,41 @@ def retry_conflicts(run_id: str, params: dict[str, Any], record: dict[str, Any] 
             changed.append(f"the {table} input {path} changed since run {run_id}" if current else
                            f"the {table} input {path} is gone")
     return changed
+
+
+def _utc(value: Any):
+    """A UTC pandas Timestamp of an ISO string or datetime."""
+    import pandas as pd
+
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def schedule_retry(run_id: str, message: str) -> None:
+    """Set an ended flow run to AwaitingRetry, as Retry in the Prefect UI and `prefect flow-run
+    retry` do (forced, as the latter: the server refuses to reschedule a run of no deployment
+    otherwise); a worker (for a deployment run) or the caller (`run_again`) then runs it again
+    under its own id."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import AwaitingRetry
+
+    with get_client(sync_client=True) as client:
+        answer = client.set_flow_run_state(_uuid(run_id), AwaitingRetry(message=message), force=True)
+    if answer.status.value != "ACCEPT":
+        reason = getattr(answer.details, "reason", None) or answer.status.value
+        raise ConfigError(f"the Prefect server did not let flow run {run_id} be retried: {reason}")
+
+
+def run_again(run_id: str, flow: Any) -> Any:
+    """Run an AwaitingRetry flow run again in this process, under its own id, with the parameters
+    it was started with (so its stored task results are found: they are keyed by them); returns
+    its final state."""
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow
+
+    with get_client(sync_client=True) as client:
+        flow_run = client.read_flow_run(_uuid(run_id))
+    return run_flow(flow=flow, flow_run=flow_run, parameters=dict(flow_run.parameters), return_type="state")
 
 
 def _uuid(text: str) -> UUID:

@@ -19,7 +19,6 @@ from prefect.states import Failed
 from flows.outcomes import cluster_info, error_of
 from flows.staffing import plan_regions, write_staffing
 from forecasting.contract import InputPaths
-from forecasting.errors import ConfigError
 from forecasting.locks import exclusive_outputs
 from forecasting.models import FALLBACK_MODEL
 from forecasting.pipeline import RunOptions, options_dict, planned_model
@@ -59,8 +58,6 @@ def forecast(
     model_store: str | None = None,
     region_timeout: float | None = None,
     skip_invalid_regions: bool = False,
-    only_regions: list[str] | None = None,
-    retry_of: str | None = None,
     region_subset: list[str] | None = None,
     staffing: str | None = None,
     published: str | None = None,
@@ -70,9 +67,11 @@ def forecast(
 
     `region_subset` limits the run to those regions of the inputs (one market of a shared
     extract). `staffing` (a staffing table) adds each region's drivers per slot and shift plan
-    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads. `only_regions` limits
-    the run to those regions and replaces only their rows in OUT (what `ordercast retry` uses,
-    with `retry_of` naming the run being repaired)."""
+    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads.
+
+    A retry of a failed run (Retry in the Prefect UI, `ordercast retry`) runs this flow again under
+    the same flow run id: the regions' task runs that completed come back Cached from their
+    stored results, so only the failed regions train again, and every region is written once."""
     logger = get_run_logger()
     run_id = str(flow_run.get_id())
     cluster = cluster_info()
@@ -90,11 +89,9 @@ def forecast(
         manifest = restrict_regions(load_snapshot(paths, options), region_subset)
         if no_train:
             check_models(manifest, options, store)
-        entries = _chosen_entries(manifest, only_regions)
+        entries = {entry["region"]: entry for entry in manifest["regions"]}
         outcomes = _run_regions(entries, options, store, str(scratch))
-        invalid = {region: error for region, error in manifest["invalid_regions"].items()
-                   if not only_regions or region in only_regions}
-        statuses = _region_statuses(entries, outcomes, manifest["as_of"], invalid)
+        statuses = _region_statuses(entries, outcomes, manifest["as_of"], manifest["invalid_regions"])
         summary: dict[str, Any] = {"forecast_rows": 0}
         predictions = [outcome["prediction"] for outcome in outcomes.values() if outcome.get("prediction")]
         if predictions:
@@ -106,38 +103,27 @@ def forecast(
                 "warnings": manifest["warnings"],
                 "cluster": cluster,
                 "regions": statuses,
-                "retry_of": retry_of,
             }
-            summary = write_outputs(predictions, out, db_url, run_id, run_info, bool(only_regions))
+            summary = write_outputs(predictions, out, db_url, run_id, run_info)
         if staffing and predictions:
             partitions = {p["region"]: p["forecast_path"] for p in predictions}
             planned = plan_regions(partitions, staffing, published, Slot.parse(slot).minutes,
                                    notice_hours, DEFAULT_TIME_LIMIT, run_id, str(scratch))
-            summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id, bool(only_regions))
-        _publish_artifacts(statuses, summary.get("plots", []), cluster, retry_of, _repair_hint(run_id))
+            summary["staffing"] = write_staffing(planned, Path(out), db_url, run_id)
+        _publish_artifacts(statuses, summary.get("plots", []), cluster, _repair_hint(run_id))
     troubled = [status for status in statuses if status["status"] != "ok"]
     unstaffed = summary.get("staffing", {}).get("failed", {})
+    # a failed run keeps its scratch folder: a retry of it reuses the regions' outputs in it
     if unstaffed and not troubled:
-        shutil.rmtree(scratch, ignore_errors=True)
         detail = "; ".join(f"{region}: {error}" for region, error in unstaffed.items())
         return Failed(message=f"forecasts written; staffing failed in {len(unstaffed)} regions: {detail}. Repair: fix "
                               f"the cause, then `ordercast staff --forecasts {out} --staffing {staffing} --out {out}`")
-    if troubled:  # the scratch folder stays: a retry of this run reuses the regions' outputs in it
+    if troubled:
         detail = "; ".join(f"{s['region']} ({s['status']}): {s['error']}" for s in troubled)
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}. {_repair_hint(run_id)}")
     shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Forecast written for %s", "the one region" if len(entries) == 1 else f"all {len(entries)} regions")
     return {**summary, "regions": statuses}
-
-
-def _chosen_entries(manifest: dict[str, Any], only_regions: list[str] | None) -> dict[str, dict[str, Any]]:
-    entries = {entry["region"]: entry for entry in manifest["regions"]}
-    if not only_regions:
-        return entries
-    unknown = sorted(set(only_regions) - set(entries) - set(manifest["invalid_regions"]))
-    if unknown:
-        raise ConfigError(f"regions not in the inputs (or without history before as_of): {', '.join(unknown)}")
-    return {region: entries[region] for region in only_regions if region in entries}
 
 
 def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store: str,
@@ -244,14 +230,13 @@ def _repair_hint(run_id: str) -> str:
 
 
 def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any],
-                       retry_of: str | None, repair: str) -> None:
+                       repair: str) -> None:
     columns = ("region", "status", "model", "fallback", "rows", "train_seconds", "error", "task_run_id", "as_of")
     create_table_artifact(
         key="forecast-regions",
         table=[{column: status[column] for column in columns} for status in statuses],
         description="Per-region forecast: status (ok, fallback, failed), model used, rows written, training "
-                    "time, and for troubled regions the error and the task run that raised it"
-                    + (f"; a retry of flow run {retry_of}" if retry_of else ""),
+                    "time, and for troubled regions the error and the task run that raised it",
     )
     listing = "\n".join(f"- `{plot}`" for plot in plots)
     troubled = [status for status in statuses if status["status"] != "ok"]

@@ -18,7 +18,6 @@ from prefect.states import Failed
 
 from flows.outcomes import error_of
 from forecasting.locks import exclusive_outputs
-from forecasting.outputs import read_run_record
 from forecasting.paths import region_key
 from forecasting.settings import run_dir
 from forecasting.staffing import (
@@ -77,11 +76,9 @@ def plan_regions(partitions: dict[str, str], staffing: str, published: str | Non
     return results
 
 
-def write_staffing(results: dict[str, dict[str, Any]], out_dir: Path, db_url: str, run_id: str,
-                   replace_regions_only: bool = False) -> dict[str, Any]:
+def write_staffing(results: dict[str, dict[str, Any]], out_dir: Path, db_url: str, run_id: str) -> dict[str, Any]:
     """The planned regions' outputs into the database (the commit point) and OUT, with the summary
-    in OUT/staffing.json; the caller holds OUT's lock. With `replace_regions_only` (a retry of
-    some regions), OUT's rows and summary entries of the other regions are kept."""
+    in OUT/staffing.json; the caller holds OUT's lock."""
     planned = {region: result for region, result in results.items() if "error" not in result}
     failed = {region: result for region, result in results.items() if "error" in result}
     regions = [{key: result.get(key) for key in ("service_level", "driver_hours_required_7d",
@@ -92,8 +89,6 @@ def write_staffing(results: dict[str, dict[str, Any]], out_dir: Path, db_url: st
         rows = pd.concat([pd.read_parquet(r["rows_path"]) for r in planned.values()], ignore_index=True)
         shifts = pd.concat([pd.read_parquet(r["shifts_path"]) for r in planned.values()], ignore_index=True)
         write_staffing_db(rows, shifts, db_url)
-        if replace_regions_only:
-            rows, shifts, regions = _with_other_regions(out_dir, rows, shifts, regions)
         plots = {region: Path(result["plot_path"]).read_bytes() for region, result in planned.items()}
         write_staffing_files(out_dir, rows, shifts, plots)
     create_table_artifact(
@@ -104,23 +99,6 @@ def write_staffing(results: dict[str, dict[str, Any]], out_dir: Path, db_url: st
                "out": str(out_dir), "db_url": db_url}
     atomic_write_json(out_dir / "staffing.json", summary)
     return summary
-
-
-def _with_other_regions(out_dir: Path, rows: pd.DataFrame, shifts: pd.DataFrame, regions: list[dict[str, Any]]):
-    """OUT's staffing rows, shifts and summary entries of the regions not planned now, plus these."""
-    planned = set(rows["region"])
-    for name in ("staffing.parquet", "shifts.parquet"):
-        if (out_dir / name).exists():
-            previous = pd.read_parquet(out_dir / name)
-            kept = previous.loc[~previous["region"].isin(planned)]
-            if name == "staffing.parquet":
-                rows = pd.concat([kept, rows], ignore_index=True).sort_values(["region", "ts"], kind="stable")
-            else:
-                shifts = pd.concat([kept, shifts], ignore_index=True).sort_values(["region", "shift_start"],
-                                                                                  kind="stable")
-    earlier = (read_run_record(out_dir, "staffing.json") or {}).get("regions", [])
-    regions = sorted([r for r in earlier if r["region"] not in planned] + regions, key=lambda r: r["region"])
-    return rows.reset_index(drop=True), shifts.reset_index(drop=True), regions
 
 
 def finish(summary: dict[str, Any]):

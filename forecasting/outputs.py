@@ -25,6 +25,7 @@ from forecasting.storage import (
     atomic_copy,
     atomic_write_json,
     atomic_write_parquet,
+    iso_utc_micro,
     write_forecasts_db,
 )
 
@@ -33,13 +34,9 @@ STAGING = ".staging"
 
 def collect_outputs(
     predictions: list[dict[str, Any]], out_dir: Path, db_url: str, run_id: str, run_info: dict[str, Any],
-    replace_regions_only: bool = False,
 ) -> dict[str, Any]:
     """Merge the region partitions into OUT (Parquet, plots, run.json) and the database, as one
-    unit. The caller holds OUT's lock.
-
-    With `replace_regions_only` (a retry of some regions), the rows and run.json entries of
-    other regions already in OUT are kept and only these regions' rows are replaced."""
+    unit. The caller holds OUT's lock."""
     recover_outputs(out_dir)
     created_at = pd.Timestamp.now(tz="UTC")
     frames = [pd.read_parquet(p["forecast_path"]) for p in sorted(predictions, key=lambda p: p["region"])]
@@ -47,10 +44,6 @@ def collect_outputs(
     forecasts["run_id"] = run_id
     forecasts["created_at"] = created_at
     forecasts = forecasts[FORECAST_COLUMNS + [c for c in forecasts.columns if c not in FORECAST_COLUMNS]]
-    previous = read_run_record(out_dir) if replace_regions_only or run_info.get("retry_of") else None
-    if replace_regions_only:
-        forecasts, run_info = _merge_with_previous(out_dir, forecasts, run_info, previous)
-    run_info = {**run_info, "lineage": _lineage(run_id, run_info.get("retry_of"), previous)}
 
     stage = out_dir / STAGING / run_id
     shutil.rmtree(stage, ignore_errors=True)
@@ -60,11 +53,11 @@ def collect_outputs(
     atomic_write_json(stage / "run.json", {**run_info, "run_id": run_id, "created_at": created_at.isoformat(),
                                            "packages": package_versions()})
     maybe_fail("write", "staged", run_id)
-    rows = write_forecasts_db(forecasts.loc[forecasts["run_id"] == run_id], db_url)
+    rows = write_forecasts_db(forecasts, db_url)
     maybe_fail("write", "committed", run_id)
     _publish(stage, out_dir, run_id)
     plots = [str(out_dir / "plots" / Path(p["plot_path"]).name) for p in predictions]
-    return {"forecast_rows": int((forecasts["run_id"] == run_id).sum()), "db_rows": rows, "db_url": db_url,
+    return {"forecast_rows": len(forecasts), "db_rows": rows, "db_url": db_url,
             "plots": sorted(plots)}
 
 
@@ -82,7 +75,7 @@ def recover_outputs(out_dir: Path, run_id: str | None = None) -> list[str]:
         except (OSError, ValueError):
             shutil.rmtree(stage, ignore_errors=True)  # staging never finished: nothing was committed
             continue
-        if _committed(record["configuration"]["db"], stage.name):
+        if _committed(record["configuration"]["db"], stage.name, record["created_at"]):
             _publish(stage, Path(out_dir), stage.name)
             published.append(stage.name)
         else:
@@ -101,29 +94,19 @@ def _publish(stage: Path, out_dir: Path, run_id: str) -> None:
     shutil.rmtree(stage, ignore_errors=True)
 
 
-def _committed(db_url: str, run_id: str) -> bool:
-    """Whether the forecast table holds rows of this run."""
+def _committed(db_url: str, run_id: str, created_at: str) -> bool:
+    """Whether the forecast table holds the rows of this attempt of the run (a retry runs under
+    the same run id, so the attempt is told apart by its `created_at`)."""
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as connection:
             if not sa.inspect(connection).has_table("forecasts"):
                 return False
-            query = sa.text("SELECT 1 FROM forecasts WHERE run_id = :run_id LIMIT 1")
-            return connection.execute(query, {"run_id": run_id}).first() is not None
+            query = sa.text("SELECT 1 FROM forecasts WHERE run_id = :run_id AND created_at = :created_at LIMIT 1")
+            stamp = iso_utc_micro(pd.Series([pd.Timestamp(created_at)]))[0]
+            return connection.execute(query, {"run_id": run_id, "created_at": stamp}).first() is not None
     finally:
         engine.dispose()
-
-
-def _lineage(run_id: str, retry_of: str | None, previous: dict[str, Any] | None) -> list[str]:
-    """The runs behind OUT's current vintage: the original run, then each retry that repaired
-    it. A retry continues the lineage of the run.json it merges into (`previous`)."""
-    if retry_of:
-        previous = previous or {}
-        earlier = previous.get("lineage") or [previous.get("run_id")]
-        if retry_of in earlier:
-            return [*earlier, run_id]
-        return [retry_of, run_id]
-    return [run_id]
 
 
 def read_run_record(out_dir: Path, name: str = "run.json") -> dict[str, Any] | None:
@@ -132,21 +115,3 @@ def read_run_record(out_dir: Path, name: str = "run.json") -> dict[str, Any] | N
         return json.loads((Path(out_dir) / name).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _merge_with_previous(out_dir: Path, forecasts: pd.DataFrame, run_info: dict[str, Any],
-                         previous_run: dict[str, Any] | None) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Previous OUT rows and region entries (`previous_run`, OUT's run.json) of the regions this
-    run did not touch, plus this run's."""
-    regions = set(forecasts["region"])
-    previous_file = out_dir / "forecasts.parquet"
-    if previous_file.exists():
-        previous = pd.read_parquet(previous_file)
-        kept = previous.loc[~previous["region"].isin(regions)]
-        forecasts = pd.concat([kept, forecasts], ignore_index=True).sort_values(["region", "ts"], kind="stable")
-        forecasts = forecasts.reset_index(drop=True)
-    if previous_run:
-        touched = {status["region"] for status in run_info["regions"]}
-        earlier = [s for s in previous_run.get("regions", []) if s["region"] not in touched]
-        run_info = {**run_info, "regions": sorted(earlier + run_info["regions"], key=lambda s: s["region"])}
-    return forecasts, run_info

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 FORECAST_COLUMNS = ["region", "ts", "local_start", "as_of", "forecast", "model", "fallback", "run_id", "created_at"]
 SELECTION_COLUMNS = ["region", "model", "wape", "backtest_run_id"]
-_TIMESTAMP_COLUMNS = ("ts", "as_of", "created_at")
+_TIMESTAMP_COLUMNS = ("ts", "as_of")
 
 
 def _atomic_target(path: Path):
@@ -83,6 +83,12 @@ def default_db_url(out_dir: str | Path) -> str:
 def iso_utc(values: pd.Series) -> pd.Series:
     """ISO-8601 text with offset, e.g. 2024-06-01T09:30:00+00:00."""
     return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def iso_utc_micro(values: pd.Series) -> pd.Series:
+    """ISO-8601 text to the microsecond, e.g. 2024-06-01T09:30:00.250000+00:00: a write's
+    `created_at`, which tells two attempts of one run apart."""
+    return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
 
 
 def forecasts_table(metadata: sa.MetaData, quantile_columns: list[str] = ()) -> sa.Table:
@@ -157,6 +163,7 @@ def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
     rows = frame[FORECAST_COLUMNS + quantile_columns].copy()
     for column in _TIMESTAMP_COLUMNS:
         rows[column] = iso_utc(rows[column])
+    rows["created_at"] = iso_utc_micro(rows["created_at"])
     records = rows.to_dict("records")
     engine = sa.create_engine(url)
     try:

@@ -12,8 +12,8 @@ from tasks import run_logger, transient_retries
 
 @task(name="write-outputs", task_run_name="write-outputs", **transient_retries())
 def write_outputs(predictions: list[dict[str, Any]], out_dir: str, db_url: str, run_id: str,
-                  run_info: dict[str, Any], replace_regions_only: bool = False) -> dict[str, Any]:
-    """Write OUT and the database; a retry of some regions replaces only their rows."""
-    summary = collect_outputs(predictions, Path(out_dir), db_url, run_id, run_info, replace_regions_only)
+                  run_info: dict[str, Any]) -> dict[str, Any]:
+    """Write OUT and the database, as one unit."""
+    summary = collect_outputs(predictions, Path(out_dir), db_url, run_id, run_info)
     run_logger().info("Wrote %d forecast rows to %s and %s", summary["forecast_rows"], out_dir, db_url)
     return summary

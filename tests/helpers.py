@@ -83,6 +83,22 @@ def run_id_from(output: str) -> str:
     raise AssertionError(f"no 'Flow run:' line in output:\n{output}")
 
 
+def task_runs_since(api_url: str, run_id: str, since, count: int, timeout: float = 60.0) -> dict[str, str]:
+    """Name and state of the task runs of a flow run created at or after `since` (a retry's),
+    once `count` of them are recorded in a final state (or after `timeout` seconds)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            runs = settled(
+                lambda: [run for run in client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))) if run.created >= since],
+                lambda runs: sum(bool(run.state and run.state.is_final()) for run in runs) >= count, timeout)
+    return {run.name: run.state.name for run in runs}
+
+
 def start_run(api_url: str, name: str, parameters: dict) -> str:
     """Start a run of deployment `name` ("flow/deployment") without waiting; returns its id."""
     from prefect.deployments import run_deployment
@@ -93,10 +109,11 @@ def start_run(api_url: str, name: str, parameters: dict) -> str:
 
 
 def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_file: Path | None = None,
-                   umask: int | None = None) -> None:
+                   umask: int | None = None, with_cli: bool = False) -> None:
     """A scheduled run of a market deployment fails in berlin-mitte; the UI's Retry (the flow run
     set to AwaitingRetry) and a worker run it again under its own id: only that region trains,
     the others come back Cached from their stored results, and every region is written once.
+    `with_cli`: `ordercast retry RUN_ID` instead of the UI's state change.
 
     With `cluster_file` (a remote cluster), the fault reaches the workers through the file's
     worker environment, for the first run only."""
@@ -105,7 +122,6 @@ def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_
     import pandas as pd
     import yaml
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import State
@@ -138,17 +154,20 @@ def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_
             failed = client.read_flow_run(run_id).state
             assert failed.type == StateType.FAILED and "press Retry on this run in the Prefect UI" in failed.message
             retried_at = datetime.now(timezone.utc)
-            answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
-                                                             message="Retry from the UI"))
-            assert answer.status.value == "ACCEPT", answer.details
+            if not with_cli:
+                answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
+                                                                 message="Retry from the UI"))
+                assert answer.status.value == "ACCEPT", answer.details
+    if with_cli:
+        retried = run_cli("retry", run_id, env=env)
+        assert retried.returncode == 0 and f"a worker of work pool '{pool}'" in retried.stdout, retried.stderr
     second = run_cli("worker", "--pool", pool, "--run-once", env=env, umask=umask)
     assert second.returncode == 0, second.stderr[-3000:]
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         with get_client(sync_client=True) as client:
             assert client.read_flow_run(run_id).state.type == StateType.COMPLETED
-            task_runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
-    again = {run.name: run.state.name for run in task_runs if run.created >= retried_at}
+    again = task_runs_since(api_url, run_id, retried_at, 8)
     assert again.pop("train-berlin-mitte") == "Completed" and again.pop("predict-berlin-mitte") == "Completed"
     assert again.pop("write-outputs") == "Completed"
     assert again == {"load-inputs": "Cached", "train-london-soho": "Cached", "train-nyc-midtown": "Cached",

@@ -36,6 +36,8 @@ PRIVATE_SURFACE = [
      "state events leave the worker before its batch reports it"),
     ("distributed.scheduler", "Scheduler.task_metadata", "deployments/batching.py: a settled batch's record is "
      "deleted from the scheduler's metadata (set_metadata cannot delete)"),
+    ("prefect.flow_engine", "run_flow", "deployments/run_history.py: `ordercast retry` runs an ad-hoc flow run "
+     "again under its own id, as `prefect flow-run retry` does"),
     ("distributed.scheduler", "KilledWorker", "flows/outcomes.py, deployments/batching.py: a region whose workers "
      "kept dying"),
 ]

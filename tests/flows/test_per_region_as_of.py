@@ -29,10 +29,10 @@ def test_each_region_is_forecast_from_the_end_of_its_own_orders(small_demo_dir, 
 
     retry = run_cli("retry", failed_run)
     assert retry.returncode == 0, retry.stderr[-3000:]
-    assert "Retrying 1 region(s)" in retry.stderr and "as of per-region" in retry.stderr
+    assert "troubled regions: berlin-mitte" in retry.stderr
     after = pd.read_parquet(out / "forecasts.parquet")
-    assert not after["fallback"].any() and (after.loc[after["region"] == "berlin-mitte", "run_id"]
-                                            == read_run(out)["run_id"]).all()
+    assert not after["fallback"].any() and (after["run_id"] == failed_run).all()
+    assert read_run(out)["configuration"]["as_of"] == "per-region"
     _assert_origins(out, cuts)
 
     stored = run_cli("forecast", *table_args(data), "--horizon-days", "7", "--as-of", "per-region", "--no-train",

@@ -1,11 +1,14 @@
 """`ordercast runs`, `failures` and `retry` on a run in which one region was made to fail,
-all read from the real local Prefect server."""
+all read from the real local Prefect server: the retry runs the same flow run again, and only
+the failed region's task runs execute."""
 from __future__ import annotations
+
+from datetime import datetime, timezone
 
 import pandas as pd
 
 from forecasting.storage import read_table_db
-from tests.helpers import prefect_records, read_run, run_cli, table_args
+from tests.helpers import prefect_records, read_run, run_cli, table_args, task_runs_since
 
 AS_OF = "2026-10-19T00:00:00+00:00"
 
@@ -47,33 +50,33 @@ def test_failures_are_listed_and_retry_repairs_only_the_failed_region(small_demo
     assert refused.returncode == 1 and "refused: the orders input" in refused.stderr, refused.stderr[-2000:]
     assert "--force" in refused.stderr and read_run(out)["run_id"] == failed_run  # nothing was run
 
+    retried_at = datetime.now(timezone.utc)
     retry = run_cli("retry", failed_run)
     assert retry.returncode == 0, retry.stderr[-3000:]
-    assert "Retrying 1 region(s)" in retry.stderr and AS_OF in retry.stderr
-    assert "Forecast written for the one region" in retry.stderr  # not "for all 1 regions"
+    assert "Retrying flow run" in retry.stderr and "troubled regions: berlin-mitte" in retry.stderr
     run = read_run(out)
-    assert run["lineage"] == [failed_run, run["run_id"]]
-    assert run["retry_of"] == failed_run and {s["status"] for s in run["regions"]} == {"ok"}
+    assert run["run_id"] == failed_run and {s["status"] for s in run["regions"]} == {"ok"}  # the same run, repaired
     after = pd.read_parquet(out / "forecasts.parquet")
     berlin = after.loc[after["region"] == "berlin-mitte"]
     assert len(berlin) == 336 and not berlin["fallback"].any() and (berlin["model"] == "ensemble").all()
-    assert (berlin["run_id"] == run["run_id"]).all() and (berlin["as_of"] == pd.Timestamp(AS_OF)).all()
-    others = ["london-soho", "nyc-midtown"]  # untouched: same rows, same run
-    pd.testing.assert_frame_equal(after.loc[after["region"].isin(others)].reset_index(drop=True),
-                                  before.loc[before["region"].isin(others)].reset_index(drop=True))
+    assert (after["run_id"] == failed_run).all() and (after["as_of"] == pd.Timestamp(AS_OF)).all()
+    others = ["london-soho", "nyc-midtown"]  # from their stored results: the same numbers as before
+    columns = ["region", "ts", "forecast", "model"]
+    pd.testing.assert_frame_equal(after.loc[after["region"].isin(others), columns].reset_index(drop=True),
+                                  before.loc[before["region"].isin(others), columns].reset_index(drop=True))
     table = read_table_db(run["configuration"]["db"])
-    assert len(table) == 3 * 336 and table.groupby("region")["run_id"].first().to_dict() == {
-        "berlin-mitte": run["run_id"], "london-soho": failed_run, "nyc-midtown": failed_run}
+    assert len(table) == 3 * 336 and set(table["run_id"]) == {failed_run} and not table["fallback"].any()
 
-    expected = ["load-inputs", "predict-berlin-mitte", "train-berlin-mitte", "write-outputs"]
-    _, retried_tasks, _ = prefect_records(prefect_server.api_url, run["run_id"], expected)
-    assert sorted(task.name for task in retried_tasks) == expected
-    loads = [next(t for t in tasks if t.name == "load-inputs") for tasks in (task_runs, retried_tasks)]
-    assert loads[0].state.name in {"Completed", "Cached"}  # Cached when an earlier test loaded this snapshot
-    assert loads[1].state.name == "Cached"  # same snapshot: not redone
-    clean = run_cli("failures", run["run_id"])
+    flow_run, _, _ = prefect_records(prefect_server.api_url, failed_run)
+    assert flow_run.state.type.value == "COMPLETED" and flow_run.run_count == 2
+    again = task_runs_since(prefect_server.api_url, failed_run, retried_at, 8)
+    assert again.pop("train-berlin-mitte") == "Completed" and again.pop("predict-berlin-mitte") == "Completed"
+    assert again.pop("write-outputs") == "Completed"
+    assert again == {"load-inputs": "Cached", "train-london-soho": "Cached", "train-nyc-midtown": "Cached",
+                     "predict-london-soho": "Cached", "predict-nyc-midtown": "Cached"}
+    clean = run_cli("failures", failed_run)
     assert clean.returncode == 0 and "no failed regions or task runs" in clean.stdout
-    nothing = run_cli("retry", run["run_id"])
+    nothing = run_cli("retry", failed_run)
     assert nothing.returncode == 0 and "nothing to retry" in nothing.stdout
 
 

@@ -141,13 +141,13 @@ def test_forecast_on_an_ssh_cluster_matches_a_local_run(ssh_cluster_config, smal
     assert len(models) == 3 and all(p.stat().st_uid == user.pw_uid for p in models)  # trained on the SSH workers
 
 
-def test_retry_from_the_ui_on_the_ssh_cluster_reruns_only_the_failed_region(ssh_cluster_config, small_demo_dir,
+def test_ordercast_retry_on_the_ssh_cluster_reruns_only_the_failed_region(ssh_cluster_config, small_demo_dir,
                                                                             prefect_server, tmp_path):
-    """The UI-retry drill with the deployment's tasks on the SSH workers: the other regions'
-    stored results are read back from `shared_dir`, where those workers (another Unix user)
-    wrote them."""
+    """The UI-retry drill with the deployment's tasks on the SSH workers, retried with `ordercast
+    retry` (the same AwaitingRetry as the UI's button): the other regions' stored results are read
+    back from `shared_dir`, where those workers (another Unix user) wrote them."""
     config, shared, user = ssh_cluster_config
     ui_retry_drill(small_demo_dir, prefect_server.api_url, tmp_path, pool="ordercast-ssh-retry-test",
-                   cluster_file=config, umask=0o000)
+                   cluster_file=config, umask=0o000, with_cli=True)
     stored = [path for path in (shared / "results").rglob("*") if path.is_file()]
     assert stored and any(path.stat().st_uid == user.pw_uid for path in stored)  # written on the SSH workers

@@ -19,14 +19,20 @@ def test_forecast_with_staffing_then_a_what_if_with_dearer_late_orders(small_dem
     assert first.returncode == 2, first.stderr[-3000:]  # that region falls back, and is staffed on the fallback
     first_run = read_run(out)["run_id"]
     assert set(pd.read_parquet(out / "staffing.parquet")["region"]) == set(regions)
-    result = run_cli("retry", first_run)  # staffs the retried region again, keeps the others' staffing
+    staffed_on_fallback = pd.read_parquet(out / "staffing.parquet")
+    result = run_cli("retry", first_run)  # the same run again: the repaired region is staffed on its new forecast
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Next 7 days: driver-hours per region" in result.stdout
     for region in regions:
         assert f"  {region}" in result.stdout
-    run_of = pd.read_parquet(out / "staffing.parquet").groupby("region")["run_id"].agg(set)
-    assert run_of.to_dict() == {region: {read_run(out)["run_id"] if region == regions[0] else first_run}
-                                for region in regions}
+    restaffed = pd.read_parquet(out / "staffing.parquet")
+    assert set(restaffed["run_id"]) == {first_run} and set(restaffed["region"]) == set(regions)
+    repaired = restaffed["region"] == regions[0]
+    assert not restaffed.loc[repaired, "expected_orders"].equals(
+        staffed_on_fallback.loc[staffed_on_fallback["region"] == regions[0], "expected_orders"])
+    pd.testing.assert_frame_equal(restaffed.loc[~repaired, ["region", "ts", "drivers"]].reset_index(drop=True),
+                                  staffed_on_fallback.loc[staffed_on_fallback["region"] != regions[0],
+                                                          ["region", "ts", "drivers"]].reset_index(drop=True))
 
     forecasts = pd.read_parquet(out / "forecasts.parquet")
     assert {"p5", "p50", "p95"} <= set(forecasts.columns)  # the quantile grid staffing reads

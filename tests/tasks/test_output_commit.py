@@ -69,10 +69,30 @@ def test_the_next_write_completes_a_crashed_commit_first(predictions, tmp_path, 
         write_outputs.fn(predictions, str(out), db_url, "run-1", {"flow": "forecast", "configuration": {"db": db_url}})
     monkeypatch.delenv("ORDERCAST_FAULTS")
     assert not (out / "run.json").exists()
-    retry_info = {"flow": "forecast", "configuration": {"db": db_url}, "retry_of": "run-1",
-                  "regions": [{"region": "berlin-mitte", "status": "ok"}]}
-    write_outputs.fn(predictions[:1], str(out), db_url, "run-2", retry_info, replace_regions_only=True)
-    record = json.loads((out / "run.json").read_text())
-    assert record["run_id"] == "run-2" and record["lineage"] == ["run-1", "run-2"]
-    by_region = pd.read_parquet(out / "forecasts.parquet").groupby("region")["run_id"].first().to_dict()
-    assert by_region == {"berlin-mitte": "run-2", "london-soho": "run-1"}  # run-1 was published, then merged into
+    write_outputs.fn(predictions[:1], str(out), db_url, "run-2", {"flow": "forecast", "configuration": {"db": db_url}})
+    assert _state(out, db_url) == ("run-2", {"run-2"}, {"run-1", "run-2"})  # run-1 was published, then replaced
+    assert not any((out / STAGING).iterdir())
+
+
+def test_a_retry_that_crashes_before_its_commit_leaves_the_first_attempt(predictions, tmp_path, monkeypatch):
+    """A retry runs under the same run id, whose rows the database already holds from the first
+    attempt: its stage is told apart by its creation time, so it is discarded, not published."""
+    out, db_url = tmp_path / "out", f"sqlite:///{tmp_path}/out/forecasts.sqlite"
+    info = {"flow": "forecast", "configuration": {"db": db_url}}
+    write_outputs.fn(predictions, str(out), db_url, "run-1", info)
+    first = json.loads((out / "run.json").read_text())["created_at"]
+    monkeypatch.setenv("ORDERCAST_FAULTS", "write:staged")
+    with pytest.raises(InjectedFault):
+        write_outputs.fn(predictions, str(out), db_url, "run-1", info)
+    monkeypatch.delenv("ORDERCAST_FAULTS")
+    assert recover_outputs(out) == [] and not (out / STAGING / "run-1").exists()
+    assert json.loads((out / "run.json").read_text())["created_at"] == first
+
+    monkeypatch.setenv("ORDERCAST_FAULTS", "write:committed")  # committed this time: recovery publishes it
+    with pytest.raises(InjectedFault):
+        write_outputs.fn(predictions, str(out), db_url, "run-1", info)
+    monkeypatch.delenv("ORDERCAST_FAULTS")
+    assert recover_outputs(out) == ["run-1"]
+    second = json.loads((out / "run.json").read_text())["created_at"]
+    assert second > first and _state(out, db_url) == ("run-1", {"run-1"}, {"run-1"})
+    assert len(read_table_db(db_url)) == len(pd.read_parquet(out / "forecasts.parquet"))
