@@ -69,7 +69,7 @@ class Calibration:
         result = np.full((len(forecast), len(quantiles)), np.nan)
         for bucket in np.unique(buckets):
             rows = buckets == bucket
-            key = bucket if bucket in self.offsets else next(iter(self.offsets))
+            key = bucket if bucket in self.offsets else list(self.offsets)[-1]  # else the longest horizon seen
             edges = np.asarray(self.edges[key])
             bins = np.searchsorted(edges, forecast[rows], side="right")
             table = np.asarray(self.offsets[key])  # bins x LEVELS

@@ -44,6 +44,7 @@ from forecasting.storage import (
 _TABLES = ("orders", "weather", "events", "promotions")
 MANIFEST_FILE = "manifest.json"
 CALIBRATION_ORIGINS = 4
+_NO_INTERVALS = "none: too little history to calibrate (each quantile equals the forecast)"
 _PACKAGES = ("ordercast", "prefect", "prefect-dask", "dask", "distributed", "pandas", "numpy",
              "pyarrow", "xgboost-cpu", "holidays", "sqlalchemy")
 
@@ -222,10 +223,7 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
     if selection and selection["model"] == name and selection.get("calibration"):
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
-        calibration = _holdout_calibration(name, frame, options, when, entry["timezone"])
-        intervals = (f"{CALIBRATION_ORIGINS} weekly origins before the last horizon of history held out "
-                     "(run a backtest for calibrated intervals)"
-                     if calibration else "none: too little history to calibrate (each quantile equals the forecast)")
+        calibration, intervals = _holdout_calibration(name, frame, options, when, entry["timezone"])
     if model_spec(name).learned:
         rows = training_rows(rows, when, options.spec.slot)
     model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
@@ -256,37 +254,54 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
 
 
 def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as_of: pd.Timestamp,
-                         tz: str) -> dict[str, Any] | None:
-    """Residuals of one out-of-sample fit, trained on the slots that ended by the earliest of
-    `CALIBRATION_ORIGINS` weekly origins before the last horizon of history, and scored on the
-    horizon of each origin seen from there (a model a few weeks stale, as between backtest
-    refits: intervals err wide rather than narrow). Used when no backtest calibrated the model."""
+                         tz: str) -> tuple[dict[str, Any] | None, str]:
+    """Residuals of one out-of-sample fit, and where they come from. Used when no backtest
+    calibrated the model.
+
+    The fit uses the slots that ended by the earliest of `CALIBRATION_ORIGINS` weekly origins
+    before the last horizon of history, and is scored on the horizon of each origin seen from
+    there (a model a few weeks stale, as between backtest refits: intervals err wide rather than
+    narrow). A young region, whose history is shorter than that, takes its origins in the last
+    weeks instead, scored on what of their horizons has happened by `as_of`."""
     spec = options.spec
-    last = as_of - pd.Timedelta(days=options.horizon_days)
     history = frame.loc[frame["is_history"] & frame[TARGET].notna()]
     if history.empty:
-        return None
+        return None, _NO_INTERVALS
     needed = pd.Timedelta(days=spec.min_history_days_for_xgboost if model_spec(name).learned else 7)
-    origins = [origin for k in reversed(range(CALIBRATION_ORIGINS))
-               if (origin := spec.slot.first_start_at_or_after(last - pd.Timedelta(weeks=k), tz))
-               >= history["ts"].iloc[0] + needed]
+
+    def weekly_origins(last: pd.Timestamp, weeks: range) -> list[pd.Timestamp]:
+        return [origin for k in reversed(weeks)
+                if (origin := spec.slot.first_start_at_or_after(last - pd.Timedelta(weeks=k), tz))
+                >= history["ts"].iloc[0] + needed]
+
+    horizon = pd.Timedelta(days=options.horizon_days)
+    origins = weekly_origins(as_of - horizon, range(CALIBRATION_ORIGINS))
+    source = (f"{_weekly(origins)} before the last horizon of history held out "
+              "(run a backtest for calibrated intervals)")
     if not origins:
-        return None
+        origins = weekly_origins(as_of, range(1, CALIBRATION_ORIGINS + 1))
+        source = (f"{_weekly(origins)} of the region's short history, scored up to as_of (wide, "
+                  "from a model trained on a few weeks)")
+    if not origins:
+        return None, _NO_INTERVALS
     train = history.loc[(spec.slot.ends(history["ts"], tz) <= origins[0]).to_numpy()]
     if model_spec(name).learned:
         train = training_rows(train, origins[0], spec.slot)
-    horizon = pd.Timedelta(days=options.horizon_days)
     tests = [(origin, at_origin(history.loc[(history["ts"] >= origin) & (history["ts"] < origin + horizon)],
                                 origin, spec, tz)) for origin in origins]
     tests = [(origin, test) for origin, test in tests if len(test)]
-    if not tests or len(train) < len(tests[0][1]):
-        return None
+    if not tests or train.empty:
+        return None, _NO_INTERVALS
     columns = feature_columns(frame)
     model = create_model(name, options.model_threads).fit(train[columns], train[TARGET])
     forecast = np.concatenate([model.predict(test[columns]) for _, test in tests])
     actual = np.concatenate([test[TARGET].to_numpy("float64") for _, test in tests])
     buckets = np.concatenate([horizon_bucket(test["ts"], origin, options.horizon_days) for origin, test in tests])
-    return calibrate(forecast, actual, buckets).to_dict()
+    return calibrate(forecast, actual, buckets).to_dict(), source
+
+
+def _weekly(origins: list) -> str:
+    return f"{len(origins)} weekly origin{'' if len(origins) == 1 else 's'}"
 
 
 def local_iso(starts: pd.DatetimeIndex, timezone: str) -> list[str]:

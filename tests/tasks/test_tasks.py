@@ -89,3 +89,28 @@ def test_training_under_a_time_limit_gives_the_same_model(berlin, tmp_path):
     second = predict.fn("berlin-mitte", berlin, bounded, str(tmp_path / "models"), AS_OF, str(tmp_path / "plain"),
                         plain)
     pd.testing.assert_frame_equal(pd.read_parquet(first["forecast_path"]), pd.read_parquet(second["forecast_path"]))
+
+
+@pytest.mark.parametrize("days, calibrated", [(20, True), (10, False)])
+def test_a_young_region_gets_intervals_from_its_own_few_weeks(small_demo_dir, tmp_path, days, calibrated):
+    """Too young for held-out origins a whole horizon back: from two weeks of history on, the
+    intervals come from origins in its last weeks; before that, each quantile is the forecast."""
+    orders = pd.read_csv(small_demo_dir / "orders.csv")
+    starts = pd.to_datetime(orders["ts"], utc=True, format="ISO8601")
+    young = orders.loc[(orders["region"] == "berlin-mitte")
+                       & (starts >= pd.Timestamp(AS_OF) - pd.Timedelta(days=days)) & (starts < pd.Timestamp(AS_OF))]
+    young.to_csv(tmp_path / "orders.csv", index=False)
+    options = RunOptions(as_of=AS_OF, horizon_days=21)
+    paths = InputPaths(str(tmp_path / "orders.csv"), regions=str(small_demo_dir / "regions.csv"))
+    [entry] = load_inputs.fn(paths, options, "snapshot", str(tmp_path / "cache"))["regions"]
+    record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
+                      str(tmp_path / "run"))
+    assert record["model"] == "profile_ensemble"
+    prediction = predict.fn("berlin-mitte", entry, options, str(tmp_path / "models"), AS_OF, str(tmp_path / "run"),
+                            record)
+    forecast = pd.read_parquet(prediction["forecast_path"])
+    wide = (forecast["p90"] > forecast["p10"]).mean()
+    if calibrated:
+        assert record["intervals"].startswith("1 weekly origin of the region's short history") and wide > 0.9
+    else:
+        assert record["intervals"].startswith("none: too little history") and wide == 0
