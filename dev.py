@@ -34,7 +34,7 @@ def ensure_environment() -> None:
     pip = [str(BIN / "python"), "-m", "pip", "--disable-pip-version-check", "--quiet"]
     print("Installing ordercast and its dependencies (first run takes a few minutes)", flush=True)
     subprocess.run([*pip, "install", "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "install", "-e", f"{ROOT}[test]"], check=True)
+    subprocess.run([*pip, "install", "-e", f"{ROOT}[test,postgres]"], check=True)
     STAMP.write_text(wanted)
 
 

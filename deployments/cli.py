@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        _database_password_to_environment(args)
         return args.handler(args)
     except OrdercastError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -37,6 +38,32 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _database_password_to_environment(args: argparse.Namespace) -> None:
+    """Keep a database password out of flow-run parameters, run.json and logs: a password in a
+    PostgreSQL `--db` (or `--forecasts`) URL moves into this process's PGPASSWORD, which the
+    driver reads and local Dask workers inherit; the URL goes on without it. A deployment keeps
+    its parameters on the Prefect server, so `deploy` refuses such a URL instead."""
+    from forecasting.errors import ConfigError
+    from forecasting.storage import split_password
+
+    for option in ("db", "forecasts"):
+        url = getattr(args, option, None)
+        if not url:
+            continue
+        bare, password = split_password(url)
+        if password is None:
+            continue
+        flag = f"--{option}"
+        if args.handler is _deploy:
+            raise ConfigError(f"{flag}: leave the password out of the URL: a deployment's parameters are shown in the "
+                              "Prefect UI. Set PGPASSWORD in the worker's environment instead (or use ~/.pgpass)")
+        if not bare.startswith("postgresql"):
+            raise ConfigError(f"{flag}: a password in the URL is taken from it for PostgreSQL only; for this database "
+                              "give the password through the driver's own environment or configuration")
+        os.environ["PGPASSWORD"] = password
+        setattr(args, option, bare)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -164,6 +191,8 @@ def _parser() -> argparse.ArgumentParser:
     deploy.add_argument("--name", default="main",
                         help="deployment name, one per market: forecast/NAME, backtest/NAME, accuracy/NAME "
                         "(default main)")
+    deploy.add_argument("--db", help="SQLAlchemy URL of the forecast database the three deployments share, without "
+                        "a password (the workers' PGPASSWORD or ~/.pgpass gives it; default: SQLite files under OUT)")
     deploy.add_argument("--only-regions", metavar="REGION,...",
                         help="this market's regions (default: every region in the tables)")
     deploy.add_argument("--cron", default="0 5 * * *", help="when the daily forecast runs (default '0 5 * * *')")
@@ -459,6 +488,11 @@ def _staff(args: argparse.Namespace) -> int:
     if args.notice_hours < 0 or args.time_limit <= 0:
         raise ConfigError("--notice-hours must be >= 0 and --time-limit > 0")
     forecasts = args.forecasts if "://" in args.forecasts else str(Path(args.forecasts).resolve())
+    for url in (forecasts, args.db):
+        if url and "://" in url:
+            from forecasting.storage import check_connection
+
+            check_connection(url)
     _check_staffing_inputs(forecasts, args)
     out = args.out.resolve()
     _, ui_url = ensure_api()
@@ -601,6 +635,10 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
               params: dict[str, Any], print_outputs) -> int:
     """Check options, point at one Prefect server, and run a flow on the chosen cluster."""
     _preflight(tables, params["slot"], args.horizon_days, params.get("as_of"), args.workers)
+    if params.get("db"):
+        from forecasting.storage import check_connection
+
+        check_connection(params["db"])
     cluster = _cluster(args)
     out = out.resolve()
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
@@ -889,8 +927,8 @@ def _deploy(args: argparse.Namespace) -> int:
         raise ConfigError(f"--notify: '{args.notify}' is not an http(s) URL")
     if args.orders:
         return _deploy_market(args)
-    if args.notify or args.staffing:
-        option = "--notify" if args.notify else "--staffing"
+    if args.notify or args.staffing or args.db:
+        option = "--notify" if args.notify else "--staffing" if args.staffing else "--db"
         raise ConfigError(f"{option} applies to the deployments of your own tables: add --orders PATH (and the other "
                           "tables) and --name NAME")
     from deployments.server import ensure_api
@@ -951,7 +989,7 @@ def _deploy_market(args: argparse.Namespace) -> int:
     out = (args.out or ordercast_home() / "scheduled").resolve() / args.name
     options = {"slot": args.slot, "horizon_days": args.horizon_days, "missing_as_zero": args.missing_as_zero}
     staffing = _staffing_params(args, args.slot)["staffing"] if args.staffing else None
-    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options, staffing)
+    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options, staffing, args.db)
 
     _, ui_url = ensure_api()
     _ensure_work_pool(args.pool)
@@ -1062,6 +1100,10 @@ def _retry(args: argparse.Namespace) -> int:
         print(f"Flow run {failures.run_id} is Completed: nothing to retry")
         return EXIT_OK
     out = Path(failures.parameters["out"])
+    if failures.parameters.get("db"):
+        from forecasting.storage import check_connection
+
+        check_connection(failures.parameters["db"])
     _finish_output_commit(out)
     conflicts = retry_conflicts(failures, read_run_record(out))
     if conflicts and not args.force:

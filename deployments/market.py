@@ -37,19 +37,21 @@ class Market:
     regions: list[str] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # slot, horizon_days, missing_as_zero
     staffing: str | None = None  # staffing table: the daily forecast also plans drivers and shifts
+    db: str | None = None  # forecast database of all three flows (default: SQLite files under `out`)
 
     def deployments(self) -> list[dict[str, Any]]:
         """Name, entrypoint, parameters and schedule of each deployment."""
         tables = {table: path for table, path in self.tables.items() if path}
         subset = {"region_subset": self.regions} if self.regions else {}
+        database = {"db": self.db} if self.db else {}
         parameters = {
-            "forecast": {**tables, **self.options, **subset, "out": str(self.out / "forecast"),
+            "forecast": {**tables, **self.options, **subset, **database, "out": str(self.out / "forecast"),
                          **({"staffing": self.staffing} if self.staffing else {})},
-            "backtest": {**tables, **self.options, **subset, "out": str(self.out / "backtest")},
+            "backtest": {**tables, **self.options, **subset, **database, "out": str(self.out / "backtest")},
             "accuracy": {"orders": tables["orders"], **({"regions": tables["regions"]} if "regions" in tables else {}),
                          "slot": self.options.get("slot", "30min"),
                          "missing_as_zero": self.options.get("missing_as_zero", False),
-                         "out": str(self.out / "forecast")},
+                         **database, "out": str(self.out / "forecast")},
         }
         return [{"flow": flow, "name": self.name, "entrypoint": ENTRYPOINTS[flow], "parameters": parameters[flow],
                  "cron": self.crons[flow], "description": DESCRIPTIONS[flow].format(**self.options)}

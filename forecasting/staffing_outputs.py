@@ -17,6 +17,7 @@ from forecasting.contract import parse_as_of
 from forecasting.errors import ConfigError
 from forecasting.paths import region_key
 from forecasting.storage import (
+    INSTANT,
     atomic_write_bytes,
     atomic_write_parquet,
     ensure_sqlite_folder,
@@ -69,14 +70,14 @@ def _staffing_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         "staffing", metadata,
         sa.Column("region", sa.String, primary_key=True),
-        sa.Column("ts", sa.String(32), primary_key=True),
+        sa.Column("ts", INSTANT, primary_key=True),
         sa.Column("local_start", sa.String(32)),
         sa.Column("expected_orders", sa.Float, nullable=False),
         sa.Column("orders_at_service_level", sa.Float, nullable=False),
         sa.Column("service_level", sa.Float, nullable=False),
         sa.Column("drivers", sa.Integer, nullable=False),
         sa.Column("scheduled_drivers", sa.Integer, nullable=False),
-        sa.Column("as_of", sa.String(32), primary_key=True),
+        sa.Column("as_of", INSTANT, primary_key=True),
         sa.Column("run_id", sa.String, nullable=False),
     )
 
@@ -85,7 +86,7 @@ def _shifts_table(metadata: sa.MetaData) -> sa.Table:
     return sa.Table(
         "shifts", metadata,
         sa.Column("region", sa.String, primary_key=True),
-        sa.Column("as_of", sa.String(32), primary_key=True),
+        sa.Column("as_of", INSTANT, primary_key=True),
         sa.Column("shift_start", sa.String(32), primary_key=True),
         sa.Column("shift_end", sa.String(32), primary_key=True),
         sa.Column("published", sa.Boolean, primary_key=True),

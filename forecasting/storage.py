@@ -19,6 +19,8 @@ import sqlalchemy as sa
 FORECAST_COLUMNS = ["region", "ts", "local_start", "as_of", "forecast", "model", "fallback", "run_id", "created_at"]
 SELECTION_COLUMNS = ["region", "model", "wape", "backtest_run_id"]
 _TIMESTAMP_COLUMNS = ("ts", "as_of")
+# A UTC instant: ISO-8601 text on SQLite (which has no time type), timestamptz on PostgreSQL.
+INSTANT = sa.String(32).with_variant(sa.DateTime(timezone=True), "postgresql")
 
 
 def _atomic_target(path: Path):
@@ -80,6 +82,41 @@ def default_db_url(out_dir: str | Path) -> str:
     return f"sqlite:///{Path(out_dir).resolve() / 'forecasts.sqlite'}"
 
 
+def split_password(url: str) -> tuple[str, str | None]:
+    """A database URL without its password, and the password (None when it has none)."""
+    if "://" not in url:
+        return url, None
+    parsed = sa.engine.make_url(url)
+    if parsed.password is None:
+        return url, None
+    bare = sa.engine.URL.create(parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database,
+                                parsed.query)
+    return bare.render_as_string(), str(parsed.password)
+
+
+def check_connection(url: str) -> None:
+    """Connect once to a database server, so that a wrong address, password or missing driver
+    fails in seconds, before any flow runs (a SQLite file needs no check)."""
+    from forecasting.errors import ConfigError
+
+    if url.startswith("sqlite"):
+        return
+    try:
+        engine = sa.create_engine(url)
+    except (ImportError, sa.exc.ArgumentError) as error:
+        raise ConfigError(f"{url}: no driver for this database ({error}); for PostgreSQL: "
+                          "pip install 'ordercast[postgres]'") from None
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[-1]
+        raise ConfigError(f"{url}: cannot connect ({reason}). A PostgreSQL password is read from PGPASSWORD or "
+                          "~/.pgpass, or from the URL") from None
+    finally:
+        engine.dispose()
+
+
 def iso_utc(values: pd.Series) -> pd.Series:
     """ISO-8601 text with offset, e.g. 2024-06-01T09:30:00+00:00."""
     return values.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
@@ -96,14 +133,14 @@ def forecasts_table(metadata: sa.MetaData, quantile_columns: list[str] = ()) -> 
         "forecasts",
         metadata,
         sa.Column("region", sa.String, primary_key=True),
-        sa.Column("ts", sa.String(32), primary_key=True),
+        sa.Column("ts", INSTANT, primary_key=True),
         sa.Column("local_start", sa.String(32)),
-        sa.Column("as_of", sa.String(32), primary_key=True),
+        sa.Column("as_of", INSTANT, primary_key=True),
         sa.Column("forecast", sa.Float, nullable=False),
         sa.Column("model", sa.String, nullable=False),
         sa.Column("fallback", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("run_id", sa.String, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("created_at", INSTANT, nullable=False),
         *(sa.Column(name, sa.Float) for name in quantile_columns),
     )
 
@@ -118,7 +155,7 @@ def model_selection_table(metadata: sa.MetaData) -> sa.Table:
         sa.Column("wape", sa.Float),
         sa.Column("slot", sa.String, nullable=False),
         sa.Column("horizon_days", sa.Integer, nullable=False),
-        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("created_at", INSTANT, nullable=False),
     )
 
 

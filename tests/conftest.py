@@ -61,3 +61,18 @@ def prefect_server():
     yield info
     server.stop(home)
     os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server on loopback, run by a non-root user, stopped at the end."""
+    from tests import postgres as pg
+
+    if pg.binaries() is None:
+        reason = "PostgreSQL is not installed (Debian package postgresql; .ci/run installs it)"
+        if os.environ.get("ORDERCAST_REQUIRE_POSTGRES"):  # CI: these tests must run
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = pg.start()
+    yield server
+    server.stop()

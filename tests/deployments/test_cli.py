@@ -28,6 +28,8 @@ def test_help_explains_every_command(command):
     (["--as-of", "2026-01-01T00:00:00"], "error: --as-of: '2026-01-01T00:00:00' has no UTC offset"),
     (["--horizon-days", "0"], "error: --horizon-days must be >= 1, got 0"),
     (["--weather", "missing-weather.csv"], "error: missing-weather.csv: weather file not found"),
+    (["--db", "postgresql+psycopg://me:pw-Never-Shown@127.0.0.1:9/forecasts"],
+     "error: postgresql+psycopg://me@127.0.0.1:9/forecasts: cannot connect"),  # the password is not echoed
 ])
 def test_bad_options_fail_fast_with_one_line(tmp_path, args, message):
     orders = tmp_path / "orders.csv"
@@ -38,6 +40,14 @@ def test_bad_options_fail_fast_with_one_line(tmp_path, args, message):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message)
     assert not (tmp_path / "out").exists()
+
+
+def test_deploy_refuses_a_database_password_on_the_command_line(tmp_path):
+    """A deployment's parameters are shown in the Prefect UI: the password belongs in the worker's environment."""
+    result = run_cli("deploy", "--orders", str(tmp_path / "orders.csv"), "--name", "m", "--db",
+                     "postgresql+psycopg://me:pw-Never-Shown@db.example:5432/forecasts")
+    assert result.returncode == 1 and "pw-Never-Shown" not in result.stderr + result.stdout
+    assert result.stderr.startswith("error: --db: leave the password out of the URL") and "PGPASSWORD" in result.stderr
 
 
 def test_missing_orders_file(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from forecasting.storage import read_table_db
 from tests.helpers import read_run, run_cli, start_run, ui_retry_drill
 
 POOL = "ordercast-test"
@@ -87,11 +88,12 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert bad_cron.returncode == 1 and "--cron: '0 25 * * *' is not a cron expression" in bad_cron.stderr
     assert read_deployments(prefect_server.api_url, pool) == {}  # nothing registered by any of them
 
+    shared_db = f"sqlite:///{tmp_path / 'shared' / 'forecasts.sqlite'}"  # one database for the three flows
     staffing = mine / "drivers.csv"
     staffing.write_text("region,orders_per_driver_hour,driver_hour_cost,late_order_cost\nnyc-midtown,2.5,18,9\n")
     deployed = run_cli("deploy", "--pool", pool, *tables, "--name", "us", "--only-regions", "nyc-midtown",
                        "--horizon-days", "7", "--staffing", str(staffing), "--out", str(tmp_path / "scheduled"),
-                       env=env)
+                       "--db", shared_db, env=env)
     assert deployed.returncode == 0, deployed.stderr[-3000:]
     deployments = read_deployments(prefect_server.api_url, pool)
     assert set(deployments) == {"forecast/us", "backtest/us", "accuracy/us"}
@@ -103,6 +105,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert forecast.parameters["staffing"] == str(staffing) and "staffing" not in deployments["backtest/us"].parameters
     assert deployments["backtest/us"].parameters["region_subset"] == ["nyc-midtown"]
     assert [s.schedule.cron for s in deployments["accuracy/us"].schedules] == ["30 4 * * *"]
+    assert {deployment.parameters["db"] for deployment in deployments.values()} == {shared_db}
 
     run_id = start_run(prefect_server.api_url, "forecast/us", {})
     worker = run_cli("worker", "--pool", pool, "--run-once", env=env)
@@ -111,6 +114,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert read_run(out)["run_id"] == run_id
     assert set(pd.read_parquet(out / "forecasts.parquet")["region"]) == {"nyc-midtown"}
     assert set(pd.read_parquet(out / "staffing.parquet")["region"]) == {"nyc-midtown"}
+    assert len(read_table_db(shared_db)) == 7 * 48 and not (out / "forecasts.sqlite").exists()
 
     (mine / "wx.csv").unlink()  # the extract job stopped writing the weather file
     failing = start_run(prefect_server.api_url, "forecast/us", {})

@@ -1,4 +1,5 @@
-"""Outputs: atomic file writes and the forecasts table with vintages."""
+"""Outputs: atomic file writes, and the database tables with vintages, the same on SQLite and
+on a real PostgreSQL server."""
 from __future__ import annotations
 
 import os
@@ -6,10 +7,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+from uuid import uuid4
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
+from forecasting.retention import prune_vintages
+from forecasting.staffing_outputs import write_staffing_db
 from forecasting.storage import (
     atomic_write_parquet,
     default_db_url,
@@ -17,6 +22,19 @@ from forecasting.storage import (
     write_forecasts_db,
     write_selection_db,
 )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """A new, empty forecast database: SQLite in a file, or a database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return default_db_url(tmp_path)
+    return request.getfixturevalue("postgres").create_database(f"store_{uuid4().hex[:12]}")
+
+
+def instants(values: pd.Series) -> list[str]:
+    """Timestamps read back (ISO text from SQLite, timestamptz from PostgreSQL) as ISO text."""
+    return [stamp.isoformat() for stamp in pd.to_datetime(values, utc=True, format="ISO8601")]
 
 
 def forecast_rows(as_of: str, value: float, regions=("a", "b")) -> pd.DataFrame:
@@ -30,27 +48,82 @@ def forecast_rows(as_of: str, value: float, regions=("a", "b")) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def test_same_as_of_replaces_other_as_of_is_kept(tmp_path):
-    url = default_db_url(tmp_path)
-    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0), url)
-    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 2.0), url)
-    table = read_table_db(url)
+def test_same_as_of_replaces_other_as_of_is_kept(db_url):
+    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0), db_url)
+    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 2.0), db_url)
+    table = read_table_db(db_url)
     assert len(table) == 6 and set(table["forecast"]) == {2.0}
-    write_forecasts_db(forecast_rows("2026-01-02T00:00Z", 3.0, regions=("a",)), url)
-    table = read_table_db(url)
+    write_forecasts_db(forecast_rows("2026-01-02T00:00Z", 3.0, regions=("a",)), db_url)
+    table = read_table_db(db_url)
     assert len(table) == 9
-    assert table.loc[table["as_of"] == "2026-01-01T00:00:00+00:00", "forecast"].eq(2.0).all()
-    assert table["ts"].iloc[0] == "2026-01-01T00:00:00+00:00"  # ISO-8601 text with offset
+    assert table.loc[pd.to_datetime(table["as_of"], utc=True, format="ISO8601")
+                     == pd.Timestamp("2026-01-01T00:00Z"), "forecast"].eq(2.0).all()
+    assert instants(table["ts"])[0] == "2026-01-01T00:00:00+00:00"
 
 
-def test_a_failed_database_write_rolls_back_whole(tmp_path):
-    url = default_db_url(tmp_path)
-    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0), url)
+def test_timestamps_are_text_with_offset_on_sqlite_and_timestamptz_on_postgresql(db_url):
+    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0), db_url)
+    engine = sa.create_engine(db_url)
+    with engine.connect() as connection:
+        columns = {column["name"]: column["type"] for column in sa.inspect(connection).get_columns("forecasts")}
+        kinds = {name: str(kind) for name, kind in columns.items()}
+        first = connection.execute(sa.text("SELECT ts, created_at FROM forecasts ORDER BY ts LIMIT 1")).one()
+    engine.dispose()
+    if db_url.startswith("sqlite"):
+        assert kinds["ts"] == kinds["as_of"] == "VARCHAR(32)"
+        assert tuple(first) == ("2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00.000000+00:00")
+    else:
+        assert kinds["ts"] == kinds["as_of"] == kinds["created_at"] == "TIMESTAMP"
+        assert columns["ts"].timezone and columns["as_of"].timezone and columns["created_at"].timezone
+        assert first.ts == pd.Timestamp("2026-01-01T00:00Z") and first.ts.tzinfo is not None
+    assert kinds["local_start"] == "VARCHAR(32)"  # a local wall-clock time with its offset stays text
+
+
+def test_new_quantile_columns_are_added_and_older_vintages_keep_theirs(db_url):
+    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0).assign(p10=0.5, p90=1.5), db_url)
+    write_forecasts_db(forecast_rows("2026-01-02T00:00Z", 2.0).assign(p5=1.0, p10=1.2, p95=3.0), db_url)
+    table = read_table_db(db_url)
+    assert {"p5", "p10", "p90", "p95"} <= set(table.columns) and len(table) == 12
+    older = pd.to_datetime(table["as_of"], utc=True, format="ISO8601") == pd.Timestamp("2026-01-01T00:00Z")
+    assert table.loc[older, "p5"].isna().all() and table.loc[older, "p90"].eq(1.5).all()
+    assert table.loc[~older, "p90"].isna().all() and table.loc[~older, "p95"].eq(3.0).all()
+
+
+def test_a_failed_database_write_rolls_back_whole(db_url):
+    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0), db_url)
     broken = forecast_rows("2026-01-01T00:00Z", 5.0)
     with pytest.raises(Exception, match="UNIQUE|unique"):
-        write_forecasts_db(pd.concat([broken, broken]), url)  # duplicate keys fail the insert
-    table = read_table_db(url)
+        write_forecasts_db(pd.concat([broken, broken]), db_url)  # duplicate keys fail the insert
+    table = read_table_db(db_url)
     assert len(table) == 6 and set(table["forecast"]) == {1.0}  # the delete was rolled back too
+
+
+def test_staffing_rows_and_shifts_replace_their_vintage_and_old_vintages_are_pruned(db_url):
+    ts = pd.date_range("2026-01-01T00:00Z", periods=2, freq="30min")
+
+    def plan(as_of: str, drivers: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+        rows = pd.DataFrame({"region": "a", "ts": ts, "local_start": [t.isoformat() for t in ts],
+                             "expected_orders": 10.0, "orders_at_service_level": 12.0, "service_level": 0.8,
+                             "drivers": drivers, "scheduled_drivers": drivers, "as_of": pd.Timestamp(as_of),
+                             "run_id": "run-1"})
+        shifts = pd.DataFrame({"region": ["a"], "as_of": [pd.Timestamp(as_of)],
+                               "shift_start": ["2026-01-01T01:00:00+01:00"],
+                               "shift_end": ["2026-01-01T02:00:00+01:00"], "published": [False],
+                               "drivers": [drivers], "run_id": ["run-1"]})
+        return rows, shifts
+
+    write_forecasts_db(forecast_rows("2025-12-01T00:00Z", 1.0, regions=("a",)), db_url)
+    write_forecasts_db(forecast_rows("2026-01-01T00:00Z", 1.0, regions=("a",)), db_url)
+    write_staffing_db(*plan("2025-12-01T00:00Z", 2), db_url)
+    write_staffing_db(*plan("2026-01-01T00:00Z", 3), db_url)
+    write_staffing_db(*plan("2026-01-01T00:00Z", 4), db_url)  # the same vintage again: replaced
+    staffing, shifts = read_table_db(db_url, "staffing"), read_table_db(db_url, "shifts")
+    assert len(staffing) == 4 and sorted(staffing["drivers"]) == [2, 2, 4, 4] and sorted(shifts["drivers"]) == [2, 4]
+
+    counts = prune_vintages(db_url, pd.Timestamp("2025-12-15T00:00Z"), dry_run=False)
+    assert counts == {"forecasts": 3, "staffing": 2, "shifts": 1}
+    assert set(read_table_db(db_url, "staffing")["drivers"]) == {4}
+    assert instants(read_table_db(db_url)["as_of"]) == ["2026-01-01T00:00:00+00:00"] * 3
 
 
 def test_a_crash_between_write_and_rename_leaves_the_previous_file(tmp_path):
@@ -71,8 +144,8 @@ def test_a_crash_between_write_and_rename_leaves_the_previous_file(tmp_path):
     assert leftovers and all(p.endswith(".tmp") for p in leftovers)  # never mistaken for output
 
 
-def test_a_retried_selection_write_replaces_its_own_rows_and_keeps_other_backtests(tmp_path):
-    url = default_db_url(tmp_path)
+def test_a_retried_selection_write_replaces_its_own_rows_and_keeps_other_backtests(db_url):
+    url = db_url
 
     def selection(run_id: str, model: str) -> pd.DataFrame:
         return pd.DataFrame({"region": ["a", "b"], "model": model, "wape": 0.3, "backtest_run_id": run_id,

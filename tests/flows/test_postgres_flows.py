@@ -1,0 +1,84 @@
+"""The forecast database on a real PostgreSQL server: `forecast --staffing`, its `retry`, the
+what-if `staff`, and `backtest` write the same tables as on SQLite, and a password given in a
+`--db` URL leaves no trace in run records, flow-run parameters, artifacts or logs."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from forecasting.demo_data import demo_staffing
+from forecasting.storage import read_table_db
+from tests.helpers import prefect_records, read_run, run_cli, table_args
+from tests.postgres import PASSWORD
+
+
+def test_forecast_retry_staff_and_backtest_on_postgresql_leave_no_password_behind(small_demo_dir, prefect_server,
+                                                                                   postgres, tmp_path):
+    url = postgres.create_database("flows")
+    assert PASSWORD in url
+    regions = pd.read_csv(small_demo_dir / "regions.csv")["region"].tolist()
+    staffing = tmp_path / "staffing.csv"
+    demo_staffing(regions).to_csv(staffing, index=False)
+    out, what_if = tmp_path / "out", tmp_path / "what-if"
+    outputs = []
+
+    first = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--staffing", str(staffing),
+                    "--db", url, "--out", str(out), env={"ORDERCAST_FAULTS": "train:berlin-mitte"})
+    outputs.append(first)
+    assert first.returncode == 2, first.stderr[-3000:]
+    run_id = read_run(out)["run_id"]
+    assert read_run(out)["configuration"]["db"] == postgres.url("flows", password=False)
+
+    refused = run_cli("retry", run_id, env={"PGPASSWORD": ""})  # the password is not stored anywhere
+    assert refused.returncode == 1 and "cannot connect" in refused.stderr and "PGPASSWORD" in refused.stderr
+    retry = run_cli("retry", run_id, env={"PGPASSWORD": PASSWORD})  # as the user's environment gives it
+    outputs.append(retry)
+    assert retry.returncode == 0, retry.stderr[-3000:]
+
+    database = postgres.url("flows")
+    forecasts = read_table_db(database)
+    assert len(forecasts) == 3 * 7 * 48 and set(forecasts["run_id"]) == {run_id} and not forecasts["fallback"].any()
+    assert str(forecasts["ts"].dtype) == "datetime64[us, UTC]" and {"p5", "p95"} <= set(forecasts.columns)
+    assert len(read_table_db(database, "staffing")) == 3 * 7 * 48
+    assert set(read_table_db(database, "shifts")["region"]) == set(regions)
+
+    staff = run_cli("staff", "--forecasts", url, "--staffing", str(staffing), "--out", str(what_if))
+    outputs.append(staff)
+    assert staff.returncode == 0, staff.stderr[-3000:]
+    assert len(pd.read_parquet(what_if / "staffing.parquet")) == 3 * 7 * 48
+
+    backtest = run_cli("backtest", *table_args(small_demo_dir), "--cutoffs", "2", "--horizon-days", "7",
+                       "--models", "seasonal_naive,weekly_profile", "--db", url, "--out", str(tmp_path / "bt"),
+                       env={"ORDERCAST_HOME": str(tmp_path / "bt-home")})
+    outputs.append(backtest)
+    assert backtest.returncode == 0, backtest.stderr[-3000:]
+    selection = read_table_db(database, "model_selection")
+    assert sorted(selection["region"]) == sorted(regions)
+    backtest_id = json.loads((tmp_path / "bt" / "run.json").read_text())["run_id"]
+
+    for result in outputs:
+        assert PASSWORD not in result.stdout + result.stderr
+    for folder in (out, what_if, tmp_path / "bt"):
+        for path in folder.rglob("*"):
+            if path.is_file() and path.suffix in {".json", ".csv", ".md", ".txt"}:
+                assert PASSWORD not in path.read_text(), path
+    for flow_run_id in (run_id, backtest_id):
+        flow_run, _, artifacts = prefect_records(prefect_server.api_url, flow_run_id)
+        assert PASSWORD not in json.dumps(flow_run.parameters)
+        assert flow_run.parameters["db"] == postgres.url("flows", password=False)
+        assert all(PASSWORD not in str(artifact.data) for artifact in artifacts)
+        assert PASSWORD not in _logs(prefect_server.api_url, flow_run_id)
+
+
+def _logs(api_url: str, flow_run_id: str) -> str:
+    """Every log line the Prefect server keeps for a flow run and its task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    assert logs, "the server kept no logs of the run"
+    return "\n".join(log.message for log in logs)
