@@ -48,7 +48,7 @@ def _database_password_to_environment(args: argparse.Namespace) -> None:
     from forecasting.errors import ConfigError
     from forecasting.storage import split_password
 
-    for option in ("db", "forecasts"):
+    for option in ("db", "forecasts", "database"):
         url = getattr(args, option, None)
         if not url:
             continue
@@ -282,13 +282,18 @@ def _parser() -> argparse.ArgumentParser:
     retry.set_defaults(handler=_retry)
 
     server = commands.add_parser("server", help="start, stop or check the local Prefect server",
-                                 description="The local Prefect server (SQLite under $ORDERCAST_HOME/prefect, "
-                                 "bound to 127.0.0.1) that flow runs and Dask workers report to.")
+                                 description="The local Prefect server (SQLite under $ORDERCAST_HOME/prefect, or "
+                                 "PostgreSQL with --database; bound to 127.0.0.1) that flow runs and Dask workers "
+                                 "report to.")
     server.add_argument("action", choices=["start", "stop", "status"])
     server.add_argument("--port", type=int, help="port for start (default 4200, or a free port if taken)")
     server.add_argument("--host", default="127.0.0.1",
                         help="address to serve on (default 127.0.0.1; 0.0.0.0 lets workers on other machines "
                         "report, and lets anyone who reaches the port read and change runs)")
+    server.add_argument("--database", metavar="URL",
+                        help="with start: keep the server's runs in this PostgreSQL database "
+                        "(postgresql://user@host:port/db; the password from PGPASSWORD or ~/.pgpass) instead of "
+                        "SQLite; remembered for this $ORDERCAST_HOME. For a server shared by a team")
     server.set_defaults(handler=_server)
     return parser
 
@@ -452,6 +457,10 @@ def _accuracy(args: argparse.Namespace) -> int:
         from forecasting.contract import parse_as_of
 
         parse_as_of(args.since)
+    if args.db:
+        from forecasting.storage import check_connection
+
+        check_connection(args.db)
     out = args.out.resolve()
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
@@ -1131,8 +1140,9 @@ def _server(args: argparse.Namespace) -> int:
 
     home = ordercast_home()
     if args.action == "start":
-        info = server.start(home, args.port, args.host)
-        print(f"Prefect server running: UI {info.ui_url}, API {info.api_url} (pid {info.pid})")
+        info = server.start(home, args.port, args.host, args.database)
+        print(f"Prefect server running: UI {info.ui_url}, API {info.api_url} (pid {info.pid}); "
+              f"runs kept in {server.recorded_database(home) or home / 'prefect' / 'prefect.db'}")
         other = server.point_prefect_cli(info.api_url)
         if other:
             print(f"Prefect CLI: your active profile is '{other}'; to use this server: prefect profile use "

@@ -1,8 +1,9 @@
 """One local Prefect server per `$ORDERCAST_HOME`, shared by the flow process and every
 Dask worker (Prefect's ephemeral mode would start one server per worker process).
 
-The server binds 127.0.0.1, keeps its SQLite database under `$ORDERCAST_HOME/prefect`,
-and is reused while it answers. Its pid and URL are kept in `$ORDERCAST_HOME/server.json`.
+The server binds 127.0.0.1, keeps its database under `$ORDERCAST_HOME/prefect` (SQLite) or in
+the PostgreSQL database `ordercast server start --database URL` named, and is reused while it
+answers. Its pid and URL are kept in `$ORDERCAST_HOME/server.json`.
 `ensure_api` also keeps an `ordercast` profile in the user's Prefect profiles file pointing at
 the server, so that Prefect's own CLI finds it from any shell. This module must not import
 Prefect at import time: the environment it sets has to be in place first.
@@ -29,6 +30,7 @@ from forecasting.settings import ordercast_home
 DEFAULT_PORT = 4200
 START_TIMEOUT_SECONDS = 90
 LOCK_FILE = "server.lock"  # held while the server of a home is started or stopped
+DATABASE_FILE = "server-database"  # the server's PostgreSQL URL, when it does not use SQLite
 PROFILE = "ordercast"
 _USER_PREFECT_HOME = os.environ.get("PREFECT_HOME")  # before ordercast points PREFECT_HOME at its own home
 
@@ -90,23 +92,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start(home: Path | None = None, port: int | None = None, host: str = "127.0.0.1") -> ServerInfo:
+def start(home: Path | None = None, port: int | None = None, host: str = "127.0.0.1",
+          database: str | None = None) -> ServerInfo:
     """Start the local server, or return the one already running for this home.
 
     `host` 0.0.0.0 (or a machine address) serves workers on other machines: anyone who can
     reach that port can then read and change every flow run, deployment and log of it.
+    `database` (a PostgreSQL URL, without its password: PGPASSWORD or ~/.pgpass gives it) is
+    kept for the home, so every later start, by any command, uses it again.
     """
     home = home or ordercast_home()
     home.mkdir(parents=True, exist_ok=True)
     with FileLock(home / LOCK_FILE, timeout=START_TIMEOUT_SECONDS + 30):  # one server per home, even when
         # two commands start it at once: the second waits, then finds the first one's server
-        return _start_locked(home, port, host)
+        return _start_locked(home, port, host, database)
 
 
-def _start_locked(home: Path, port: int | None, host: str) -> ServerInfo:
+def server_database(url: str) -> str:
+    """The asyncpg URL the Prefect server needs, from any PostgreSQL URL."""
+    scheme, _, rest = url.partition("://")
+    if not rest or scheme.split("+")[0] not in ("postgresql", "postgres"):
+        raise OrdercastError(f"server: --database takes a PostgreSQL URL (postgresql://user@host:port/db), got "
+                             f"'{url}'")
+    return f"postgresql+asyncpg://{rest}"
+
+
+def _start_locked(home: Path, port: int | None, host: str, database: str | None) -> ServerInfo:
     running = status(home)
+    chosen = home / DATABASE_FILE
+    if database:
+        database = server_database(database)
+        if running and recorded_database(home) != database:
+            raise OrdercastError(f"server: the server of {home} is running on another database; stop it first "
+                                 "(ordercast server stop)")
+        chosen.write_text(database + "\n")
     if running:
         return running
+    database = recorded_database(home)
     if port is None:
         port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
     elif not _port_free(port):
@@ -116,6 +138,8 @@ def _start_locked(home: Path, port: int | None, host: str) -> ServerInfo:
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", host, "--port", str(port), "--analytics-off"]
     env = {**os.environ, **prefect_environment(home)}
+    if database:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
     env.pop("PREFECT_API_URL", None)
     env.pop("PREFECT_PROFILES_PATH", None)  # the user's profiles (and their API URL) are not the server's
     with open(log_path, "ab") as log:
@@ -132,6 +156,14 @@ def _start_locked(home: Path, port: int | None, host: str) -> ServerInfo:
         time.sleep(0.5)
     _state_file(home).write_text(json.dumps(info.__dict__))
     return info
+
+
+def recorded_database(home: Path) -> str | None:
+    """The PostgreSQL database this home's server keeps its runs in; None: SQLite under the home."""
+    try:
+        return (home / DATABASE_FILE).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def stop(home: Path | None = None) -> bool:

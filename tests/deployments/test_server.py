@@ -116,3 +116,45 @@ def test_two_commands_starting_the_server_at_once_share_one(tmp_path):
     finally:
         run_cli("server", "stop", env={"ORDERCAST_HOME": str(home)})
     assert _servers_of(home) == []
+
+
+def test_a_server_on_postgresql_keeps_its_runs_there_across_restarts(small_demo_dir, postgres, tmp_path):
+    """`ordercast server start --database URL`: the Prefect server keeps its runs in PostgreSQL,
+    and any later command that starts it again (here `ordercast runs`) uses that database."""
+    import subprocess
+    import sys
+
+    import sqlalchemy as sa
+
+    from tests.helpers import table_args
+    from tests.postgres import PASSWORD
+
+    url = postgres.create_database("prefect_server")
+    home = tmp_path / "home"
+    env = {key: value for key, value in os.environ.items() if key not in ("PREFECT_API_URL", "PGPASSWORD")}
+    env["ORDERCAST_HOME"] = str(home)
+    ordercast = str(Path(sys.executable).with_name("ordercast"))
+
+    def cli(*args: str, **extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([ordercast, *args], env={**env, **extra}, capture_output=True, text=True, timeout=600)
+
+    started = cli("server", "start", "--port", str(server.free_port()), "--database", url)
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        recorded = (home / server.DATABASE_FILE).read_text()
+        assert recorded.startswith("postgresql+asyncpg://ordercast@127.0.0.1:") and PASSWORD not in recorded
+        forecast = cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--out", str(tmp_path / "out"))
+        assert forecast.returncode == 0, forecast.stderr[-3000:]
+        assert not (home / "prefect" / "prefect.db").exists()  # not SQLite
+        engine = sa.create_engine(postgres.url("prefect_server"))
+        with engine.connect() as connection:
+            runs = connection.execute(sa.text("SELECT id FROM flow_run WHERE state_type = 'COMPLETED'")).scalars().all()
+        engine.dispose()
+        assert len(runs) == 1
+        assert cli("server", "stop").returncode == 0
+
+        listed = cli("runs", PGPASSWORD=PASSWORD)  # starts the server again, on the same database
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert str(runs[0]) in listed.stdout and " Completed " in listed.stdout
+    finally:
+        cli("server", "stop")
