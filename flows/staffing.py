@@ -88,7 +88,9 @@ def write_staffing(results: dict[str, dict[str, Any]], out_dir: Path, db_url: st
     if planned:
         rows = pd.concat([pd.read_parquet(r["rows_path"]) for r in planned.values()], ignore_index=True)
         shifts = pd.concat([pd.read_parquet(r["shifts_path"]) for r in planned.values()], ignore_index=True)
-        write_staffing_db(rows, shifts, db_url)
+        waited = write_staffing_db(rows, shifts, db_url)
+        get_run_logger().info("Wrote staffing of %d regions to %s (waited %.2f s for the database's write lock)",
+                              len(planned), db_url, waited)
         plots = {region: Path(result["plot_path"]).read_bytes() for region, result in planned.items()}
         write_staffing_files(out_dir, rows, shifts, plots)
     create_table_artifact(

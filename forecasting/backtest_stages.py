@@ -64,8 +64,8 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
     summary = held_out_summary(predictions, selection, options)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_selection_db(selection.assign(slot=options.slot, horizon_days=options.horizon_days, created_at=created_at),
-                       db_url)
+    waited = write_selection_db(selection.assign(slot=options.slot, horizon_days=options.horizon_days,
+                                                 created_at=created_at), db_url)
     atomic_write_parquet(out_dir / "predictions.parquet", predictions)
     atomic_write_parquet(out_dir / "metrics.parquet", metrics)
     atomic_write_parquet(out_dir / "selection.parquet", selection)
@@ -84,7 +84,7 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
                     for r in records],
     })
     wape_table = wape_by_model_and_bucket(predictions, options.horizon_days) if len(predictions) else pd.DataFrame()
-    return {**summary, "plots": plots, "db_url": db_url,
+    return {**summary, "plots": plots, "db_url": db_url, "db_lock_wait_seconds": round(waited, 3),
             "wape_by_bucket": {model: {b: finite(v) for b, v in row.items()} for model, row in wape_table.iterrows()}}
 
 

@@ -26,26 +26,28 @@ LOCK_NAME = ".ordercast.lock"
 @contextmanager
 def exclusive_outputs(out_dir: Path, db_url: str, run_id: str) -> Iterator[None]:
     """Hold the locks of `out_dir` and of a SQLite `db_url` for the duration of the block."""
-    targets = {Path(out_dir) / LOCK_NAME: f"output folder {out_dir}"}
+    targets = {Path(out_dir) / LOCK_NAME: (f"output folder {out_dir}", "choose another --out")}
     if db_url.startswith("sqlite:///"):
         database = Path(db_url.removeprefix("sqlite:///"))
-        targets[database.with_name(f".{database.name}.lock")] = f"database {database}"
+        targets[database.with_name(f".{database.name}.lock")] = (
+            f"SQLite database {database}",
+            "runs that write one database at the same time need PostgreSQL (docs/shared.md)")
     with ExitStack() as stack:
-        for path, what in targets.items():
-            stack.enter_context(_locked(path, what, run_id))
+        for path, (what, instead) in targets.items():
+            stack.enter_context(_locked(path, what, instead, run_id))
         yield
 
 
 @contextmanager
-def _locked(path: Path, what: str, run_id: str) -> Iterator[None]:
+def _locked(path: Path, what: str, instead: str, run_id: str) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     owner = path.with_name(path.name + ".owner")
     lock = FileLock(path, timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise OutputLocked(f"{what} is being written by another run ({_describe(owner)}); wait for it to finish "
-                           f"or choose another --out / --db") from None
+        raise OutputLocked(f"{what} is being written by another run ({_describe(owner)}); wait for it to finish, "
+                           f"or {instead}") from None
     try:
         owner.write_text(json.dumps({"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
                                      "since": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}))

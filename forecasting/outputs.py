@@ -53,11 +53,12 @@ def collect_outputs(
     atomic_write_json(stage / "run.json", {**run_info, "run_id": run_id, "created_at": created_at.isoformat(),
                                            "packages": package_versions()})
     maybe_fail("write", "staged", run_id)
-    rows = write_forecasts_db(forecasts, db_url)
+    waited = write_forecasts_db(forecasts, db_url)
     maybe_fail("write", "committed", run_id)
     _publish(stage, out_dir, run_id)
     plots = [str(out_dir / "plots" / Path(p["plot_path"]).name) for p in predictions]
-    return {"forecast_rows": len(forecasts), "db_rows": rows, "db_url": db_url,
+    return {"forecast_rows": len(forecasts), "db_rows": len(forecasts), "db_lock_wait_seconds": round(waited, 3),
+            "db_url": db_url,
             "plots": sorted(plots)}
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from forecasting.errors import ConfigError
+from forecasting.storage import write_transaction
 
 VINTAGE_TABLES = ("forecasts", "staffing", "shifts")
 
@@ -78,23 +79,19 @@ def remove(removals: list[Removal]) -> None:
 def prune_vintages(db_url: str, cutoff: pd.Timestamp, dry_run: bool) -> dict[str, int]:
     """Rows of forecast vintages (`as_of`) older than `cutoff`, per table, except each region's
     newest vintage; deleted in one transaction unless `dry_run`."""
-    engine = sa.create_engine(db_url)
     cutoff_text = cutoff.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S+00:00")
     counts = {}
-    try:
-        with engine.begin() as connection:
-            present = set(sa.inspect(connection).get_table_names())
-            if "forecasts" not in present:
-                raise ConfigError(f"{db_url}: no forecasts table")
-            for table in (name for name in VINTAGE_TABLES if name in present):
-                old = (f"FROM {table} WHERE as_of < :cutoff AND as_of < "
-                       f"(SELECT MAX(newest.as_of) FROM {table} AS newest WHERE newest.region = {table}.region)")
-                counts[table] = int(connection.execute(sa.text(f"SELECT COUNT(*) {old}"), {"cutoff": cutoff_text})
-                                    .scalar())
-                if not dry_run:
-                    connection.execute(sa.text(f"DELETE {old}"), {"cutoff": cutoff_text})
-    finally:
-        engine.dispose()
+    with write_transaction(db_url) as (connection, _):
+        present = set(sa.inspect(connection).get_table_names())
+        if "forecasts" not in present:
+            raise ConfigError(f"{db_url}: no forecasts table")
+        for table in (name for name in VINTAGE_TABLES if name in present):
+            old = (f"FROM {table} WHERE as_of < :cutoff AND as_of < "
+                   f"(SELECT MAX(newest.as_of) FROM {table} AS newest WHERE newest.region = {table}.region)")
+            counts[table] = int(connection.execute(sa.text(f"SELECT COUNT(*) {old}"), {"cutoff": cutoff_text})
+                                .scalar())
+            if not dry_run:
+                connection.execute(sa.text(f"DELETE {old}"), {"cutoff": cutoff_text})
     return counts
 
 

@@ -20,9 +20,9 @@ from forecasting.storage import (
     INSTANT,
     atomic_write_bytes,
     atomic_write_parquet,
-    ensure_sqlite_folder,
     iso_utc,
     read_table_db,
+    write_transaction,
 )
 
 PLANNER_DAYS = 7
@@ -95,25 +95,22 @@ def _shifts_table(metadata: sa.MetaData) -> sa.Table:
     )
 
 
-def write_staffing_db(rows: pd.DataFrame, shifts: pd.DataFrame, url: str) -> None:
-    """Both tables in one transaction, replacing the rows of each written (region, as_of)."""
-    ensure_sqlite_folder(url)
+def write_staffing_db(rows: pd.DataFrame, shifts: pd.DataFrame, url: str) -> float:
+    """Both tables in one transaction, replacing the rows of each written (region, as_of);
+    returns the seconds waited for the write lock."""
     rows = rows.assign(ts=iso_utc(rows["ts"]), as_of=iso_utc(rows["as_of"]))
     shifts = shifts.assign(as_of=iso_utc(shifts["as_of"]))
-    engine = sa.create_engine(url)
-    try:
-        metadata = sa.MetaData()
-        tables = ((_staffing_table(metadata), rows), (_shifts_table(metadata), shifts))
-        with engine.begin() as connection:
-            for table, frame in tables:
-                table.create(connection, checkfirst=True)
-                for as_of, group in rows.groupby("as_of"):
-                    regions = group["region"].unique().tolist()
-                    connection.execute(table.delete().where(table.c.as_of == as_of, table.c.region.in_(regions)))
-                if len(frame):
-                    connection.execute(table.insert(), frame[[c.name for c in table.columns]].to_dict("records"))
-    finally:
-        engine.dispose()
+    metadata = sa.MetaData()
+    tables = ((_staffing_table(metadata), rows), (_shifts_table(metadata), shifts))
+    with write_transaction(url) as (connection, waited):
+        for table, frame in tables:
+            table.create(connection, checkfirst=True)
+            for as_of, group in rows.groupby("as_of"):
+                regions = group["region"].unique().tolist()
+                connection.execute(table.delete().where(table.c.as_of == as_of, table.c.region.in_(regions)))
+            if len(frame):
+                connection.execute(table.insert(), frame[[c.name for c in table.columns]].to_dict("records"))
+    return waited
 
 
 def write_staffing_files(out_dir: Path, rows: pd.DataFrame, shifts: pd.DataFrame, plots: dict[str, bytes]) -> None:

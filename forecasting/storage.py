@@ -10,6 +10,9 @@ import json
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import sqlalchemy as sa
 FORECAST_COLUMNS = ["region", "ts", "local_start", "as_of", "forecast", "model", "fallback", "run_id", "created_at"]
 SELECTION_COLUMNS = ["region", "model", "wape", "backtest_run_id"]
 _TIMESTAMP_COLUMNS = ("ts", "as_of")
+WRITE_LOCK_KEY = 7_283_912_044  # the PostgreSQL advisory lock every ordercast write takes
 # A UTC instant: ISO-8601 text on SQLite (which has no time type), timestamptz on PostgreSQL.
 INSTANT = sa.String(32).with_variant(sa.DateTime(timezone=True), "postgresql")
 
@@ -170,22 +174,38 @@ def _add_missing_columns(connection: sa.Connection, table: sa.Table) -> None:
             connection.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}'))
 
 
-def write_selection_db(frame: pd.DataFrame, url: str) -> int:
-    """Add one backtest's selections (earlier backtests' rows are kept as history) in one
-    transaction that first removes any rows of the same backtest run, so a retried write
-    replaces instead of failing on the primary key."""
+@contextmanager
+def write_transaction(url: str) -> Iterator[tuple[sa.Connection, float]]:
+    """One write transaction on the forecast database; yields the connection and the seconds
+    spent waiting for the write lock.
+
+    On PostgreSQL every ordercast write first takes one transaction-level advisory lock, so the
+    writes of concurrent runs (creating a table, adding a quantile column, replacing then
+    inserting a vintage) never interleave; the lock goes with the commit. SQLite needs none:
+    a run holds the database's lock file from start to end (forecasting/locks.py)."""
     ensure_sqlite_folder(url)
     engine = sa.create_engine(url)
     try:
-        table = model_selection_table(sa.MetaData())
         with engine.begin() as connection:
-            table.create(connection, checkfirst=True)
-            runs = frame["backtest_run_id"].unique().tolist()
-            connection.execute(table.delete().where(table.c.backtest_run_id.in_(runs)))
-            connection.execute(table.insert(), frame.to_dict("records"))
+            started = time.perf_counter()
+            if connection.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
+            yield connection, time.perf_counter() - started
     finally:
         engine.dispose()
-    return len(frame)
+
+
+def write_selection_db(frame: pd.DataFrame, url: str) -> float:
+    """Add one backtest's selections (earlier backtests' rows are kept as history) in one
+    transaction that first removes any rows of the same backtest run, so a retried write
+    replaces instead of failing on the primary key. Returns the seconds waited for the write lock."""
+    table = model_selection_table(sa.MetaData())
+    with write_transaction(url) as (connection, waited):
+        table.create(connection, checkfirst=True)
+        runs = frame["backtest_run_id"].unique().tolist()
+        connection.execute(table.delete().where(table.c.backtest_run_id.in_(runs)))
+        connection.execute(table.insert(), frame.to_dict("records"))
+    return waited
 
 
 def ensure_sqlite_folder(url: str) -> None:
@@ -193,29 +213,24 @@ def ensure_sqlite_folder(url: str) -> None:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
 
 
-def write_forecasts_db(frame: pd.DataFrame, url: str) -> int:
-    """Replace the rows of each written (region, as_of) in one transaction; returns rows written."""
-    ensure_sqlite_folder(url)
+def write_forecasts_db(frame: pd.DataFrame, url: str) -> float:
+    """Replace the rows of each written (region, as_of) in one transaction; returns the seconds
+    waited for the write lock."""
     quantile_columns = [c for c in frame.columns if c not in FORECAST_COLUMNS]
     rows = frame[FORECAST_COLUMNS + quantile_columns].copy()
     for column in _TIMESTAMP_COLUMNS:
         rows[column] = iso_utc(rows[column])
     rows["created_at"] = iso_utc_micro(rows["created_at"])
-    records = rows.to_dict("records")
-    engine = sa.create_engine(url)
-    try:
-        table = forecasts_table(sa.MetaData(), quantile_columns)
-        with engine.begin() as connection:
-            table.create(connection, checkfirst=True)
-            _add_missing_columns(connection, table)
-            for as_of, group in rows.groupby("as_of"):
-                connection.execute(
-                    table.delete().where(table.c.as_of == as_of, table.c.region.in_(group["region"].unique().tolist()))
-                )
-            connection.execute(table.insert(), records)
-    finally:
-        engine.dispose()
-    return len(records)
+    table = forecasts_table(sa.MetaData(), quantile_columns)
+    with write_transaction(url) as (connection, waited):
+        table.create(connection, checkfirst=True)
+        _add_missing_columns(connection, table)
+        for as_of, group in rows.groupby("as_of"):
+            connection.execute(
+                table.delete().where(table.c.as_of == as_of, table.c.region.in_(group["region"].unique().tolist()))
+            )
+        connection.execute(table.insert(), rows.to_dict("records"))
+    return waited
 
 
 def read_table_db(url: str, table: str = "forecasts") -> pd.DataFrame | None:

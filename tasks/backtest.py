@@ -48,6 +48,7 @@ def write_backtest_outputs(records: list[dict[str, Any]], options: BacktestOptio
                            run_id: str, selection_store: str, run_info: dict[str, Any]) -> dict[str, Any]:
     summary = collect_backtest(records, options, Path(out_dir), db_url, run_id, Path(selection_store), run_info)
     wape = summary["selection_wape"]
-    run_logger().info("Wrote backtest outputs to %s; held-out WAPE of the selection: %s", out_dir,
+    run_logger().info("Wrote backtest outputs to %s (waited %.2f s for the database's write lock); held-out WAPE of "
+                      "the selection: %s", out_dir, summary["db_lock_wait_seconds"],
                       "n/a" if wape is None else f"{wape:.3f}")
     return summary

@@ -15,5 +15,6 @@ def write_outputs(predictions: list[dict[str, Any]], out_dir: str, db_url: str, 
                   run_info: dict[str, Any]) -> dict[str, Any]:
     """Write OUT and the database, as one unit."""
     summary = collect_outputs(predictions, Path(out_dir), db_url, run_id, run_info)
-    run_logger().info("Wrote %d forecast rows to %s and %s", summary["forecast_rows"], out_dir, db_url)
+    run_logger().info("Wrote %d forecast rows to %s and %s (waited %.2f s for the database's write lock)",
+                      summary["forecast_rows"], out_dir, db_url, summary["db_lock_wait_seconds"])
     return summary

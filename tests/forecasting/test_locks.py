@@ -41,8 +41,9 @@ def test_a_second_writer_is_told_who_holds_the_output(held_lock):
             pass
 
 
-def test_a_second_writer_of_the_same_database_is_stopped(held_lock, tmp_path):
-    with pytest.raises(OutputLocked, match="database .*forecasts.sqlite is being written by another run"):
+def test_a_second_writer_of_the_same_sqlite_database_is_stopped_and_pointed_to_postgresql(held_lock, tmp_path):
+    with pytest.raises(OutputLocked, match="SQLite database .*forecasts.sqlite is being written by another run .*"
+                                           "at the same time need PostgreSQL"):
         with exclusive_outputs(tmp_path / "other-out", f"sqlite:///{held_lock}/forecasts.sqlite", "run-B"):
             pass
 

@@ -157,3 +157,31 @@ def test_a_retried_selection_write_replaces_its_own_rows_and_keeps_other_backtes
     table = read_table_db(url, "model_selection")
     assert sorted(zip(table["backtest_run_id"], table["region"])) == [("bt-1", "a"), ("bt-1", "b"),
                                                                         ("bt-2", "a"), ("bt-2", "b")]
+
+
+def test_writers_at_once_on_a_new_postgresql_database_neither_collide_nor_lose_rows(postgres):
+    """Creating the table and adding quantile columns race without the write lock: each writer
+    would find no table (or column) and create it."""
+    import threading
+
+    url = postgres.create_database(f"race_{uuid4().hex[:12]}")
+    start = threading.Barrier(4)
+    errors, waits = [], []
+
+    def write(index: int) -> None:
+        rows = forecast_rows("2026-01-01T00:00Z", float(index), regions=(f"r{index}",)).assign(**{f"p{index + 1}": 1.0})
+        start.wait()
+        try:
+            waits.append(write_forecasts_db(rows, url))
+        except Exception as error:  # noqa: BLE001 - collected, then asserted empty
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(index,)) for index in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(waits) == 4
+    table = read_table_db(url)
+    assert table.groupby("region").size().to_dict() == {f"r{index}": 3 for index in range(4)}
+    assert {"p1", "p2", "p3", "p4"} <= set(table.columns)
