@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from forecasting.errors import OrdercastError
-from forecasting.settings import DEFAULT_HORIZON_DAYS, DEFAULT_SLOT, PROGRESS, QUIET_ENV, ordercast_home
+from forecasting.settings import (
+    DEFAULT_HORIZON_DAYS,
+    DEFAULT_KEEP_RUNS,
+    DEFAULT_SLOT,
+    PROGRESS,
+    QUIET_ENV,
+    ordercast_home,
+)
 
 EXIT_OK, EXIT_NOTHING_WRITTEN, EXIT_PARTIAL = 0, 1, 2
 DEFAULT_POOL = "ordercast"
@@ -193,6 +200,12 @@ def _parser() -> argparse.ArgumentParser:
                         "(default main)")
     deploy.add_argument("--db", help="SQLAlchemy URL of the forecast database the three deployments share, without "
                         "a password (the workers' PGPASSWORD or ~/.pgpass gives it; default: SQLite files under OUT)")
+    deploy.add_argument("--prune-older-than", metavar="AGE",
+                        help="after each successful daily forecast, remove what is older than AGE (e.g. 30D), as "
+                        "`ordercast prune` does (default: keep everything)")
+    deploy.add_argument("--prune-vintages", action="store_true",
+                        help="with --prune-older-than: also delete old forecast vintages from the database "
+                        "(each region's newest stays)")
     deploy.add_argument("--only-regions", metavar="REGION,...",
                         help="this market's regions (default: every region in the tables)")
     deploy.add_argument("--cron", default="0 5 * * *", help="when the daily forecast runs (default '0 5 * * *')")
@@ -240,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
         "and a retry of a kept run still work. On the Prefect server: flow runs that ended before --older-than, "
         "with their task runs and logs. With --vintages: forecast, staffing and shift rows of vintages (as_of) "
         "older than --older-than in --db, except each region's newest. --dry-run prints what would go.")
-    prune.add_argument("--keep-runs", type=int, default=10,
+    prune.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS,
                        help="newest models per region, run folders and snapshots kept whatever their age (default 10)")
     prune.add_argument("--older-than", default="30D", help="only what is older than this goes (default 30D)")
     prune.add_argument("--vintages", action="store_true",
@@ -550,37 +563,32 @@ def print_staffing(summary: dict[str, Any]) -> None:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from deployments.server import ensure_api
     from forecasting.errors import ConfigError
-    from forecasting.retention import parse_age, plan_removals, prune_vintages, remove
+    from forecasting.retention import parse_age
     from forecasting.settings import work_root
 
     if args.keep_runs < 1:
         raise ConfigError(f"--keep-runs must be >= 1, got {args.keep_runs}")
     if args.vintages and not args.db:
         raise ConfigError("--vintages needs --db URL (the forecast database, e.g. sqlite:///OUT/forecasts.sqlite)")
-    cutoff = pd.Timestamp.now(tz="UTC") - parse_age(args.older_than)
+    parse_age(args.older_than)
+    ensure_api()
+    from tasks.retention import prune_installation
+
+    pruned = prune_installation(args.older_than, args.keep_runs, args.db if args.vintages else None, args.dry_run)
     verb = "Would remove" if args.dry_run else "Removed"
-    removals = plan_removals(work_root(), args.keep_runs, cutoff)
-    if not args.dry_run:
-        remove(removals)
     kinds: dict[str, list] = {}
-    for removal in removals:
+    for removal in pruned.removals:
         kinds.setdefault(removal.kind, []).append(removal)
-    print(f"{verb} under {work_root()} (older than {cutoff:%Y-%m-%d %H:%M} UTC, newest {args.keep_runs} kept):")
+    print(f"{verb} under {work_root()} (older than {pruned.cutoff:%Y-%m-%d %H:%M} UTC, newest {args.keep_runs} "
+          "kept):")
     for kind in ("models", "run folders", "input snapshots", "task results", "drill markers"):
         items = kinds.get(kind, [])
         print(f"  {kind:<16} {len(items):>6}  {sum(item.bytes for item in items) / 2**20:>9.1f} MiB")
     if args.vintages:
-        counts = prune_vintages(args.db, cutoff, args.dry_run)
-        print(f"{verb} from {args.db}: " + ", ".join(f"{rows} {table} rows" for table, rows in counts.items()))
-    ensure_api()
-    from deployments.run_history import prune_flow_runs
-
-    print(f"{verb} on the Prefect server: {prune_flow_runs(cutoff.to_pydatetime(), args.dry_run)} flow runs that "
-          "ended, with their task runs and logs")
+        print(f"{verb} from {args.db}: " + ", ".join(f"{rows} {table} rows" for table, rows in pruned.vintages.items()))
+    print(f"{verb} on the Prefect server: {pruned.flow_runs} flow runs that ended, with their task runs and logs")
     return EXIT_OK
 
 
@@ -936,8 +944,10 @@ def _deploy(args: argparse.Namespace) -> int:
         raise ConfigError(f"--notify: '{args.notify}' is not an http(s) URL")
     if args.orders:
         return _deploy_market(args)
-    if args.notify or args.staffing or args.db:
-        option = "--notify" if args.notify else "--staffing" if args.staffing else "--db"
+    own_table_options = {"--notify": args.notify, "--staffing": args.staffing, "--db": args.db,
+                         "--prune-older-than": args.prune_older_than}
+    option = next((name for name, value in own_table_options.items() if value), None)
+    if option:
         raise ConfigError(f"{option} applies to the deployments of your own tables: add --orders PATH (and the other "
                           "tables) and --name NAME")
     from deployments.server import ensure_api
@@ -983,6 +993,12 @@ def _deploy_market(args: argparse.Namespace) -> int:
 
     tables = {name: str(Path(path).resolve()) if path else None for name, path in _tables(args).items()}
     _preflight(tables, args.slot, args.horizon_days, None, None)
+    if args.prune_older_than:
+        from forecasting.retention import parse_age
+
+        parse_age(args.prune_older_than)
+    elif args.prune_vintages:
+        raise ConfigError("--prune-vintages applies with --prune-older-than AGE")
     load_cluster(args.cluster)
     cluster = str(Path(args.cluster).resolve()) if Path(args.cluster).is_file() else args.cluster
     subset = sorted({name.strip() for name in args.only_regions.split(",") if name.strip()}) \
@@ -998,7 +1014,8 @@ def _deploy_market(args: argparse.Namespace) -> int:
     out = (args.out or ordercast_home() / "scheduled").resolve() / args.name
     options = {"slot": args.slot, "horizon_days": args.horizon_days, "missing_as_zero": args.missing_as_zero}
     staffing = _staffing_params(args, args.slot)["staffing"] if args.staffing else None
-    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options, staffing, args.db)
+    market = Market(args.name, tables, out, timezone, crons, cluster, subset, options, staffing, args.db,
+                    args.prune_older_than, args.prune_vintages)
 
     _, ui_url = ensure_api()
     _ensure_work_pool(args.pool)

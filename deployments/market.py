@@ -38,6 +38,13 @@ class Market:
     options: dict[str, Any] = field(default_factory=dict)  # slot, horizon_days, missing_as_zero
     staffing: str | None = None  # staffing table: the daily forecast also plans drivers and shifts
     db: str | None = None  # forecast database of all three flows (default: SQLite files under `out`)
+    prune_older_than: str | None = None  # the daily forecast then prunes what is older (`ordercast prune`)
+    prune_vintages: bool = False  # ... and old vintages in the forecast database
+
+    def _pruning(self) -> dict[str, Any]:
+        if not self.prune_older_than:
+            return {}
+        return {"prune_older_than": self.prune_older_than, "prune_vintages": self.prune_vintages}
 
     def deployments(self) -> list[dict[str, Any]]:
         """Name, entrypoint, parameters and schedule of each deployment."""
@@ -45,7 +52,8 @@ class Market:
         subset = {"region_subset": self.regions} if self.regions else {}
         database = {"db": self.db} if self.db else {}
         parameters = {
-            "forecast": {**tables, **self.options, **subset, **database, "out": str(self.out / "forecast"),
+            "forecast": {**tables, **self.options, **subset, **database, **self._pruning(),
+                         "out": str(self.out / "forecast"),
                          **({"staffing": self.staffing} if self.staffing else {})},
             "backtest": {**tables, **self.options, **subset, **database, "out": str(self.out / "backtest")},
             "accuracy": {"orders": tables["orders"], **({"regions": tables["regions"]} if "regions" in tables else {}),

@@ -37,6 +37,7 @@ from tasks import region as region_tasks
 from tasks import with_stored_results
 from tasks.collect import write_outputs
 from tasks.load import check_models, load_snapshot, restrict_regions
+from tasks.retention import prune
 
 
 @flow(name="forecast")
@@ -62,12 +63,16 @@ def forecast(
     staffing: str | None = None,
     published: str | None = None,
     notice_hours: float = DEFAULT_NOTICE_HOURS,
+    prune_older_than: str | None = None,
+    prune_vintages: bool = False,
 ) -> dict[str, Any]:
     """Forecast orders per region and slot for the next `horizon_days` days.
 
     `region_subset` limits the run to those regions of the inputs (one market of a shared
     extract). `staffing` (a staffing table) adds each region's drivers per slot and shift plan
-    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads.
+    (see flows/staffing.py), with the quantiles 0.05 to 0.95 it reads. `prune_older_than` (an
+    age such as 30D): once every region is written, remove what is older, as `ordercast prune`
+    does (with `prune_vintages`, old vintages in the database too).
 
     A retry of a failed run (Retry in the Prefect UI, `ordercast retry`) runs this flow again under
     the same flow run id: the regions' task runs that completed come back Cached from their
@@ -123,6 +128,8 @@ def forecast(
         return Failed(message=f"{len(troubled)} of {len(statuses)} regions failed: {detail}. {_repair_hint(run_id)}")
     shutil.rmtree(scratch, ignore_errors=True)
     logger.info("Forecast written for %s", "the one region" if len(entries) == 1 else f"all {len(entries)} regions")
+    if prune_older_than:
+        summary["pruned"] = prune(prune_older_than, db_url if prune_vintages else None)
     return {**summary, "regions": statuses}
 
 

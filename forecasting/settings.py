@@ -6,6 +6,7 @@ from pathlib import Path
 
 DEFAULT_SLOT = "30min"
 DEFAULT_HORIZON_DAYS = 21
+DEFAULT_KEEP_RUNS = 10  # prune: the newest runs, snapshots and models per region kept whatever their age
 
 
 def ordercast_home() -> Path:

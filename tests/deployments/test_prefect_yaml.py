@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from forecasting.storage import read_table_db
-from tests.helpers import read_run, run_cli, start_run, ui_retry_drill
+from tests.helpers import prefect_records, read_run, run_cli, start_run, ui_retry_drill
 
 POOL = "ordercast-test"
 
@@ -93,7 +93,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     staffing.write_text("region,orders_per_driver_hour,driver_hour_cost,late_order_cost\nnyc-midtown,2.5,18,9\n")
     deployed = run_cli("deploy", "--pool", pool, *tables, "--name", "us", "--only-regions", "nyc-midtown",
                        "--horizon-days", "7", "--staffing", str(staffing), "--out", str(tmp_path / "scheduled"),
-                       "--db", shared_db, env=env)
+                       "--db", shared_db, "--prune-older-than", "30D", "--prune-vintages", env=env)
     assert deployed.returncode == 0, deployed.stderr[-3000:]
     deployments = read_deployments(prefect_server.api_url, pool)
     assert set(deployments) == {"forecast/us", "backtest/us", "accuracy/us"}
@@ -106,6 +106,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert deployments["backtest/us"].parameters["region_subset"] == ["nyc-midtown"]
     assert [s.schedule.cron for s in deployments["accuracy/us"].schedules] == ["30 4 * * *"]
     assert {deployment.parameters["db"] for deployment in deployments.values()} == {shared_db}
+    assert forecast.parameters["prune_older_than"] == "30D" and forecast.parameters["prune_vintages"] is True
 
     run_id = start_run(prefect_server.api_url, "forecast/us", {})
     worker = run_cli("worker", "--pool", pool, "--run-once", env=env)
@@ -115,6 +116,8 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert set(pd.read_parquet(out / "forecasts.parquet")["region"]) == {"nyc-midtown"}
     assert set(pd.read_parquet(out / "staffing.parquet")["region"]) == {"nyc-midtown"}
     assert len(read_table_db(shared_db)) == 7 * 48 and not (out / "forecasts.sqlite").exists()
+    _, task_runs, _ = prefect_records(prefect_server.api_url, run_id, ["prune"])
+    assert {task.name: task.state.name for task in task_runs}["prune"] == "Completed"  # after the forecast
 
     (mine / "wx.csv").unlink()  # the extract job stopped writing the weather file
     failing = start_run(prefect_server.api_url, "forecast/us", {})
