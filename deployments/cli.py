@@ -251,8 +251,9 @@ def _parser() -> argparse.ArgumentParser:
         "models, run folders, input snapshots, stored task results and drill markers older than --older-than; the "
         "newest --keep-runs models per region, run folders and snapshots stay whatever their age, so --no-train "
         "and a retry of a kept run still work. On the Prefect server: flow runs that ended before --older-than, "
-        "with their task runs and logs. With --vintages: forecast, staffing and shift rows of vintages (as_of) "
-        "older than --older-than in --db, except each region's newest. --dry-run prints what would go.")
+        "with their task runs (their logs go with the server's daily vacuum). With --vintages: forecast, staffing "
+        "and shift rows of vintages (as_of) older than --older-than in --db, except each region's newest. "
+        "--dry-run prints what would go.")
     prune.add_argument("--keep-runs", type=int, default=DEFAULT_KEEP_RUNS,
                        help="newest models per region, run folders and snapshots kept whatever their age (default 10)")
     prune.add_argument("--older-than", default="30D", help="only what is older than this goes (default 30D)")
@@ -588,7 +589,8 @@ def _prune(args: argparse.Namespace) -> int:
         print(f"  {kind:<16} {len(items):>6}  {sum(item.bytes for item in items) / 2**20:>9.1f} MiB")
     if args.vintages:
         print(f"{verb} from {args.db}: " + ", ".join(f"{rows} {table} rows" for table, rows in pruned.vintages.items()))
-    print(f"{verb} on the Prefect server: {pruned.flow_runs} flow runs that ended, with their task runs and logs")
+    print(f"{verb} on the Prefect server: {pruned.flow_runs} flow runs that ended, with their task runs "
+          "(their logs and artifacts go with the server's daily vacuum)")
     return EXIT_OK
 
 

@@ -25,7 +25,6 @@ class RunFailures:
     parameters: dict[str, Any]
     regions: list[dict[str, Any]]
     failed_task_runs: list[dict[str, Any]]
-    has_summary: bool
     deployment_id: str | None = None
     work_pool: str | None = None
     started: Any = None  # the flow run's start time (UTC), None when it never started
@@ -71,7 +70,9 @@ def failed_pool_runs(pool: str, since) -> list[dict[str, Any]]:
 
 def prune_flow_runs(before, dry_run: bool) -> int:
     """Flow runs that ended (completed, failed, crashed, cancelled) and were due before `before`,
-    with their task runs and logs: how many; deleted through the API unless `dry_run`."""
+    with their task runs: how many; deleted through the API unless `dry_run`. Their logs and
+    artifacts are not linked to them in Prefect's database: the server's orphan vacuum removes
+    them (deployments/server.py switches it on)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -138,7 +139,7 @@ def run_failures(run_id: str | None) -> RunFailures:
               for name, run in sorted(latest.items()) if run.state and (run.state.is_failed() or run.state.is_crashed())]
     return RunFailures(str(flow_run.id), flow_run.name, flow_name, flow_run.state.name if flow_run.state else "unknown",
                        flow_run.state.message if flow_run.state else None, dict(flow_run.parameters),
-                       [row for row in summary if row.get("status") in _TROUBLED], failed, bool(artifacts),
+                       [row for row in summary if row.get("status") in _TROUBLED], failed,
                        str(flow_run.deployment_id) if flow_run.deployment_id else None, flow_run.work_pool_name,
                        flow_run.start_time, bool(flow_run.state and flow_run.state.is_final()))
 

@@ -138,6 +138,9 @@ def _start_locked(home: Path, port: int | None, host: str, database: str | None)
     prefect = Path(sys.executable).with_name("prefect")
     command = [str(prefect), "server", "start", "--host", host, "--port", str(port), "--analytics-off"]
     env = {**os.environ, **prefect_environment(home)}
+    # Deleting a flow run (ordercast prune) leaves its logs and artifacts behind: Prefect's
+    # database vacuum removes such orphans once a day when asked to, and old events always.
+    env.setdefault("PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED", "events,orphans")
     if database:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database
     env.pop("PREFECT_API_URL", None)

@@ -13,7 +13,7 @@ def _setup(tmp_path):
     orders = tmp_path / "orders.csv"
     orders.write_text("region,ts,orders\na,2026-01-01T00:00:00+00:00,1\n")
     params = {"out": str(tmp_path / "out"), "as_of": "2026-01-08T00:00:00+00:00", "orders": str(orders)}
-    failures = RunFailures("run-1", "brave-fox", "forecast", "Failed", None, params, [], [], True, started=STARTED)
+    failures = RunFailures("run-1", "brave-fox", "forecast", "Failed", None, params, [], [], started=STARTED)
     record = {"run_id": "run-1", "created_at": "2026-01-08T06:05:00+00:00", "configuration": {"as_of": params["as_of"]},
               "input_hashes": {"orders": content_hash(input_files(orders, "orders"))}}
     return orders, failures, record
