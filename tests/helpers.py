@@ -99,6 +99,18 @@ def task_runs_since(api_url: str, run_id: str, since, count: int, timeout: float
     return {run.name: run.state.name for run in runs}
 
 
+def flow_run_logs(api_url: str, run_id: str) -> str:
+    """Every log line the Prefect server keeps for a flow run and its task runs."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return "\n".join(log.message for log in logs)
+
+
 def start_run(api_url: str, name: str, parameters: dict) -> str:
     """Start a run of deployment `name` ("flow/deployment") without waiting; returns its id."""
     from prefect.deployments import run_deployment

@@ -14,7 +14,7 @@ import pandas as pd
 
 from deployments import server
 from forecasting.storage import read_table_db
-from tests.helpers import table_args
+from tests.helpers import flow_run_logs, table_args
 
 MARKETS = {"europe": ["berlin-mitte", "london-soho"], "us": ["nyc-midtown"]}
 
@@ -58,7 +58,7 @@ def test_two_forecasts_and_a_backtest_write_one_postgresql_database_at_once(smal
         assert max(start for start, _ in spans) < min(end for _, end in spans)  # all three were running at once
         for name, run_id in run_ids.items():
             waits = [float(seconds) for seconds in
-                     re.findall(r"waited (\d+\.\d+) s for the database's write lock", _logs(api_url, run_id))]
+                     re.findall(r"waited (\d+\.\d+) s for the database's write lock", flow_run_logs(api_url, run_id))]
             assert waits and max(waits) < 2.0, (name, waits)
     finally:
         subprocess.run([ordercast, "server", "stop"], env=env, capture_output=True, timeout=120)
@@ -91,13 +91,3 @@ def _span(api_url: str, flow_run_id: str):
             run = client.read_flow_run(flow_run_id)
     return run.start_time, run.end_time
 
-
-def _logs(api_url: str, flow_run_id: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        with get_client(sync_client=True) as client:
-            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    return "\n".join(log.message for log in logs)

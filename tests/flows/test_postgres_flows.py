@@ -9,7 +9,7 @@ import pandas as pd
 
 from forecasting.demo_data import demo_staffing
 from forecasting.storage import read_table_db
-from tests.helpers import prefect_records, read_run, run_cli, table_args
+from tests.helpers import flow_run_logs, prefect_records, read_run, run_cli, table_args
 from tests.postgres import PASSWORD
 
 
@@ -68,17 +68,6 @@ def test_forecast_retry_staff_and_backtest_on_postgresql_leave_no_password_behin
         assert PASSWORD not in json.dumps(flow_run.parameters)
         assert flow_run.parameters["db"] == postgres.url("flows", password=False)
         assert all(PASSWORD not in str(artifact.data) for artifact in artifacts)
-        assert PASSWORD not in _logs(prefect_server.api_url, flow_run_id)
+        logs = flow_run_logs(prefect_server.api_url, flow_run_id)
+        assert logs and PASSWORD not in logs
 
-
-def _logs(api_url: str, flow_run_id: str) -> str:
-    """Every log line the Prefect server keeps for a flow run and its task runs."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        with get_client(sync_client=True) as client:
-            logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    assert logs, "the server kept no logs of the run"
-    return "\n".join(log.message for log in logs)
