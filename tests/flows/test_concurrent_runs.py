@@ -1,9 +1,11 @@
-"""Several runs at once on one Prefect server and one PostgreSQL forecast database (both on a
-real PostgreSQL server): two forecasts of different region sets and a backtest, started at the
-same moment. Every row of each run is written once, nothing fails on a lock, and each run logs
-how long it waited for the database's write lock."""
+"""A shared installation on a real PostgreSQL server: the Prefect server (`ordercast server start
+--database`) and the forecast database on it, and several runs at once: two forecasts of
+different region sets and a backtest, started at the same moment. Every row of each run is
+written once, nothing fails on a lock, each run logs how long it waited for the database's
+write lock, and the password given in the URLs is nowhere in what the runs leave behind."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -15,12 +17,14 @@ import pandas as pd
 from deployments import server
 from forecasting.storage import read_table_db
 from tests.helpers import flow_run_logs, table_args
+from tests.postgres import PASSWORD
 
 MARKETS = {"europe": ["berlin-mitte", "london-soho"], "us": ["nyc-midtown"]}
 
 
 def test_two_forecasts_and_a_backtest_write_one_postgresql_database_at_once(small_demo_dir, postgres, tmp_path):
     store = postgres.create_database("concurrent")
+    assert PASSWORD in store
     home = tmp_path / "home"
     env = {key: value for key, value in os.environ.items() if key != "PREFECT_API_URL"}
     env.update(ORDERCAST_HOME=str(home), PGPASSWORD="")
@@ -29,6 +33,8 @@ def test_two_forecasts_and_a_backtest_write_one_postgresql_database_at_once(smal
                               postgres.create_database("concurrent_prefect")], env=env, capture_output=True,
                              text=True, timeout=300)
     assert started.returncode == 0, started.stderr[-3000:]
+    recorded = (home / server.DATABASE_FILE).read_text()
+    assert recorded.startswith("postgresql+asyncpg://ordercast@127.0.0.1:") and PASSWORD not in recorded
     try:
         commands = {}
         for market, regions in MARKETS.items():
@@ -60,6 +66,15 @@ def test_two_forecasts_and_a_backtest_write_one_postgresql_database_at_once(smal
             waits = [float(seconds) for seconds in
                      re.findall(r"waited (\d+\.\d+) s for the database's write lock", flow_run_logs(api_url, run_id))]
             assert waits and max(waits) < 2.0, (name, waits)
+            assert PASSWORD not in json.dumps(_flow_run(api_url, run_id).parameters) + flow_run_logs(api_url, run_id)
+        assert all(PASSWORD not in out + err for out, err in results.values())
+        assert not (home / "prefect" / "prefect.db").exists()  # the server's runs are in PostgreSQL
+
+        assert subprocess.run([ordercast, "server", "stop"], env=env, capture_output=True).returncode == 0
+        listed = subprocess.run([ordercast, "runs"], env={**env, "PGPASSWORD": PASSWORD}, capture_output=True,
+                                text=True, timeout=300)  # starts the server again, on the same database
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        assert all(run_id in listed.stdout for run_id in run_ids.values())
     finally:
         subprocess.run([ordercast, "server", "stop"], env=env, capture_output=True, timeout=120)
 
@@ -76,18 +91,19 @@ def _market_tables(source: Path, folder: Path, regions: list[str]) -> Path:
 
 
 def _run_id(out: Path) -> str:
-    import json
-
     return json.loads((out / "run.json").read_text())["run_id"]
 
 
-def _span(api_url: str, flow_run_id: str):
-    """When a flow run started and ended."""
+def _flow_run(api_url: str, flow_run_id: str):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         with get_client(sync_client=True) as client:
-            run = client.read_flow_run(flow_run_id)
-    return run.start_time, run.end_time
+            return client.read_flow_run(flow_run_id)
 
+
+def _span(api_url: str, flow_run_id: str):
+    """When a flow run started and ended."""
+    run = _flow_run(api_url, flow_run_id)
+    return run.start_time, run.end_time

@@ -1,6 +1,7 @@
-"""The forecast database on a real PostgreSQL server: `forecast --staffing`, its `retry`, the
-what-if `staff`, and `backtest` write the same tables as on SQLite, and a password given in a
-`--db` URL leaves no trace in run records, flow-run parameters, artifacts or logs."""
+"""The forecast database on a real PostgreSQL server: `forecast --staffing`, its `retry` and the
+what-if `staff` write the same tables as on SQLite, and a password given in a `--db` URL leaves
+no trace in run records, flow-run parameters, artifacts or logs. (A backtest on PostgreSQL, and
+the Prefect server on it: tests/flows/test_concurrent_runs.py.)"""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from tests.helpers import flow_run_logs, prefect_records, read_run, run_cli, tab
 from tests.postgres import PASSWORD
 
 
-def test_forecast_retry_staff_and_backtest_on_postgresql_leave_no_password_behind(small_demo_dir, prefect_server,
-                                                                                   postgres, tmp_path):
+def test_forecast_retry_and_staff_on_postgresql_leave_no_password_behind(small_demo_dir, prefect_server, postgres,
+                                                                         tmp_path):
     url = postgres.create_database("flows")
     assert PASSWORD in url
     regions = pd.read_csv(small_demo_dir / "regions.csv")["region"].tolist()
@@ -48,25 +49,17 @@ def test_forecast_retry_staff_and_backtest_on_postgresql_leave_no_password_behin
     assert staff.returncode == 0, staff.stderr[-3000:]
     assert len(pd.read_parquet(what_if / "staffing.parquet")) == 3 * 7 * 48
 
-    backtest = run_cli("backtest", *table_args(small_demo_dir), "--cutoffs", "2", "--horizon-days", "7",
-                       "--models", "seasonal_naive,weekly_profile", "--db", url, "--out", str(tmp_path / "bt"),
-                       env={"ORDERCAST_HOME": str(tmp_path / "bt-home")})
-    outputs.append(backtest)
-    assert backtest.returncode == 0, backtest.stderr[-3000:]
-    selection = read_table_db(database, "model_selection")
-    assert sorted(selection["region"]) == sorted(regions)
-    backtest_id = json.loads((tmp_path / "bt" / "run.json").read_text())["run_id"]
-
     for result in outputs:
         assert PASSWORD not in result.stdout + result.stderr
-    for folder in (out, what_if, tmp_path / "bt"):
+    for folder in (out, what_if):
         for path in folder.rglob("*"):
             if path.is_file() and path.suffix in {".json", ".csv", ".md", ".txt"}:
                 assert PASSWORD not in path.read_text(), path
-    for flow_run_id in (run_id, backtest_id):
+    staff_run = json.loads((what_if / "staffing.json").read_text())["run_id"]
+    for flow_run_id, option in ((run_id, "db"), (staff_run, "forecasts")):
         flow_run, _, artifacts = prefect_records(prefect_server.api_url, flow_run_id)
         assert PASSWORD not in json.dumps(flow_run.parameters)
-        assert flow_run.parameters["db"] == postgres.url("flows", password=False)
+        assert flow_run.parameters[option] == postgres.url("flows", password=False)
         assert all(PASSWORD not in str(artifact.data) for artifact in artifacts)
         logs = flow_run_logs(prefect_server.api_url, flow_run_id)
         assert logs and PASSWORD not in logs
