@@ -200,6 +200,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default main)")
     deploy.add_argument("--db", help="SQLAlchemy URL of the forecast database the three deployments share, without "
                         "a password (the workers' PGPASSWORD or ~/.pgpass gives it; default: SQLite files under OUT)")
+    deploy.add_argument("--db-password-block", metavar="NAME",
+                        help="Prefect Secret block that holds the --db password, for workers whose environment "
+                        "has no PGPASSWORD (create it in the UI under Blocks, or with Secret(value=...).save(NAME))")
     deploy.add_argument("--prune-older-than", metavar="AGE",
                         help="after each successful daily forecast, remove what is older than AGE (e.g. 30D), as "
                         "`ordercast prune` does (default: keep everything)")
@@ -471,10 +474,7 @@ def _accuracy(args: argparse.Namespace) -> int:
         from forecasting.contract import parse_as_of
 
         parse_as_of(args.since)
-    if args.db:
-        from forecasting.storage import check_connection
-
-        check_connection(args.db)
+    _check_databases(args.db)
     out = args.out.resolve()
     _, ui_url = ensure_api()
     print(f"Prefect UI: {ui_url}", file=sys.stderr)
@@ -511,11 +511,7 @@ def _staff(args: argparse.Namespace) -> int:
     if args.notice_hours < 0 or args.time_limit <= 0:
         raise ConfigError("--notice-hours must be >= 0 and --time-limit > 0")
     forecasts = args.forecasts if "://" in args.forecasts else str(Path(args.forecasts).resolve())
-    for url in (forecasts, args.db):
-        if url and "://" in url:
-            from forecasting.storage import check_connection
-
-            check_connection(url)
+    _check_databases(forecasts, args.db)
     _check_staffing_inputs(forecasts, args)
     out = args.out.resolve()
     _, ui_url = ensure_api()
@@ -654,10 +650,7 @@ def _run_flow(name: str, tables: dict[str, str | None], out: Path, args: argpars
               params: dict[str, Any], print_outputs) -> int:
     """Check options, point at one Prefect server, and run a flow on the chosen cluster."""
     _preflight(tables, params["slot"], args.horizon_days, params.get("as_of"), args.workers)
-    if params.get("db"):
-        from forecasting.storage import check_connection
-
-        check_connection(params["db"])
+    _check_databases(params.get("db"))
     cluster = _cluster(args)
     out = out.resolve()
     tables = {table: str(Path(path).resolve()) if path else None for table, path in tables.items()}
@@ -692,6 +685,25 @@ def _flow_on_cluster(name: str, cluster, verbose: bool):
     _shape_terminal_logs(quiet)
     chosen = {"forecast": forecast, "backtest": backtest_flow}[name]
     return chosen.with_options(task_runner=build_task_runner(cluster)), ui_url
+
+
+def _check_databases(*urls: str | None) -> None:
+    """Connect once to each server database before any flow starts. When the password is kept in
+    a Prefect Secret block (deployments/secrets.py), the Prefect API is reached first to load it."""
+    servers = [url for url in urls if url and "://" in url and not url.startswith("sqlite")]
+    if not servers:
+        return
+    from deployments.secrets import BLOCK_ENV, password_from_block
+
+    if os.environ.get(BLOCK_ENV) and not os.environ.get("PGPASSWORD"):
+        from deployments.server import ensure_api
+
+        ensure_api()
+        password_from_block()
+    from forecasting.storage import check_connection
+
+    for url in servers:
+        check_connection(url)
 
 
 def _is_local(cluster) -> bool:
@@ -947,7 +959,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.orders:
         return _deploy_market(args)
     own_table_options = {"--notify": args.notify, "--staffing": args.staffing, "--db": args.db,
-                         "--prune-older-than": args.prune_older_than}
+                         "--db-password-block": args.db_password_block, "--prune-older-than": args.prune_older_than}
     option = next((name for name, value in own_table_options.items() if value), None)
     if option:
         raise ConfigError(f"{option} applies to the deployments of your own tables: add --orders PATH (and the other "
@@ -1017,7 +1029,7 @@ def _deploy_market(args: argparse.Namespace) -> int:
     options = {"slot": args.slot, "horizon_days": args.horizon_days, "missing_as_zero": args.missing_as_zero}
     staffing = _staffing_params(args, args.slot)["staffing"] if args.staffing else None
     market = Market(args.name, tables, out, timezone, crons, cluster, subset, options, staffing, args.db,
-                    args.prune_older_than, args.prune_vintages)
+                    args.prune_older_than, args.prune_vintages, args.db_password_block)
 
     _, ui_url = ensure_api()
     _ensure_work_pool(args.pool)
@@ -1128,10 +1140,7 @@ def _retry(args: argparse.Namespace) -> int:
         print(f"Flow run {failures.run_id} is Completed: nothing to retry")
         return EXIT_OK
     out = Path(failures.parameters["out"])
-    if failures.parameters.get("db"):
-        from forecasting.storage import check_connection
-
-        check_connection(failures.parameters["db"])
+    _check_databases(failures.parameters.get("db"))
     _finish_output_commit(out)
     conflicts = retry_conflicts(failures, read_run_record(out))
     if conflicts and not args.force:

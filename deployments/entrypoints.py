@@ -10,6 +10,7 @@ import os
 
 from deployments.clusters import load_cluster
 from deployments.runners import build_task_runner, remote_environment
+from deployments.secrets import password_from_block
 from flows.accuracy import accuracy_flow
 from flows.backtest import backtest_flow
 from flows.forecast import forecast as forecast_flow
@@ -19,6 +20,7 @@ CLUSTER_ENV = "ORDERCAST_CLUSTER"
 _cluster = load_cluster(os.environ.get(CLUSTER_ENV, "local"))
 if getattr(_cluster, "shared_dir", None):
     os.environ.update(remote_environment(_cluster))
+password_from_block()  # before the cluster's workers start: local ones inherit PGPASSWORD
 
 forecast = forecast_flow.with_options(task_runner=build_task_runner(_cluster))
 backtest = backtest_flow.with_options(task_runner=build_task_runner(_cluster))

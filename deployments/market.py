@@ -40,6 +40,14 @@ class Market:
     db: str | None = None  # forecast database of all three flows (default: SQLite files under `out`)
     prune_older_than: str | None = None  # the daily forecast then prunes what is older (`ordercast prune`)
     prune_vintages: bool = False  # ... and old vintages in the forecast database
+    db_password_block: str | None = None  # Prefect Secret block with the database password
+
+    def environment(self) -> dict[str, str]:
+        """The flow-run process's environment: the cluster, and where the database password is kept."""
+        from deployments.secrets import BLOCK_ENV
+
+        block = {BLOCK_ENV: self.db_password_block} if self.db_password_block else {}
+        return {"ORDERCAST_CLUSTER": self.cluster, **block}
 
     def _pruning(self) -> dict[str, Any]:
         if not self.prune_older_than:
@@ -102,6 +110,6 @@ def register(market: Market, pool: str, project_root: Path) -> list[str]:
         flow = Flow.from_source(source=str(project_root), entrypoint=spec["entrypoint"])
         flow.deploy(name=spec["name"], work_pool_name=pool, build=False, push=False, print_next_steps=False,
                     schedules=[Cron(spec["cron"], timezone=market.timezone)], parameters=spec["parameters"],
-                    description=spec["description"], job_variables={"env": {"ORDERCAST_CLUSTER": market.cluster}})
+                    description=spec["description"], job_variables={"env": market.environment()})
         names.append(f"{spec['flow']}/{spec['name']}")
     return names

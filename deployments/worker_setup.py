@@ -29,6 +29,9 @@ class WorkerSetup(WorkerPlugin):
     def setup(self, worker) -> None:
         os.environ.update(self.env)
         _configure_logging()
+        from deployments.secrets import password_from_block
+
+        password_from_block()
         if self.shared_dir and "://" not in self.shared_dir:
             folder = Path(self.shared_dir)
             if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):

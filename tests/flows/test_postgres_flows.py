@@ -1,6 +1,7 @@
 """The forecast database on a real PostgreSQL server: `forecast --staffing`, its `retry` and the
 what-if `staff` write the same tables as on SQLite, and a password given in a `--db` URL leaves
-no trace in run records, flow-run parameters, artifacts or logs. (A backtest on PostgreSQL, and
+no trace in run records, flow-run parameters, artifacts or logs; a password kept in a Prefect
+Secret block is found there. (A backtest on PostgreSQL, and
 the Prefect server on it: tests/flows/test_concurrent_runs.py.)"""
 from __future__ import annotations
 
@@ -44,7 +45,10 @@ def test_forecast_retry_and_staff_on_postgresql_leave_no_password_behind(small_d
     assert len(read_table_db(database, "staffing")) == 3 * 7 * 48
     assert set(read_table_db(database, "shifts")["region"]) == set(regions)
 
-    staff = run_cli("staff", "--forecasts", url, "--staffing", str(staffing), "--out", str(what_if))
+    _save_secret(prefect_server.api_url, "ordercast-test-db-password", PASSWORD)
+    staff = run_cli("staff", "--forecasts", postgres.url("flows", password=False), "--staffing", str(staffing),
+                    "--out", str(what_if),  # the password from a Prefect Secret block, as a worker without it would
+                    env={"PGPASSWORD": "", "ORDERCAST_DB_PASSWORD_BLOCK": "ordercast-test-db-password"})
     outputs.append(staff)
     assert staff.returncode == 0, staff.stderr[-3000:]
     assert len(pd.read_parquet(what_if / "staffing.parquet")) == 3 * 7 * 48
@@ -64,3 +68,11 @@ def test_forecast_retry_and_staff_on_postgresql_leave_no_password_behind(small_d
         logs = flow_run_logs(prefect_server.api_url, flow_run_id)
         assert logs and PASSWORD not in logs
 
+
+
+def _save_secret(api_url: str, name: str, value: str) -> None:
+    from prefect.blocks.system import Secret
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        Secret(value=value).save(name, overwrite=True)
