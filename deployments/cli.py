@@ -689,11 +689,11 @@ def _flow_on_cluster(name: str, cluster, verbose: bool):
 
 def _check_databases(*urls: str | None) -> None:
     """Connect once to each server database before any flow starts. When the password is kept in
-    a Prefect Secret block (deployments/secrets.py), the Prefect API is reached first to load it."""
+    a Prefect Secret block (deployments/database_password.py), the Prefect API is reached first to load it."""
     servers = [url for url in urls if url and "://" in url and not url.startswith("sqlite")]
     if not servers:
         return
-    from deployments.secrets import BLOCK_ENV, password_from_block
+    from deployments.database_password import BLOCK_ENV, password_from_block
 
     if os.environ.get(BLOCK_ENV) and not os.environ.get("PGPASSWORD"):
         from deployments.server import ensure_api

@@ -10,7 +10,7 @@ import os
 
 from deployments.clusters import load_cluster
 from deployments.runners import build_task_runner, remote_environment
-from deployments.secrets import password_from_block
+from deployments.database_password import password_from_block
 from flows.accuracy import accuracy_flow
 from flows.backtest import backtest_flow
 from flows.forecast import forecast as forecast_flow

@@ -44,7 +44,7 @@ class Market:
 
     def environment(self) -> dict[str, str]:
         """The flow-run process's environment: the cluster, and where the database password is kept."""
-        from deployments.secrets import BLOCK_ENV
+        from deployments.database_password import BLOCK_ENV
 
         block = {BLOCK_ENV: self.db_password_block} if self.db_password_block else {}
         return {"ORDERCAST_CLUSTER": self.cluster, **block}

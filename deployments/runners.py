@@ -140,8 +140,8 @@ def threads_per_worker(config) -> int:
 
 def remote_environment(config) -> dict[str, str]:
     """What workers on other machines need: the Prefect API, the shared folder, and where the
-    database password is kept (deployments/secrets.py), if anywhere."""
-    from deployments.secrets import BLOCK_ENV
+    database password is kept (deployments/database_password.py), if anywhere."""
+    from deployments.database_password import BLOCK_ENV
 
     block = {BLOCK_ENV: os.environ[BLOCK_ENV]} if os.environ.get(BLOCK_ENV) else {}
     return {"PREFECT_API_URL": config.api_url, "ORDERCAST_WORK_DIR": config.shared_dir,

@@ -29,7 +29,7 @@ class WorkerSetup(WorkerPlugin):
     def setup(self, worker) -> None:
         os.environ.update(self.env)
         _configure_logging()
-        from deployments.secrets import password_from_block
+        from deployments.database_password import password_from_block
 
         password_from_block()
         if self.shared_dir and "://" not in self.shared_dir:

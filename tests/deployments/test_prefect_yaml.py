@@ -131,3 +131,15 @@ def test_retry_from_the_ui_reruns_only_the_failed_region(small_demo_dir, prefect
     and a worker run it again under its own id: only that region trains, the others come back
     Cached from their stored results, and every region is written once."""
     ui_retry_drill(small_demo_dir, prefect_server.api_url, tmp_path, pool="ordercast-retry-test")
+
+
+def test_no_module_beside_the_entrypoints_shadows_the_standard_library():
+    """Prefect puts the entrypoint's folder (deployments/) first on sys.path of the flow-run
+    process and of the Dask workers it spawns: a `deployments/secrets.py` broke numpy's
+    `from secrets import randbits` there, and every worker failed to start."""
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[2] / "deployments"
+    names = {path.stem for path in folder.glob("*.py")} | {path.name for path in folder.iterdir() if path.is_dir()}
+    assert not names & set(sys.stdlib_module_names)
