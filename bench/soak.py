@@ -123,8 +123,8 @@ def main() -> int:
 
 def _prune(home: Path, store: str, starts: list[pd.Timestamp], as_of: pd.Timestamp, keep_days: int) -> None:
     """`ordercast prune --keep-runs 1 --vintages` on the simulated clock: keep `keep_days` runs."""
-    from deployments.run_history import prune_flow_runs
     from forecasting.retention import plan_removals, prune_vintages, remove
+    from tasks.retention import prune_flow_runs
 
     if len(starts) < keep_days:
         return

@@ -68,34 +68,6 @@ def failed_pool_runs(pool: str, since) -> list[dict[str, Any]]:
              "message": run.state.message or ""} for run in failed]
 
 
-def prune_flow_runs(before, dry_run: bool) -> int:
-    """Flow runs that ended (completed, failed, crashed, cancelled) and were due before `before`,
-    with their task runs: how many; deleted through the API unless `dry_run`. Their logs and
-    artifacts are not linked to them in Prefect's database: the server's orphan vacuum removes
-    them (deployments/server.py switches it on)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterExpectedStartTime,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-
-    ended = FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(before_=before),
-                          state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[
-                              StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED])))
-    with get_client(sync_client=True) as client:
-        if dry_run:
-            return client.count_flow_runs(flow_run_filter=ended)
-        deleted = 0
-        while runs := client.read_flow_runs(flow_run_filter=ended, limit=200):
-            for run in runs:
-                client.delete_flow_run(run.id)
-            deleted += len(runs)
-    return deleted
-
-
 def _started():
     """Flow runs that have started: scheduled runs of deployments (no start time yet) are not "recent"."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterStartTime

@@ -57,8 +57,7 @@ def collect_outputs(
     maybe_fail("write", "committed", run_id)
     _publish(stage, out_dir, run_id)
     plots = [str(out_dir / "plots" / Path(p["plot_path"]).name) for p in predictions]
-    return {"forecast_rows": len(forecasts), "db_rows": len(forecasts), "db_lock_wait_seconds": round(waited, 3),
-            "db_url": db_url,
+    return {"forecast_rows": len(forecasts), "db_lock_wait_seconds": round(waited, 3), "db_url": db_url,
             "plots": sorted(plots)}
 
 

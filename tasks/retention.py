@@ -29,14 +29,40 @@ def prune_installation(older_than: str, keep_runs: int, db_url: str | None, dry_
     """Remove what is older than `older_than` under the work root, in the forecast database (old
     vintages, when `db_url` is given) and on the Prefect server (ended flow runs), keeping what a
     retry or a `--no-train` forecast still needs (forecasting/retention.py has the rules)."""
-    from deployments.run_history import prune_flow_runs
-
     cutoff = pd.Timestamp.now(tz="UTC") - parse_age(older_than)
     removals = plan_removals(work_root(), keep_runs, cutoff)
     if not dry_run:
         remove(removals)
     vintages = prune_vintages(db_url, cutoff, dry_run) if db_url else {}
     return Pruned(cutoff, removals, vintages, prune_flow_runs(cutoff.to_pydatetime(), dry_run))
+
+
+def prune_flow_runs(before, dry_run: bool) -> int:
+    """Flow runs that ended (completed, failed, crashed, cancelled) and were due before `before`,
+    with their task runs: how many; deleted through the API unless `dry_run`. Their logs and
+    artifacts are not linked to them in Prefect's database: the server's orphan vacuum removes
+    them (deployments/server.py switches it on)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    ended = FlowRunFilter(expected_start_time=FlowRunFilterExpectedStartTime(before_=before),
+                          state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[
+                              StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED])))
+    with get_client(sync_client=True) as client:
+        if dry_run:
+            return client.count_flow_runs(flow_run_filter=ended)
+        deleted = 0
+        while runs := client.read_flow_runs(flow_run_filter=ended, limit=200):
+            for run in runs:
+                client.delete_flow_run(run.id)
+            deleted += len(runs)
+    return deleted
 
 
 @task(name="prune", task_run_name="prune")
