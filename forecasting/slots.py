@@ -78,16 +78,17 @@ class Slot:
         return self.floor(ts, tz) == ts
 
     def grid(self, first: pd.Timestamp, stop: pd.Timestamp, tz: str) -> pd.DatetimeIndex:
-        """Slot starts (UTC) from the slot containing `first` up to, excluding, `stop`."""
+        """Slot starts (UTC, nanoseconds) from the slot containing `first` up to, excluding, `stop`.
+        (pandas 3 builds a daily range in seconds, which other tables' nanoseconds would not join.)"""
         first, stop = _utc(first), _utc(stop)
         start = self.floor(pd.Series([first]), tz).iloc[0]
         if not self.is_daily:
-            return pd.date_range(start, stop, freq=f"{self.minutes}min", inclusive="left", name="ts")
+            return pd.date_range(start, stop, freq=f"{self.minutes}min", inclusive="left", name="ts").as_unit("ns")
         days = pd.date_range(
             start.tz_convert(tz).date(), stop.tz_convert(tz).date() + pd.Timedelta(days=1), freq="D"
         )
         starts = days.tz_localize(tz, nonexistent="shift_forward", ambiguous=False).tz_convert("UTC")
-        return pd.DatetimeIndex(starts[starts < stop], name="ts")
+        return pd.DatetimeIndex(starts[starts < stop], name="ts").as_unit("ns")
 
     def first_start_at_or_after(self, when: pd.Timestamp, tz: str) -> pd.Timestamp:
         when = _utc(when)

@@ -6,7 +6,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from forecasting.contract import RegionInfo
+from forecasting.contract import InputPaths, RegionInfo, load_dataset
 from forecasting.features import DAYS_AHEAD, FeatureSpec, RegionInputs, build_features, feature_columns, lead_view
 from forecasting.slots import Slot
 
@@ -148,3 +148,21 @@ def test_holiday_columns_do_not_depend_on_the_machines_locale(locale, monkeypatc
     monkeypatch.setenv("LC_ALL", locale)
     columns = [c for c in build_features(region_inputs(), SPEC, AS_OF).columns if c.startswith("holiday_")]
     assert columns == expected and "holiday_german_unity_day" in columns
+
+
+def test_daily_slots_join_weather_read_from_files(tmp_path):
+    """Tables read from CSV files, `1D` slots and weather: every timestamp is joined at one
+    resolution (pandas 3 builds the daily grid in seconds, the weather comes in nanoseconds)."""
+    days = pd.date_range("2025-01-01", "2025-06-30", freq="D").strftime("%Y-%m-%dT00:00:00-06:00")
+    pd.DataFrame({"region": "loop", "ts": days, "orders": 100}).to_csv(tmp_path / "orders.csv", index=False)
+    pd.DataFrame({"region": "loop", "ts": days, "temperature": 20.0}).to_csv(tmp_path / "weather.csv", index=False)
+    pd.DataFrame({"region": ["loop"], "timezone": ["America/Chicago"], "country": ["US"]}).to_csv(
+        tmp_path / "regions.csv", index=False)
+    daily = FeatureSpec(Slot.parse("1D"), horizon_days=14)
+    dataset = load_dataset(InputPaths(str(tmp_path / "orders.csv"), weather=str(tmp_path / "weather.csv"),
+                                      regions=str(tmp_path / "regions.csv")), daily.slot)
+    inputs = RegionInputs(dataset.regions["loop"], dataset.orders.drop(columns="region"),
+                          dataset.weather.drop(columns="region"))
+    frame = build_features(inputs, daily, pd.Timestamp("2025-06-17T05:00:00Z"))  # the horizon ends with the data
+    assert (frame["weather_temperature"] == 20.0).all()
+    assert (~frame["is_history"]).sum() == 14
