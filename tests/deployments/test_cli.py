@@ -97,3 +97,23 @@ def test_progress_rewrites_one_line_in_a_terminal_and_stays_plain_lines_elsewher
     else:
         assert text.splitlines() == ["Training: 1/3 regions done", "Training: 2/3 regions done",
                                      "Training: 3/3 regions done", "Region b falls back", "Training: 3/3 regions done"]
+
+
+def test_demo_reuses_its_data_and_writes_the_staffing_table_it_lacks(tmp_path, monkeypatch, capsys):
+    """A second `ordercast demo` forecasts the data the first one wrote, without writing it again
+    (the forecast itself is replaced here: test_forecast_flow.py runs the whole demo)."""
+    from deployments import cli
+    from forecasting.demo_data import generate, write_csv
+
+    data = tmp_path / "home" / "demo" / "data"
+    write_csv(generate(regions=1, years=0.1, seed=3), data)
+    (data / "staffing.csv").unlink(missing_ok=True)
+    before = (data / "orders.csv").stat().st_mtime_ns
+    forecasts = []
+    monkeypatch.setenv("ORDERCAST_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(cli, "_run_forecast", lambda tables, out, args, **kw: forecasts.append((tables, out)) or 0)
+    assert cli.main(["demo", "--horizon-days", "7"]) == 0
+    assert "Using demo data in" in capsys.readouterr().err
+    assert (data / "orders.csv").stat().st_mtime_ns == before and (data / "staffing.csv").exists()
+    [(tables, out)] = forecasts
+    assert tables["orders"] == str(data / "orders.csv") and out == tmp_path / "home" / "demo" / "out"

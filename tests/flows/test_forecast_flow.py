@@ -118,44 +118,49 @@ def test_forecast_beats_the_seasonal_naive_on_the_held_out_weeks(holdout, demo_d
     assert model_wape < 0.9 * naive_wape
 
 
-@pytest.mark.parametrize("step", ["train", "predict"])
-def test_a_failing_region_falls_back_and_a_transient_error_is_retried(small_demo_dir, prefect_server, tmp_path, step):
+def test_failing_regions_fall_back_and_a_transient_error_is_retried(small_demo_dir, prefect_server, tmp_path):
+    """One run: berlin-mitte fails in training, nyc-midtown in prediction (both get the seasonal
+    naive), london-soho's first training attempt hits a transient error and is retried."""
     out = tmp_path / "out"
-    faults = f"{step}:berlin-mitte,train:london-soho:transient"
+    faults = "train:berlin-mitte,predict:nyc-midtown,train:london-soho:transient"
     result = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--out", str(out),
                      env={"ORDERCAST_FAULTS": faults})
     assert result.returncode == 2, result.stderr[-3000:]
-    assert f"berlin-mitte (fallback): {step}: InjectedFault" in result.stderr
-    assert "(1008 rows, 3/3 regions, 1 from the seasonal naive fallback)" in result.stdout
+    assert "berlin-mitte (fallback): train: InjectedFault" in result.stderr
+    assert "nyc-midtown (fallback): predict: InjectedFault" in result.stderr
+    assert "(1008 rows, 3/3 regions, 2 from the seasonal naive fallback)" in result.stdout
 
     forecasts = pd.read_parquet(out / "forecasts.parquet")
     by_region = forecasts.groupby("region").agg(rows=("ts", "size"), fallback=("fallback", "all"),
                                                 model=("model", "first"))
     assert by_region["rows"].tolist() == [336, 336, 336]
-    assert by_region.loc["berlin-mitte", "fallback"] and by_region.loc["berlin-mitte", "model"] == "seasonal_naive"
-    assert not by_region.loc[["london-soho", "nyc-midtown"], "fallback"].any()
+    assert by_region["fallback"].to_dict() == {"berlin-mitte": True, "london-soho": False, "nyc-midtown": True}
+    assert set(by_region.loc[["berlin-mitte", "nyc-midtown"], "model"]) == {"seasonal_naive"}
     table = read_table_db(read_run(out)["configuration"]["db"])
     assert table.groupby("region")["fallback"].all().to_dict() == {
-        "berlin-mitte": True, "london-soho": False, "nyc-midtown": False}
+        "berlin-mitte": True, "london-soho": False, "nyc-midtown": True}
 
     run_id = read_run(out)["run_id"]
-    expected = [f"{step}-berlin-mitte", "fallback-berlin-mitte", "train-london-soho", "train-nyc-midtown"]
+    expected = ["train-berlin-mitte", "fallback-berlin-mitte", "train-london-soho", "predict-london-soho",
+                "train-nyc-midtown", "predict-nyc-midtown", "fallback-nyc-midtown"]
     flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, run_id, expected)
     assert flow_run.state.is_failed() and "berlin-mitte (fallback)" in flow_run.state.message
     runs = {task.name: task for task in task_runs}
-    assert runs[f"{step}-berlin-mitte"].state.type.value == "FAILED"
-    assert runs[f"{step}-berlin-mitte"].run_count == 1  # a model error is not retried
-    assert runs["fallback-berlin-mitte"].state.type.value == "COMPLETED"
-    assert set(runs["fallback-berlin-mitte"].tags) == {"model:seasonal_naive", "fallback"}
+    for failed in ("train-berlin-mitte", "predict-nyc-midtown"):
+        assert runs[failed].state.type.value == "FAILED"
+        assert runs[failed].run_count == 1  # a model error is not retried
+    for region in ("berlin-mitte", "nyc-midtown"):
+        assert runs[f"fallback-{region}"].state.type.value == "COMPLETED"
+        assert set(runs[f"fallback-{region}"].tags) == {"model:seasonal_naive", "fallback"}
+    assert "predict-berlin-mitte" not in runs  # nothing to predict with after a failed training
     assert runs["train-london-soho"].state.type.value == "COMPLETED"
     assert runs["train-london-soho"].run_count == 2  # the transient error was retried once
     assert set(runs["train-nyc-midtown"].tags) == {"model:ensemble"}  # the region is in the name
-    assert ("predict-berlin-mitte" in runs) == (step == "predict")
     summary = json.loads(next(a for a in artifacts if a.key == "forecast-regions").data)
-    troubled = [row for row in summary if row["status"] != "ok"]
-    assert [(row["region"], row["status"], row["task_run_id"]) for row in troubled] == [
-        ("berlin-mitte", "fallback", str(runs[f"{step}-berlin-mitte"].id))]
-    assert "InjectedFault" in troubled[0]["error"]
+    troubled = {row["region"]: (row["status"], row["task_run_id"]) for row in summary if row["status"] != "ok"}
+    assert troubled == {"berlin-mitte": ("fallback", str(runs["train-berlin-mitte"].id)),
+                        "nyc-midtown": ("fallback", str(runs["predict-nyc-midtown"].id))}
+    assert all("InjectedFault" in row["error"] for row in summary if row["status"] != "ok")
 
 
 def test_invalid_input_writes_nothing_unless_invalid_regions_are_skipped(small_demo_dir, prefect_server, tmp_path):
@@ -188,17 +193,9 @@ def test_invalid_input_writes_nothing_unless_invalid_regions_are_skipped(small_d
     assert failures.returncode == 2 and f"{bad_region}: skipped, its inputs are invalid" in failures.stdout
 
 
-def test_no_train_reuses_stored_models_and_refuses_without_them(small_demo_dir, prefect_server, tmp_path):
-    as_of = "2026-10-19T00:00:00+00:00"
-    common = [*table_args(small_demo_dir), "--horizon-days", "7", "--as-of", as_of]
-    trained = run_cli("forecast", *common, "--out", str(tmp_path / "trained"))
-    assert trained.returncode == 0, trained.stderr[-3000:]
-    reused = run_cli("forecast", *common, "--no-train", "--out", str(tmp_path / "reused"))
-    assert reused.returncode == 0, reused.stderr[-3000:]
-    first = pd.read_parquet(tmp_path / "trained" / "forecasts.parquet")
-    second = pd.read_parquet(tmp_path / "reused" / "forecasts.parquet")
-    pd.testing.assert_frame_equal(first.drop(columns=["run_id", "created_at"]),
-                                  second.drop(columns=["run_id", "created_at"]))
+def test_no_train_refuses_without_stored_models(small_demo_dir, prefect_server, tmp_path):
+    """(`--no-train` reusing stored models is checked in test_per_region_as_of.py.)"""
+    common = [*table_args(small_demo_dir), "--horizon-days", "7", "--as-of", "2026-10-19T00:00:00+00:00"]
     empty_home = run_cli("forecast", *common, "--no-train", "--out", str(tmp_path / "none"),
                          env={"ORDERCAST_HOME": str(tmp_path / "fresh-home")})
     assert empty_home.returncode == 1
@@ -219,8 +216,7 @@ def test_demo_command_writes_data_then_forecasts(prefect_server, tmp_path):
     assert len(list((out / "plots").glob("*.png"))) == 6
     assert "Next 7 days: driver-hours per region" in result.stdout
     assert (home / "demo" / "data" / "staffing.csv").exists() and (out / "staffing.parquet").exists()
-    again = run_cli("demo", "--horizon-days", "7", env={"ORDERCAST_HOME": str(home)})
-    assert again.returncode == 0 and "Using demo data in" in again.stderr  # data is not regenerated
+    # a second `ordercast demo` reuses this data: test_cli.py::test_demo_reuses_its_data_and_writes_the_staffing_table_it_lacks
 
 
 def test_accuracy_scores_the_stored_vintage_against_the_orders_that_arrived(holdout, demo_dir):

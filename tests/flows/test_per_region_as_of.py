@@ -1,6 +1,6 @@
 """`--as-of per-region`: extracts cut at each region's local midnight, so their data end at
 different UTC instants; each region is forecast from its own end, and `retry` and `--no-train`
-keep those origins."""
+keep those origins (`--no-train` predicts with the stored models: the same numbers again)."""
 from __future__ import annotations
 
 import shutil
@@ -39,6 +39,9 @@ def test_each_region_is_forecast_from_the_end_of_its_own_orders(small_demo_dir, 
                      "--out", str(tmp_path / "stored"))
     assert stored.returncode == 0, stored.stderr[-3000:]
     _assert_origins(tmp_path / "stored", cuts)
+    reused = pd.read_parquet(tmp_path / "stored" / "forecasts.parquet")
+    pd.testing.assert_frame_equal(after.drop(columns=["run_id", "created_at"]),
+                                  reused.drop(columns=["run_id", "created_at"]))  # the very models of the retried run
 
 
 def _cut_at_local_midnight(source, folder):
