@@ -829,7 +829,8 @@ def _print_outputs(record: dict[str, Any], out: Path) -> None:
     except (OSError, ValueError, KeyError):  # an OUT written before local_start existed
         forecasts = None
     if forecasts is not None:
-        print("\n".join(region_lines(forecasts, regions)))
+        daily = record["configuration"].get("slot") == "1D"
+        print("\n".join(region_lines(forecasts, regions, daily=daily)))
         print()
     written = [region for region in regions if region["status"] in ("ok", "fallback")]
     fallbacks = sum(region["status"] == "fallback" for region in regions)

@@ -13,9 +13,10 @@ WEEK = pd.Timedelta(days=7)
 MODEL_WIDTH = max(len(name) for name in MODELS)  # every model name in full
 
 
-def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]]) -> list[str]:
+def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]], daily: bool = False) -> list[str]:
     """One line per region: status, model, expected WAPE (its backtest's held-out WAPE, if any),
-    orders forecast for the next 7 days and the busiest slot in local time; then the total.
+    orders forecast for the next 7 days and the busiest slot in local time (with `daily`, `1D`
+    slots, the busiest day); then the total.
     Above `SHOWN_IN_FULL` regions: the 10 worst, the 10 largest, and a count of the rest."""
     rows = []
     for status in statuses:
@@ -25,9 +26,10 @@ def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]]) -> lis
         rows.append({
             "region": status["region"], "status": status["status"], "model": status.get("model") or "-",
             "expected": status.get("expected_wape"), "week": float(week["forecast"].sum()) if len(week) else None,
-            "busiest": _local_slot(busiest) if busiest is not None else "-",
+            "busiest": _local_slot(busiest, daily) if busiest is not None else "-",
         })
-    header = f"{'region':<22} {'status':<9} {'model':<{MODEL_WIDTH}} {'exp. WAPE':>9} {'next 7 days':>12}  busiest slot (local)"
+    busiest = "busiest day (local)" if daily else "busiest slot (local)"
+    header = f"{'region':<22} {'status':<9} {'model':<{MODEL_WIDTH}} {'exp. WAPE':>9} {'next 7 days':>12}  {busiest}"
     lines = [header]
     if len(rows) <= SHOWN_IN_FULL:
         lines += [_line(row) for row in rows]
@@ -55,8 +57,9 @@ def _line(row: dict[str, Any]) -> str:
     return f"{row['region'][:22]:<22} {row['status']:<9} {row['model']:<{MODEL_WIDTH}} {expected:>9} {week:>12}  {row['busiest']}"
 
 
-def _local_slot(row: pd.Series) -> str:
-    """'Fri 2026-10-16 19:00 (312)': the slot's local start and its forecast."""
+def _local_slot(row: pd.Series, daily: bool) -> str:
+    """'Fri 2026-10-16 19:00 (312)': the slot's local start and its forecast ('Fri 2026-10-16
+    (2,950)' for a day)."""
     local = row.get("local_start")
     start = pd.Timestamp(local) if isinstance(local, str) else row["ts"]
-    return f"{start:%a %Y-%m-%d %H:%M} ({row['forecast']:,.0f})"
+    return f"{start:%a %Y-%m-%d}{'' if daily else f' {start:%H:%M}'} ({row['forecast']:,.0f})"

@@ -45,3 +45,13 @@ def test_many_regions_show_the_worst_and_the_largest_then_a_count():
     largest = lines[13:23]
     assert [line.split()[0] for line in largest] == [f"r{i:02d}" for i in range(20, 10, -1)]
     assert lines[23] == "-- and 10 more regions (OUT/run.json, forecasts.parquet)"
+
+
+def test_daily_slots_show_the_busiest_day():
+    days = pd.date_range("2026-10-12T05:00:00Z", periods=14, freq="1D")  # local midnights in Chicago (CDT)
+    forecasts = pd.DataFrame({"region": "loop", "ts": days, "as_of": days[0],
+                              "forecast": [100.0] * 2 + [250.0] + [100.0] * 11,
+                              "local_start": [t.tz_convert("America/Chicago").isoformat() for t in days]})
+    lines = region_lines(forecasts, [{"region": "loop", "status": "ok", "model": "xgboost", "expected_wape": None}],
+                         daily=True)
+    assert lines[0].endswith("busiest day (local)") and lines[1].endswith("Wed 2026-10-14 (250)")
