@@ -153,6 +153,7 @@ def test_holiday_columns_do_not_depend_on_the_machines_locale(locale, monkeypatc
 def test_daily_slots_join_weather_read_from_files(tmp_path):
     """Tables read from CSV files, `1D` slots and weather: every timestamp is joined at one
     resolution (pandas 3 builds the daily grid in seconds, the weather comes in nanoseconds)."""
+    # a fixed -06:00 offset all year, as in a real extract: 01:00 local in summer, summed into its local day
     days = pd.date_range("2025-01-01", "2025-06-30", freq="D").strftime("%Y-%m-%dT00:00:00-06:00")
     pd.DataFrame({"region": "loop", "ts": days, "orders": 100}).to_csv(tmp_path / "orders.csv", index=False)
     pd.DataFrame({"region": "loop", "ts": days, "temperature": 20.0}).to_csv(tmp_path / "weather.csv", index=False)
