@@ -4,6 +4,7 @@ peers, scored on the same windows of real public data sets and of the synthetic 
     python bench/accuracy.py                                # every set (real ones from bench/real_data.py)
     python bench/accuracy.py --sets city --quick --windows 2  # a smoke test: 3 regions, 1 year
     python bench/accuracy.py --sets NAME,... --skip-peers --out DIR
+    python bench/accuracy.py --ordercast .venv/bin/ordercast ...   # score a plain install (pandas 3)
 
 Windows: the last `--windows` weekly cutoffs whose whole `--horizon-days` horizon is observed in
 every region (the last one is the earliest region's data end minus the horizon, on the slot grid;
@@ -43,6 +44,7 @@ import accuracy_peers as peers  # noqa: E402
 from forecasting.models import SHORT_HISTORY_MODEL  # noqa: E402
 
 BIN = Path(sys.executable).parent
+ORDERCAST = BIN / "ordercast"  # the command scored; --ordercast changes it
 SYNTHETIC = {"city": ["--regions", "12"], "suburb": ["--regions", "8", "--profile", "suburb"]}
 QUICK = ["--regions", "3", "--years", "1"]
 TABLES = ("orders", "weather", "events", "promotions", "regions")
@@ -80,7 +82,7 @@ def ordercast(args: list[str], home: Path, log: Path, check: bool = True) -> int
     when `check`."""
     env = {**os.environ, "ORDERCAST_HOME": str(home), "ORDERCAST_SERIAL": "1"}
     with log.open("a") as out:
-        code = subprocess.run([str(BIN / "ordercast"), *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run([str(ORDERCAST), *args], env=env, stdout=out, stderr=subprocess.STDOUT).returncode
     if check and code not in (0, 2):
         tail = log.read_text().strip().splitlines()[-5:]
         raise RuntimeError(f"ordercast {args[0]} exited {code}; {log}:\n" + "\n".join(tail))
@@ -275,6 +277,7 @@ def print_tables(results: dict[str, Any], real: dict[str, Any], horizon_days: in
 
 
 def main() -> int:
+    global ORDERCAST
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sets", help="comma-separated set names (default: every real set, then city, suburb)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="results folder")
@@ -284,7 +287,13 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=4, help="weekly cutoffs scored (default 4)")
     parser.add_argument("--horizon-days", type=int, default=14)
     parser.add_argument("--quick", action="store_true", help="synthetic sets with 3 regions and 1 year")
+    parser.add_argument("--ordercast", type=Path, default=ORDERCAST,
+                        help="the ordercast command to score (default: the one beside this Python). The bench "
+                             "extra moves pandas to 2.3; give .venv/bin/ordercast to score a plain install's")
     args = parser.parse_args()
+    ORDERCAST = args.ordercast
+    pandas_version = subprocess.run([str(ORDERCAST.parent / "python"), "-c", "import pandas; print(pandas.__version__)"],
+                                    capture_output=True, text=True).stdout.strip() or "unknown"
     peers.quiet()
     real = real_datasets()
     names = args.sets.split(",") if args.sets else [*real, *SYNTHETIC]
@@ -294,14 +303,16 @@ def main() -> int:
     source = Path(importlib.util.find_spec("forecasting").origin).parent.parent
     commit = subprocess.run(["git", "-C", str(source), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip() or "unknown"
-    print(f"command: {' '.join(sys.argv)}\nordercast from {source} at {commit}; machine: {platform.platform()}, "
-          f"{os.cpu_count()} cores, Python {platform.python_version()}", flush=True)
+    print(f"command: {' '.join(sys.argv)}\nordercast from {source} at {commit}, run as {ORDERCAST} (pandas "
+          f"{pandas_version}); machine: {platform.platform()}, {os.cpu_count()} cores, Python "
+          f"{platform.python_version()}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     for name in names:
         results[name] = run_set(name, args.out, args, real)
         (args.out / "accuracy.json").write_text(json.dumps(
-            {"commit": commit, "horizon_days": args.horizon_days, "quick": args.quick, "sets": results},
+            {"commit": commit, "ordercast": str(ORDERCAST), "pandas": pandas_version,
+             "horizon_days": args.horizon_days, "quick": args.quick, "sets": results},
             indent=2, default=str))
     print_tables(results, real, args.horizon_days)
     return 1 if any("error" in r for r in results.values()) else 0
