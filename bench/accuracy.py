@@ -291,6 +291,8 @@ def main() -> int:
                         help="the ordercast command to score (default: the one beside this Python). The bench "
                              "extra moves pandas to 2.3; give .venv/bin/ordercast to score a plain install's")
     args = parser.parse_args()
+    if not args.ordercast.is_file():
+        parser.error(f"--ordercast: {args.ordercast} is not a file")
     ORDERCAST = args.ordercast
     pandas_version = subprocess.run([str(ORDERCAST.parent / "python"), "-c", "import pandas; print(pandas.__version__)"],
                                     capture_output=True, text=True).stdout.strip() or "unknown"
