@@ -693,9 +693,9 @@ def _check_databases(*urls: str | None) -> None:
     servers = [url for url in urls if url and "://" in url and not url.startswith("sqlite")]
     if not servers:
         return
-    from deployments.database_password import BLOCK_ENV, password_from_block
+    from deployments.database_password import block_to_load, password_from_block
 
-    if os.environ.get(BLOCK_ENV) and not os.environ.get("PGPASSWORD"):
+    if block_to_load():
         from deployments.server import ensure_api
 
         ensure_api()

@@ -14,11 +14,16 @@ from forecasting.errors import ConfigError
 BLOCK_ENV = "ORDERCAST_DB_PASSWORD_BLOCK"
 
 
+def block_to_load() -> str | None:
+    """The Secret block's name when the password must come from it: named, and no PGPASSWORD yet."""
+    return None if os.environ.get("PGPASSWORD") else os.environ.get(BLOCK_ENV) or None
+
+
 def password_from_block() -> None:
     """Set PGPASSWORD from the Secret block named in ORDERCAST_DB_PASSWORD_BLOCK, if any and if
     PGPASSWORD is not set. Needs the Prefect API (PREFECT_API_URL) to be reachable."""
-    name = os.environ.get(BLOCK_ENV)
-    if not name or os.environ.get("PGPASSWORD"):
+    name = block_to_load()
+    if not name:
         return
     from prefect.blocks.system import Secret
 

@@ -1,8 +1,8 @@
 """The forecast database on a real PostgreSQL server: `forecast --staffing`, its `retry` and the
 what-if `staff` write the same tables as on SQLite, and a password given in a `--db` URL leaves
 no trace in run records, flow-run parameters, artifacts or logs; a password kept in a Prefect
-Secret block is found there. (A backtest on PostgreSQL, and
-the Prefect server on it: tests/flows/test_concurrent_runs.py.)"""
+Secret block is found there. (A backtest on PostgreSQL, and the Prefect server on it:
+tests/flows/test_concurrent_runs.py.)"""
 from __future__ import annotations
 
 import json
@@ -67,7 +67,6 @@ def test_forecast_retry_and_staff_on_postgresql_leave_no_password_behind(small_d
         assert all(PASSWORD not in str(artifact.data) for artifact in artifacts)
         logs = flow_run_logs(prefect_server.api_url, flow_run_id)
         assert logs and PASSWORD not in logs
-
 
 
 def _save_secret(api_url: str, name: str, value: str) -> None:
