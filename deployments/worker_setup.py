@@ -1,8 +1,9 @@
 """Set-up and tear-down on every Dask worker, including workers that replace dead ones.
 
 Registered with `Client.register_plugin` by the task runner. It gives workers a common log
-format, the environment they need (Prefect API, shared folder), checks that the shared folder
-is writable, and places files the configuration asks to upload.
+format, the environment they need (Prefect API, shared folder, model threads that are not
+capped at one), checks that the shared folder is writable, and places files the configuration
+asks to upload.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class WorkerSetup(WorkerPlugin):
 
     def setup(self, worker) -> None:
         os.environ.update(self.env)
+        _honour_model_threads()
         _configure_logging()
         from deployments.database_password import password_from_block
 
@@ -46,6 +48,15 @@ class WorkerSetup(WorkerPlugin):
 
     def teardown(self, worker) -> None:
         shutil.rmtree(Path(worker.local_directory) / "ordercast-files", ignore_errors=True)
+
+
+def _honour_model_threads() -> None:
+    """Dask starts workers with OMP_NUM_THREADS=1, which caps every XGBoost fit at one thread
+    whatever its `nthread` (`--model-threads`, the pooled model's fit on all cores). Every fit
+    here names its thread count, so the cap is lifted to the machine's cores; it takes effect
+    because XGBoost, and with it OpenMP, is first imported by a task, after this set-up."""
+    os.environ["OMP_NUM_THREADS"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                        else os.cpu_count() or 1)
 
 
 def _configure_logging() -> None:

@@ -1,4 +1,4 @@
-"""The backtest flow: load -> plan cutoffs -> backtest per region -> write outputs.
+"""The backtest flow: load -> plan cutoffs -> (pooled candidate) -> backtest per region -> write outputs.
 
 One task run per region runs all of that region's cutoffs and models, so the work per task
 is seconds to minutes while the UI still shows which region failed.
@@ -6,6 +6,7 @@ is seconds to minutes while the UI still shows which region failed.
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from forecasting.backtest import BacktestOptions
 from forecasting.staffing import SERVICE_LEVELS
 from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
-from forecasting.models import MODELS
+from forecasting.models import DEFAULT_CANDIDATES, model_spec
 from forecasting.pipeline import RunOptions
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
@@ -31,7 +32,7 @@ from forecasting.settings import (
     run_dir,
 )
 from forecasting.storage import default_db_url
-from tasks.backtest import backtest, plan, write_backtest_outputs
+from tasks.backtest import backtest, plan, pooled, write_backtest_outputs
 from tasks.load import load_snapshot, restrict_regions
 
 
@@ -69,7 +70,7 @@ def backtest_flow(
     quantiles = tuple(quantiles or (0.1, 0.5, 0.9))
     if staffing:
         quantiles = tuple(sorted(set(quantiles) | set(SERVICE_LEVELS)))
-    options = BacktestOptions(slot, horizon_days, tuple(models or MODELS), retrain_every, quantiles, holdout_cutoffs,
+    options = BacktestOptions(slot, horizon_days, tuple(models or DEFAULT_CANDIDATES), retrain_every, quantiles, holdout_cutoffs,
                               model_threads, staffing, select_by)
     paths = InputPaths(orders, weather, events, promotions, regions)
     scratch = run_dir(run_id)
@@ -80,8 +81,10 @@ def backtest_flow(
                                                                     model_threads)), region_subset)
         cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
         entries = {entry["region"]: entry for entry in manifest["regions"]}
+        pooled_paths = _pooled_forecasts(list(entries.values()), options, cutoff_list, str(scratch))
         futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
-                               cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)))
+                               cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)),
+                               pooled_path=[pooled_paths.get(region) for region in entries])
         region_of = {future.task_run_id: region for future, region in zip(futures, entries)}
         records, failures = [], {}
         for done, future in enumerate(as_completed(futures), start=1):
@@ -114,6 +117,26 @@ def backtest_flow(
         detail = "; ".join(f"{region}: {f['error']}" for region, f in sorted(failures.items()))
         return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}")
     return summary
+
+
+def _pooled_forecasts(entries: list[dict[str, Any]], options: BacktestOptions, cutoffs: list[str],
+                      scratch: str) -> dict[str, str]:
+    """When `pooled` is a candidate: its forecasts file per region, from one task run over all
+    regions that the regions' backtests wait for. If it fails, the regions are backtested
+    without it (their notes say so) and the log names the error."""
+    if not any(model_spec(name).pooled for name in options.models):
+        return {}
+    logger = get_run_logger()
+    logger.info("Pooled candidate: one model over %d regions, refit every %d of %d cutoffs, before the regions' "
+                "backtests", len(entries), options.retrain_every, len(cutoffs))
+    started = time.perf_counter()
+    future = pooled.submit(entries, options, cutoffs, scratch)
+    error = error_of(future)
+    if error:
+        logger.warning("The pooled candidate failed, so the regions are backtested without it: %s", error)
+        return {}
+    logger.info("Pooled candidate done in %.0f s", time.perf_counter() - started)
+    return future.result()
 
 
 def data_start(manifest: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""The daily forecast flow: load -> train per region -> predict per region -> write.
+"""The daily forecast flow: load -> (pooled model) -> train per region -> predict per region -> write.
 
 Each region's prediction starts as soon as its own training completes. A region whose
 training or prediction fails gets the seasonal naive forecast instead (`fallback`), so
@@ -20,7 +20,7 @@ from flows.outcomes import cluster_info, error_of
 from flows.staffing import plan_regions, write_staffing
 from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
-from forecasting.models import FALLBACK_MODEL
+from forecasting.models import FALLBACK_MODEL, model_spec
 from forecasting.pipeline import RunOptions, options_dict, planned_model
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
@@ -137,11 +137,13 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
                  scratch: str) -> dict[str, dict[str, Any]]:
     """Train, predict and, where either fails, fall back, per region from its own `as_of`;
     returns each region's outcome: `trained`, `prediction`, and `failure` (step, error, task
-    run id) if any."""
+    run id) if any. When a region's selection is `pooled`, the pooled model is trained first, once
+    (`train-pooled`), while the other regions train; a retry finds it Cached, as any completed step."""
     logger = get_run_logger()
     outcomes: dict[str, dict[str, Any]] = {region: {} for region in entries}
     common = dict(options=options, model_store=store, run_dir=scratch)
-    train, predict, fallback = with_stored_results(region_tasks.train, region_tasks.predict, region_tasks.fallback)
+    train, train_pooled, predict, fallback = with_stored_results(region_tasks.train, region_tasks.train_pooled,
+                                                                 region_tasks.predict, region_tasks.fallback)
     predicting: dict[str, PrefectFuture] = {}
 
     def submit_prediction(region: str, trained: dict[str, Any] | None) -> None:
@@ -154,19 +156,34 @@ def _run_regions(entries: dict[str, dict[str, Any]], options: RunOptions, store:
             submit_prediction(region, None)
     else:
         selections = str(default_selection_store())
+        planned = {region: planned_model(entry, options, Path(selections))[0] for region, entry in entries.items()}
+        pooling = [region for region, model in planned.items() if model_spec(model).pooled]
+        pooled_future = train_pooled.submit(entries=list(entries.values()), **common) if pooling else None
         training = {}
-        for region, entry in entries.items():
-            model, _ = planned_model(entry, options, Path(selections))
-            with tags(f"model:{model}"):
-                training[region] = train.submit(region=region, entry=entry, selection_store=selections,
-                                                as_of=entry["as_of"], **common)
+
+        def submit_training(region: str, pooled: dict[str, Any] | None = None) -> None:
+            with tags(f"model:{planned[region]}"):
+                training[region] = train.submit(region=region, entry=entries[region], selection_store=selections,
+                                                as_of=entries[region]["as_of"], pooled=pooled, **common)
+
+        for region in entries:
+            if region not in pooling:
+                submit_training(region)
+        if pooled_future is not None:
+            error = error_of(pooled_future)
+            for region in pooling:
+                if error:
+                    outcomes[region]["failure"] = {"step": "train", "error": f"pooled model: {error}",
+                                                   "task_run_id": str(pooled_future.task_run_id)}
+                else:
+                    submit_training(region, pooled_future.result())
         region_of = {future.task_run_id: region for region, future in training.items()}
         for done, future in enumerate(as_completed(list(training.values())), start=1):
             region = region_of[future.task_run_id]
             _settle(outcomes[region], "train", future, "trained")
             if "trained" in outcomes[region]:
                 submit_prediction(region, outcomes[region]["trained"])
-            logger.info("Training: %d/%d regions done", done, len(entries), extra={PROGRESS: True})
+            logger.info("Training: %d/%d regions done", done, len(training), extra={PROGRESS: True})
 
     falling_back: dict[str, PrefectFuture] = {}
     for region, future in predicting.items():

@@ -35,6 +35,7 @@ from forecasting.features import (
 from forecasting.intervals import calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
 from forecasting.models import (
+    DEFAULT_CANDIDATES,
     DEFAULT_MODEL,
     FALLBACK_MODEL,
     MODELS,
@@ -49,15 +50,16 @@ STAFFING_METRICS = ("staffing_cost", "short_driver_hours", "idle_driver_hours")
 MASE_SCALE_WEEKS = 8
 MIN_HISTORY_DAYS = 7
 MIN_SELECTION_CUTOFFS = 8
-# combined first, then simpler
-PREFERENCE = ("ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost")
+# combined first, then simpler; the model trained on other regions last
+PREFERENCE = ("ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost",
+              "pooled")
 
 
 @dataclass(frozen=True)
 class BacktestOptions:
     slot: str = "30min"
     horizon_days: int = 21
-    models: tuple[str, ...] = tuple(MODELS)
+    models: tuple[str, ...] = DEFAULT_CANDIDATES
     retrain_every: int = 4
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     holdout_cutoffs: int = 12
@@ -127,32 +129,34 @@ class RegionBacktest:
 
 
 def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions,
-                    staffing: RegionStaffing | None = None) -> RegionBacktest:
+                    staffing: RegionStaffing | None = None, pooled: pd.DataFrame | None = None) -> RegionBacktest:
     """Every candidate model at every cutoff where all of them can run, with metrics,
     selection and intervals. Candidates that cannot run at enough cutoffs are left out,
     and the notes say why. With `staffing` (the region's row of the staffing table), each
-    prediction's staffing is costed against the actual orders too (`outcomes_against_actual`)."""
+    prediction's staffing is costed against the actual orders too (`outcomes_against_actual`).
+    The `pooled` candidate's forecasts come made (`ts`, `cutoff`, `forecast`: see
+    `forecasting.pooled.backtest_pooled`), since its model is trained on every region."""
     spec = options.spec
-    region, tz = inputs.info.region, inputs.info.timezone
+    region = inputs.info.region
     orders = inputs.orders.sort_values("ts")
-    data_end = spec.slot.next_start(orders["ts"].iloc[-1], tz)
-    frame = build_features(inputs, spec, data_end)
-    frame = frame.loc[frame["is_history"]].reset_index(drop=True)
-    slot_ends = spec.slot.ends(frame["ts"], tz)
-    columns = feature_columns(frame)
-    history_days_at = {c: (c - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
-    horizons, notes = _observed_horizons(frame, cutoffs, history_days_at, options, tz)
-    candidates, usable = _candidates_and_cutoffs(list(horizons), history_days_at, options, notes)
+    past = region_history(inputs, cutoffs, options)
+    columns = feature_columns(past.frame)
+    notes = past.notes
+    candidates, usable = _candidates_and_cutoffs(list(past.horizons), past.history_days_at, options, notes)
+    candidates = _with_pooled_forecasts(candidates, usable, pooled, notes)
     fitted: dict[str, Any] = {}
     pieces = []
     for index, cutoff in enumerate(usable):
-        rows = at_origin(frame.loc[frame["ts"].isin(horizons[cutoff])], cutoff, spec, tz)
-        history = frame.loc[(slot_ends <= cutoff).to_numpy() & frame[TARGET].notna().to_numpy()]
+        rows = past.horizon_rows(cutoff, spec)
+        history = past.before(cutoff)
         forecasts: dict[str, np.ndarray] = {}
         for name in _fit_order(candidates):
             members = model_spec(name).members
             if members and all(m in forecasts for m in members):
                 forecasts[name] = np.mean([forecasts[m] for m in members], axis=0)
+                continue
+            if model_spec(name).pooled:
+                forecasts[name] = _pooled_at(pooled, cutoff, rows["ts"])
                 continue
             if name not in fitted or not model_spec(name).learned or index % options.retrain_every == 0:
                 rows_of = training_rows(history, cutoff, spec.slot) if model_spec(name).learned else history
@@ -186,6 +190,62 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
         if len(chosen) else None
     metrics = _metrics(predictions, orders, options)
     return RegionBacktest(predictions.drop(columns="bucket"), metrics, selection, calibration, notes)
+
+
+@dataclass
+class RegionHistory:
+    """A region's history features (built once, from all its orders) and, per cutoff, the
+    horizon to score: the cutoffs with a week of data before them and the whole horizon observed."""
+
+    frame: pd.DataFrame
+    slot_ends: pd.Series
+    timezone: str
+    history_days_at: dict[pd.Timestamp, float]
+    horizons: dict[pd.Timestamp, pd.DatetimeIndex]
+    notes: list[str]
+
+    def before(self, cutoff: pd.Timestamp) -> pd.DataFrame:
+        """The slots that ended by `cutoff` and have orders: what a model fitted then may see."""
+        return self.frame.loc[(self.slot_ends <= cutoff).to_numpy() & self.frame[TARGET].notna().to_numpy()]
+
+    def horizon_rows(self, cutoff: pd.Timestamp, spec: FeatureSpec) -> pd.DataFrame:
+        """The cutoff's horizon, its lags and levels seen from the cutoff (`at_origin`)."""
+        return at_origin(self.frame.loc[self.frame["ts"].isin(self.horizons[cutoff])], cutoff, spec, self.timezone)
+
+
+def region_history(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions) -> RegionHistory:
+    spec, tz = options.spec, inputs.info.timezone
+    orders = inputs.orders.sort_values("ts")
+    data_end = spec.slot.next_start(orders["ts"].iloc[-1], tz)
+    frame = build_features(inputs, spec, data_end)
+    frame = frame.loc[frame["is_history"]].reset_index(drop=True)
+    history_days_at = {c: (c - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
+    horizons, notes = _observed_horizons(frame, cutoffs, history_days_at, options, tz)
+    return RegionHistory(frame, spec.slot.ends(frame["ts"], tz), tz, history_days_at, horizons, notes)
+
+
+def _with_pooled_forecasts(candidates: list[str], usable: list[pd.Timestamp], pooled: pd.DataFrame | None,
+                           notes: list[str]) -> list[str]:
+    """The candidates, without `pooled` (and a note why) where its forecasts miss a cutoff."""
+    if not any(model_spec(name).pooled for name in candidates):
+        return candidates
+    missing = [c for c in usable if pooled is None or not (pooled["cutoff"] == c).any()]
+    if not missing:
+        return candidates
+    notes.append(f"left out: pooled (no pooled forecast for this region at {len(missing)} of {len(usable)} "
+                 "cutoffs: too early for its training rows, or its training failed, see backtest-pooled)")
+    return [name for name in candidates if not model_spec(name).pooled]
+
+
+def _pooled_at(pooled: pd.DataFrame, cutoff: pd.Timestamp, starts: pd.Series) -> np.ndarray:
+    """The pooled model's forecasts of this region at `cutoff`, in the order of `starts`."""
+    at_cutoff = pooled.loc[pooled["cutoff"] == cutoff]
+    known = pd.Series(at_cutoff["forecast"].to_numpy(), index=pd.DatetimeIndex(at_cutoff["ts"]).as_unit("ns"))
+    values = known.reindex(pd.DatetimeIndex(starts).as_unit("ns")).to_numpy("float64")
+    if np.isnan(values).any():
+        raise RuntimeError(f"the pooled forecasts at cutoff {cutoff.isoformat()} miss "
+                           f"{int(np.isnan(values).sum())} slots of the horizon")
+    return values
 
 
 def _observed_horizons(frame: pd.DataFrame, cutoffs: list[pd.Timestamp], history_days_at: dict,
@@ -264,14 +324,16 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
     "cost", staffing cost per cutoff) is within one standard error of the best one's; the error
     is that of their per-cutoff differences.
 
-    Where a learned candidate ran, only learned candidates are chosen from: the baselines see
-    no calendar, weather or events, so a quiet autumn can make the seasonal naive the clear
-    winner just before the holiday weeks where it is the worst (bench/accuracy.py, flights set).
-    They stay in the predictions and metrics, as members of `ensemble` and as the fallback."""
+    Where a learned candidate ran, only learned and pooled candidates are chosen from: the
+    baselines see no calendar, weather or events, so a quiet autumn can make the seasonal naive
+    the clear winner just before the holiday weeks where it is the worst (bench/accuracy.py,
+    flights set). They stay in the predictions and metrics, as members of `ensemble` and as the
+    fallback. In a young region, where only the baselines and `pooled` run, all compete."""
     chosen_from = predictions.loc[predictions["cutoff"].isin(selection_cutoffs)]
-    learned = [name for name in chosen_from["model"].unique() if name in MODELS and model_spec(name).learned]
-    if learned:
-        chosen_from = chosen_from.loc[chosen_from["model"].isin(learned)]
+    ran = [name for name in chosen_from["model"].unique() if name in MODELS]
+    if any(model_spec(name).learned for name in ran):
+        chosen_from = chosen_from.loc[chosen_from["model"].isin(
+            [name for name in ran if model_spec(name).learned or model_spec(name).pooled])]
     scores: dict[str, float] = {}
     model = None
     if not chosen_from.empty:

@@ -30,13 +30,15 @@ PLOTTED_REGIONS = 4
 
 
 def run_region_backtest(entry: dict[str, Any], options: BacktestOptions, cutoffs: list[str],
-                        run_dir: Path) -> dict[str, Any]:
-    """Backtest one region and write its predictions and metrics into the run folder."""
+                        run_dir: Path, pooled_path: str | None = None) -> dict[str, Any]:
+    """Backtest one region and write its predictions and metrics into the run folder;
+    `pooled_path` holds the pooled candidate's forecasts of the region, if it ran."""
     started = time.perf_counter()
     region = entry["region"]
     maybe_fail("backtest", region, run_dir.name)
     staffing = load_staffing(options.staffing).get(region) if options.staffing else None
-    result = backtest_region(read_partition(entry), [pd.Timestamp(c) for c in cutoffs], options, staffing)
+    pooled = pd.read_parquet(pooled_path) if pooled_path else None
+    result = backtest_region(read_partition(entry), [pd.Timestamp(c) for c in cutoffs], options, staffing, pooled)
     folder = run_dir / "backtest" / region_key(region)
     atomic_write_parquet(folder / "predictions.parquet", result.predictions)
     atomic_write_parquet(folder / "metrics.parquet", result.metrics)

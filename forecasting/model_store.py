@@ -1,7 +1,9 @@
 """Trained models on disk, with the metadata needed to reuse them safely.
 
 Layout: STORE/<region>/<as_of>--<model>--<id>/ holding the model's own files and
-`meta.json` (region, model, slot, horizon, feature list, trained-through `as_of`).
+`meta.json` (region, model, slot, horizon, feature list, trained-through `as_of`); the pooled
+models, shared by the regions that use them, in STORE/_pooled/ (no region's folder name
+starts with `_`).
 A model folder appears by rename only once complete.
 """
 from __future__ import annotations
@@ -18,12 +20,15 @@ from forecasting.models import ForecastModel, load_named_model
 from forecasting.paths import region_key
 
 META_FILE = "meta.json"
+POOLED_GROUP = "_pooled"  # the pooled models' folder: no region's folder name starts with "_"
 
 
-def save_model(store: Path, model: ForecastModel, meta: dict[str, Any]) -> Path:
-    """Write a fitted model and its metadata; returns the model's folder."""
+def save_model(store: Path, model: ForecastModel, meta: dict[str, Any], group: str | None = None) -> Path:
+    """Write a fitted model and its metadata into its region's folder (or `group`, such as
+    the pooled models' folder); returns the model's folder."""
     stamp = pd.Timestamp(meta["as_of"]).strftime("%Y%m%dT%H%M%SZ")
-    folder = Path(store) / region_key(meta["region"]) / f"{stamp}--{model.name}--{uuid.uuid4().hex[:8]}"
+    parent = group or region_key(meta["region"])
+    folder = Path(store) / parent / f"{stamp}--{model.name}--{uuid.uuid4().hex[:8]}"
     staging = folder.with_name(f".{folder.name}.tmp")
     staging.mkdir(parents=True)
     model.save(staging)

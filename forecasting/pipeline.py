@@ -30,7 +30,14 @@ from forecasting.features import (
 )
 from forecasting.model_store import find_model, load_model, save_model
 from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
-from forecasting.models import DEFAULT_MODEL, FALLBACK_MODEL, SHORT_HISTORY_MODEL, create_model, model_spec
+from forecasting.models import (
+    DEFAULT_MODEL,
+    FALLBACK_MODEL,
+    SHORT_HISTORY_MODEL,
+    PooledModel,
+    create_model,
+    model_spec,
+)
 from forecasting.selection_store import latest_selection
 from forecasting.paths import region_key
 from forecasting.slots import Slot
@@ -202,11 +209,13 @@ def planned_model(entry: dict[str, Any], options: RunOptions, selection_store: P
 
 
 def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, selection_store: Path | None,
-                 as_of: str, run_dir: Path, *, fallback_reason: str | None = None) -> dict[str, Any]:
+                 as_of: str, run_dir: Path, *, fallback_reason: str | None = None,
+                 pooled: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the region's features, fit its model and store it; returns a training record.
 
     With `fallback_reason`, fits the fallback model (seasonal naive) instead of the region's
-    choice."""
+    choice. A region that chose `pooled` stores its share of the run's pooled model (`pooled`,
+    the record of `forecasting.pooled.train_pooled`) instead of fitting one."""
     region = entry["region"]
     started = time.perf_counter()
     if not fallback_reason:
@@ -224,9 +233,12 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
         calibration, intervals = _holdout_calibration(name, frame, options, when, entry["timezone"])
-    if model_spec(name).learned:
+    if model_spec(name).learned or model_spec(name).pooled:
         rows = training_rows(rows, when, options.spec.slot)
-    model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
+    if model_spec(name).pooled and pooled and region in pooled["region_codes"]:
+        model = PooledModel.share_of(Path(pooled["model_path"]), pooled["region_codes"][region], options.model_threads)
+    else:
+        model = create_model(name, options.model_threads).fit(rows[columns], rows[TARGET])
     folder = save_model(model_store, model, {
         "region": region,
         "slot": options.slot,
@@ -285,7 +297,7 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     if not origins:
         return None, _NO_INTERVALS
     train = history.loc[(spec.slot.ends(history["ts"], tz) <= origins[0]).to_numpy()]
-    if model_spec(name).learned:
+    if model_spec(name).learned or model_spec(name).pooled:
         train = training_rows(train, origins[0], spec.slot)
     tests = [(origin, at_origin(history.loc[(history["ts"] >= origin) & (history["ts"] < origin + horizon)],
                                 origin, spec, tz)) for origin in origins]

@@ -8,8 +8,9 @@ forecast database, with `vintages`: old forecast vintages. On the Prefect server
 The rules keep what is still needed:
 - nothing newer than `cutoff` is removed;
 - of each region's models, the newest `keep` stay whatever their age (at least one: what a
-  `--no-train` forecast loads); of the run folders and snapshots, the newest `keep` stay (a retry
-  of a kept run finds its scratch folder; a snapshot that is gone is rebuilt from the inputs);
+  `--no-train` forecast loads), and so does every pooled model that one of them reads; of the
+  run folders and snapshots, the newest `keep` stay (a retry of a kept run finds its scratch
+  folder; a snapshot that is gone is rebuilt from the inputs);
 - in the database, each region's newest vintage stays whatever its age;
 - on the Prefect server, only flow runs that ended (completed, failed, crashed, cancelled).
 """
@@ -23,6 +24,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from forecasting.errors import ConfigError
+from forecasting.models.pooled import shared_source
+from forecasting.model_store import POOLED_GROUP
 from forecasting.storage import write_transaction
 
 VINTAGE_TABLES = ("forecasts", "staffing", "shifts")
@@ -52,8 +55,11 @@ def plan_removals(root: Path, keep: int, cutoff: pd.Timestamp) -> list[Removal]:
     """What would go under `root` (the work root): see the module doc for the rules."""
     keep = max(keep, 1)
     removals = []
+    pooled_group = root / "models" / POOLED_GROUP
     for region in _folders(root / "models"):
-        removals += _beyond(_folders(region), keep, cutoff, "models")
+        if region != pooled_group:
+            removals += _beyond(_folders(region), keep, cutoff, "models")
+    removals += _unused_pooled(pooled_group, removals, keep, cutoff)
     removals += _beyond(_folders(root / "runs"), keep, cutoff, "run folders")
     snapshots = [folder for folder in _folders(root / "cache") if folder.name != "records"]
     for removal in _beyond(snapshots, keep, cutoff, "input snapshots"):
@@ -66,6 +72,16 @@ def plan_removals(root: Path, keep: int, cutoff: pd.Timestamp) -> list[Removal]:
     removals += [Removal("drill markers", path, _size(path)) for path in _folders(root / "drills")
                  if _modified(path) < cutoff]
     return removals
+
+
+def _unused_pooled(group: Path, removals: list[Removal], keep: int, cutoff: pd.Timestamp) -> list[Removal]:
+    """Pooled models past the newest `keep` and older than `cutoff` that no region model that
+    stays still reads."""
+    going = {removal.path for removal in removals}
+    kept_shares = [folder for region in _folders(group.parent) if region != group
+                   for folder in _folders(region) if folder not in going]
+    in_use = {Path(source) for folder in kept_shares if (source := shared_source(folder))}
+    return [removal for removal in _beyond(_folders(group), keep, cutoff, "models") if removal.path not in in_use]
 
 
 def remove(removals: list[Removal]) -> None:

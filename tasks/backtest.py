@@ -1,7 +1,9 @@
-"""Backtest tasks: plan the cutoffs, backtest each region (all its cutoffs and models in one
-task run, so Prefect's per-task cost is small next to the work), write the outputs."""
+"""Backtest tasks: plan the cutoffs, the pooled candidate over all regions (when asked for),
+backtest each region (all its cutoffs and models in one task run, so Prefect's per-task cost
+is small next to the work), write the outputs."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from forecasting.backtest import BacktestOptions, plan_cutoffs
 from forecasting.backtest_stages import collect_backtest, run_region_backtest
 from forecasting.contract import parse_as_of
 from forecasting.errors import DataError
+from forecasting.pooled import backtest_pooled
 from forecasting.slots import Slot
 from tasks import run_logger, transient_retries
 
@@ -32,11 +35,23 @@ def plan(data_end: str, options: BacktestOptions, count: int, step: str, dates: 
     return [c.isoformat() for c in cutoffs]
 
 
+@task(name="backtest-pooled", task_run_name="backtest-pooled", **transient_retries())
+def pooled(entries: list[dict[str, Any]], options: BacktestOptions, cutoffs: list[str],
+           run_dir: str) -> dict[str, str]:
+    """The pooled candidate, trained on every region, at every cutoff; returns each region's
+    forecasts file for its backtest."""
+    started = time.perf_counter()
+    paths = backtest_pooled(entries, options, [pd.Timestamp(c) for c in cutoffs], Path(run_dir))
+    run_logger().info("Pooled model over %d regions at %d cutoffs in %.1f s", len(entries), len(cutoffs),
+                      time.perf_counter() - started)
+    return paths
+
+
 @task(name="backtest-region", task_run_name="backtest-{region}", **transient_retries())
 def backtest(region: str, entry: dict[str, Any], options: BacktestOptions, cutoffs: list[str],
-             run_dir: str) -> dict[str, Any]:
+             run_dir: str, pooled_path: str | None = None) -> dict[str, Any]:
     """Every candidate model at every cutoff for one region, then its model selection."""
-    record = run_region_backtest(entry, options, cutoffs, Path(run_dir))
+    record = run_region_backtest(entry, options, cutoffs, Path(run_dir), pooled_path)
     selection = record["selection"]
     run_logger().info("Backtested %s at %d cutoffs in %.1f s: chose %s (held-out WAPE %.3f)", region,
                       record["cutoffs_used"], record["seconds"], selection["model"], selection["wape"])

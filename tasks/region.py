@@ -1,4 +1,5 @@
-"""Per-region training, prediction and fallback, one task run per region and step.
+"""Per-region training, prediction and fallback, one task run per region and step (and the
+pooled model's training, once per run, when a region chose it).
 
 Arguments are small records (partition paths, options); each task reads its region's
 partition from disk, so no DataFrame travels through Prefect or Dask. Transient errors
@@ -11,18 +12,29 @@ from typing import Any
 
 from prefect import task
 
+from forecasting import pooled as pooled_model
 from forecasting.isolation import call_with_time_limit
 from forecasting.pipeline import RunOptions, predict_region, train_region
 from tasks import run_logger, transient_retries
 
 
+@task(name="train-pooled", task_run_name="train-pooled", **transient_retries())
+def train_pooled(entries: list[dict[str, Any]], options: RunOptions, model_store: str, run_dir: str) -> dict[str, Any]:
+    """Fit and store the pooled model once, on every region of the run; returns its record."""
+    record = pooled_model.train_pooled(entries, options, Path(model_store), Path(run_dir))
+    run_logger().info("Trained the pooled model on %d regions, %d rows, in %.1f s", len(entries),
+                      record["train_rows"], record["train_seconds"])
+    return record
+
+
 @task(name="train-region", task_run_name="train-{region}", **transient_retries())
 def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: str, selection_store: str,
-          as_of: str, run_dir: str) -> dict[str, Any]:
+          as_of: str, run_dir: str, pooled: dict[str, Any] | None = None) -> dict[str, Any]:
     """Fit and store the region's model (its backtest selection, if any); returns its training record.
+    A region that chose the pooled model gets its share of `pooled` (from `train_pooled`).
     With `options.region_timeout`, the fit runs in a child process that is killed at the limit."""
     arguments = dict(entry=entry, options=options, model_store=Path(model_store),
-                     selection_store=Path(selection_store), as_of=as_of, run_dir=Path(run_dir))
+                     selection_store=Path(selection_store), as_of=as_of, run_dir=Path(run_dir), pooled=pooled)
     if options.region_timeout:
         record = call_with_time_limit(train_region, options.region_timeout, f"training of region '{region}'",
                                       **arguments)

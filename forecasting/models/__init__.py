@@ -1,7 +1,9 @@
 """Forecast models: one interface, several implementations and configurations, by name.
 
 A name is a model class plus fixed parameters: `ensemble` is the mean of `xgboost` and
-`weekly_profile`, `profile_ensemble` the mean of the two profiles. Learned models need enough history for their lag features; baselines do not.
+`weekly_profile`, `profile_ensemble` the mean of the two profiles. Learned models need enough
+of the region's own history for their lag features; baselines do not, and neither does
+`pooled`, which is trained once per run on every region's rows (`forecasting.pooled`).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 
 from forecasting.models.base import ForecastModel
 from forecasting.models.combination import Combination
+from forecasting.models.pooled import PooledModel
 from forecasting.models.recent_profile import RecentProfile
 from forecasting.models.seasonal_naive import SeasonalNaive
 from forecasting.models.weekly_profile import WeeklyProfile
@@ -20,7 +23,8 @@ from forecasting.models.xgboost import XGBoostModel
 class ModelSpec:
     cls: type[ForecastModel]
     params: dict[str, Any] = field(default_factory=dict)
-    learned: bool = False  # trains on lag features; refit every few backtest cutoffs
+    learned: bool = False  # trains on the region's own lag features; refit every few backtest cutoffs
+    pooled: bool = False  # trained once per run on every region's rows, not per region
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -35,7 +39,11 @@ MODELS: dict[str, ModelSpec] = {
     "recent_profile": ModelSpec(RecentProfile, {"weeks": 4, "recent_days": 1.0}),
     "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
     "profile_ensemble": ModelSpec(Combination, {"members": ("weekly_profile", "recent_profile")}),
+    "pooled": ModelSpec(PooledModel, pooled=True),
 }
+# what a backtest compares unless `--models` says otherwise: `pooled` is asked for by name, since its
+# one fit over every region costs a backtest about as much again as every region's own xgboost
+DEFAULT_CANDIDATES = tuple(name for name, spec in MODELS.items() if not spec.pooled)
 DEFAULT_MODEL = "ensemble"
 SHORT_HISTORY_MODEL = "profile_ensemble"  # where a region's history is too short for the learned models
 FALLBACK_MODEL = "seasonal_naive"  # where a region's own model failed
@@ -52,7 +60,7 @@ def create_model(name: str, n_threads: int = 1) -> ForecastModel:
     """A new, unfitted model of the named configuration."""
     spec = model_spec(name)
     params = dict(spec.params)
-    if spec.cls in (XGBoostModel, Combination):
+    if spec.cls in (XGBoostModel, Combination, PooledModel):
         params["n_threads"] = n_threads
     model = spec.cls(**params)
     model.name = name
@@ -65,5 +73,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel", "ModelSpec", "RecentProfile", "SeasonalNaive",
-           "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]
+__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel", "ModelSpec", "PooledModel", "RecentProfile",
+           "SeasonalNaive", "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]

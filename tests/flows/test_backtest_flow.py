@@ -1,5 +1,6 @@
-"""The real backtest flow through `ordercast backtest` (3 regions, 4 cutoffs), and the
-forecast that follows it using the selected models and calibrated intervals."""
+"""The real backtest flow through `ordercast backtest` (3 regions, 4 cutoffs, every candidate
+including `pooled`), and the forecast that follows it using the selected models and calibrated
+intervals."""
 from __future__ import annotations
 
 import re
@@ -18,7 +19,7 @@ def backtest_run(small_demo_dir, prefect_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("bt-home")
     out = tmp_path_factory.mktemp("bt") / "out"
     result = run_cli("backtest", *table_args(small_demo_dir), "--cutoffs", "4", "--horizon-days", "7",
-                     "--out", str(out), env={"ORDERCAST_HOME": str(home)})
+                     "--models", ",".join(MODELS), "--out", str(out), env={"ORDERCAST_HOME": str(home)})
     assert result.returncode == 0, result.stderr[-3000:]
     return home, out, result
 
@@ -48,7 +49,8 @@ def test_backtest_writes_the_documented_outputs(backtest_run):
 
 def test_prefect_shows_one_task_run_per_region_and_reports(backtest_run, prefect_server):
     _, out, _ = backtest_run
-    expected = {"backtest-berlin-mitte", "backtest-london-soho", "backtest-nyc-midtown", "plan-cutoffs"}
+    expected = {"backtest-berlin-mitte", "backtest-london-soho", "backtest-nyc-midtown", "backtest-pooled",
+                "plan-cutoffs"}
     flow_run, task_runs, artifacts = prefect_records(prefect_server.api_url, read_run(out)["run_id"], expected)
     assert flow_run.state.is_completed()
     assert expected <= {task.name for task in task_runs}

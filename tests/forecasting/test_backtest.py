@@ -14,11 +14,11 @@ from forecasting.errors import ConfigError
 from forecasting.features import RegionInputs
 from forecasting.intervals import Calibration, bucket_names, calibrate
 from forecasting.metrics import coverage
-from forecasting.models import MODELS, model_spec
+from forecasting.models import DEFAULT_CANDIDATES, model_spec
 from forecasting.slots import Slot
 
 SLOT = Slot.parse("30min")
-BASELINES = {name for name in MODELS if not model_spec(name).learned}
+BASELINES = {name for name in DEFAULT_CANDIDATES if not model_spec(name).learned}
 
 
 def region_inputs(folder, region: str | None = None) -> list[RegionInputs]:
@@ -209,9 +209,9 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
 
 
 @pytest.mark.parametrize("history_days, kept, cutoffs_used, note", [
-    (500, set(MODELS), 52, None),
+    (500, set(DEFAULT_CANDIDATES), 52, None),
     # 200 days (the new user): xgboost needs 77 days, which leaves 18 cutoffs, 12 of them to choose on
-    (200, set(MODELS), 18, "cutoff(s) skipped: less than the 77 days"),
+    (200, set(DEFAULT_CANDIDATES), 18, "cutoff(s) skipped: less than the 77 days"),
     # 120 days: only 7 cutoffs where the learned candidates run, too few to choose on
     (120, BASELINES, 17, "left out of the selection: xgboost, ensemble (need 77 days"),
 ])
