@@ -106,3 +106,27 @@ def test_adaptive_local_cluster_scales_up_under_load(monkeypatch):
             time.sleep(0.2)
         assert len(client.scheduler_info()["workers"]) == 2
         client.gather(futures)
+
+
+def _openmp_thread_cap() -> tuple[str | None, int]:
+    """In a worker: its OMP_NUM_THREADS and the thread cap of the OpenMP runtime XGBoost loaded."""
+    import ctypes
+    import os
+
+    import xgboost  # noqa: F401  (loads libxgboost and its OpenMP runtime)
+
+    maps = Path("/proc/self/maps").read_text().split()
+    runtime = next(path for path in maps if "libgomp" in Path(path).name)
+    return os.environ.get("OMP_NUM_THREADS"), ctypes.CDLL(runtime).omp_get_max_threads()
+
+
+def test_worker_processes_let_xgboost_use_the_threads_it_is_given(monkeypatch):
+    """Dask starts worker processes with OMP_NUM_THREADS=1, which would hold every XGBoost fit
+    to one thread whatever its `nthread` (`--model-threads`, the pooled model's fit)."""
+    import os
+
+    monkeypatch.delenv("ORDERCAST_SERIAL", raising=False)
+    with build_task_runner(LocalCluster(n_workers=1, processes=True)) as runner:
+        variable, cap = runner.client.submit(_openmp_thread_cap, pure=False).result()
+    cores = len(os.sched_getaffinity(0))
+    assert variable == str(cores) and cap == cores
