@@ -13,8 +13,9 @@ a local midnight for `1D` sets). Scored, pooled over windows and regions:
   before W, then `ordercast forecast --as-of W` in the same $ORDERCAST_HOME (so it uses that
   backtest's per-region selection and calibrated intervals);
 - "ordercast default": the same forecast in a home that never saw a backtest;
-- "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1` on
-  the full data, each candidate scored as a policy (`profile_ensemble` where the candidate had
+- "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1
+  --models <every model>` (`pooled` too, which a default backtest leaves out) on the full data,
+  each candidate scored as a policy (`profile_ensemble` where the candidate had
   too little history, as in production);
 - peers (bench/accuracy_peers.py), trained on the orders before each W.
 WAPE = sum |forecast - orders| / sum orders; coverage of [P10, P90] (nominal 0.8); pinball =
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # this checkout's code, installed or not
 import accuracy_peers as peers  # noqa: E402
 
-from forecasting.models import SHORT_HISTORY_MODEL  # noqa: E402
+from forecasting.models import MODELS, SHORT_HISTORY_MODEL  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ORDERCAST = BIN / "ordercast"  # the command scored; --ordercast changes it
@@ -167,7 +168,7 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
         backtest = folder / "candidates"
         codes["candidates"] = ordercast(["backtest", *table_args(data), *common, "--cutoff-dates",
                                          ",".join(c.isoformat() for c in cutoffs), "--retrain-every", "1",
-                                         "--out", str(backtest)], homes["candidates"], folder / "candidates.log")
+                                         "--models", ",".join(MODELS), "--out", str(backtest)], homes["candidates"], folder / "candidates.log")
         predictions = pd.read_parquet(backtest / "predictions.parquet")
         for model in sorted(predictions["model"].unique()):
             scores[f"ordercast {model}"] = peers.score(policy(predictions, model), truth)

@@ -1,5 +1,6 @@
 """Backtests of every candidate model at many past cutoffs, model selection per region,
-and interval calibration, for one region at a time.
+and interval calibration, for one region at a time (the `pooled` candidate's forecasts, made
+across regions by `forecasting.pooled`, come in ready to score).
 
 Leakage: features are built once from the whole history, then each cutoff's horizon rows
 are seen from that cutoff (`features.at_origin`: lead weeks chosen, and any lag or level
@@ -214,6 +215,7 @@ class RegionHistory:
 
 
 def region_history(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions) -> RegionHistory:
+    """The region's history features and scored horizons at `cutoffs` (shared with the pooled backtest)."""
     spec, tz = options.spec, inputs.info.timezone
     orders = inputs.orders.sort_values("ts")
     data_end = spec.slot.next_start(orders["ts"].iloc[-1], tz)
