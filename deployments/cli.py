@@ -115,9 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     backtest.add_argument("--retrain-every", type=int, default=4,
                           help="refit learned models every K cutoffs; predict at every cutoff with the latest "
                           "fit made at or before it (default 4)")
-    backtest.add_argument("--models", help=f"candidate models, comma-separated (default: {', '.join(_model_names())}; "
-                          "add pooled, one model trained on every region, for young regions: it costs about "
-                          "as much again as every region's xgboost)")
+    backtest.add_argument("--models", help=f"candidate models, comma-separated (default all: {', '.join(_model_names())}; "
+                          "pooled, one model over every region, runs when there are at least 2 regions)")
     backtest.add_argument("--staffing", help="staffing table (docs/staffing.md): also cost each model's staffing "
                           "against the actual orders at every cutoff (short and idle driver-hours, cost)")
     backtest.add_argument("--select-by", choices=("wape", "cost"), default="wape",
@@ -318,10 +317,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _model_names() -> list[str]:
-    """The default candidates of a backtest."""
-    from forecasting.models import DEFAULT_CANDIDATES
+    from forecasting.models import MODELS
 
-    return list(DEFAULT_CANDIDATES)
+    return list(MODELS)
 
 
 def _add_table_options(parser: argparse.ArgumentParser) -> None:

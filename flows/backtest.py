@@ -18,11 +18,11 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
-from forecasting.backtest import BacktestOptions
+from forecasting.backtest import BacktestOptions, for_regions
 from forecasting.staffing import SERVICE_LEVELS
 from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
-from forecasting.models import DEFAULT_CANDIDATES, model_spec
+from forecasting.models import MODELS, model_spec
 from forecasting.pipeline import RunOptions
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
@@ -70,7 +70,7 @@ def backtest_flow(
     quantiles = tuple(quantiles or (0.1, 0.5, 0.9))
     if staffing:
         quantiles = tuple(sorted(set(quantiles) | set(SERVICE_LEVELS)))
-    options = BacktestOptions(slot, horizon_days, tuple(models or DEFAULT_CANDIDATES), retrain_every, quantiles, holdout_cutoffs,
+    options = BacktestOptions(slot, horizon_days, tuple(models or MODELS), retrain_every, quantiles, holdout_cutoffs,
                               model_threads, staffing, select_by)
     paths = InputPaths(orders, weather, events, promotions, regions)
     scratch = run_dir(run_id)
@@ -81,6 +81,9 @@ def backtest_flow(
                                                                     model_threads)), region_subset)
         cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
         entries = {entry["region"]: entry for entry in manifest["regions"]}
+        if (pooling := for_regions(options, len(entries))) != options:
+            logger.info("Pooled candidate left out: the run has one region, so it would repeat xgboost")
+            options = pooling
         pooled_paths = _pooled_forecasts(list(entries.values()), options, cutoff_list, str(scratch))
         futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
                                cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)),

@@ -17,7 +17,7 @@ more than one standard error of their per-cutoff WAPE difference.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,6 @@ from forecasting.features import (
 from forecasting.intervals import calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
 from forecasting.models import (
-    DEFAULT_CANDIDATES,
     DEFAULT_MODEL,
     FALLBACK_MODEL,
     MODELS,
@@ -60,7 +59,7 @@ PREFERENCE = ("ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile"
 class BacktestOptions:
     slot: str = "30min"
     horizon_days: int = 21
-    models: tuple[str, ...] = DEFAULT_CANDIDATES
+    models: tuple[str, ...] = tuple(MODELS)
     retrain_every: int = 4
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
     holdout_cutoffs: int = 12
@@ -84,6 +83,15 @@ class BacktestOptions:
     @property
     def spec(self) -> FeatureSpec:
         return FeatureSpec(Slot.parse(self.slot), self.horizon_days)
+
+
+def for_regions(options: BacktestOptions, regions: int) -> BacktestOptions:
+    """The options for a run of `regions` regions: without `pooled` for one region (it would
+    repeat `xgboost`), unless it is the only candidate asked for."""
+    kept = tuple(name for name in options.models if not model_spec(name).pooled)
+    if regions > 1 or not kept:
+        return options
+    return replace(options, models=kept)
 
 
 def plan_cutoffs(data_end: pd.Timestamp, slot: Slot, horizon_days: int, count: int, step: pd.Timedelta,

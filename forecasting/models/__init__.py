@@ -41,9 +41,6 @@ MODELS: dict[str, ModelSpec] = {
     "profile_ensemble": ModelSpec(Combination, {"members": ("weekly_profile", "recent_profile")}),
     "pooled": ModelSpec(PooledModel, pooled=True),
 }
-# what a backtest compares unless `--models` says otherwise: `pooled` is asked for by name, since its
-# one fit over every region costs a backtest about as much again as every region's own xgboost
-DEFAULT_CANDIDATES = tuple(name for name, spec in MODELS.items() if not spec.pooled)
 DEFAULT_MODEL = "ensemble"
 SHORT_HISTORY_MODEL = "profile_ensemble"  # where a region's history is too short for the learned models
 FALLBACK_MODEL = "seasonal_naive"  # where a region's own model failed
@@ -73,5 +70,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
     return model
 
 
-__all__ = ["DEFAULT_CANDIDATES", "DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel", "ModelSpec", "PooledModel", "RecentProfile",
+__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel", "ModelSpec", "PooledModel", "RecentProfile",
            "SeasonalNaive", "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]

@@ -1,6 +1,6 @@
-"""The real backtest flow through `ordercast backtest` (3 regions, 4 cutoffs, every candidate
-including `pooled`), and the forecast that follows it using the selected models and calibrated
-intervals."""
+"""The real backtest flow through `ordercast backtest` (3 regions, 4 cutoffs, every candidate:
+the pooled one as its own task run), and the forecast that follows it using the selected models
+and calibrated intervals."""
 from __future__ import annotations
 
 import re
@@ -19,7 +19,7 @@ def backtest_run(small_demo_dir, prefect_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("bt-home")
     out = tmp_path_factory.mktemp("bt") / "out"
     result = run_cli("backtest", *table_args(small_demo_dir), "--cutoffs", "4", "--horizon-days", "7",
-                     "--models", ",".join(MODELS), "--out", str(out), env={"ORDERCAST_HOME": str(home)})
+                     "--out", str(out), env={"ORDERCAST_HOME": str(home)})
     assert result.returncode == 0, result.stderr[-3000:]
     return home, out, result
 

@@ -6,7 +6,14 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-from forecasting.backtest import BacktestOptions, _select, backtest_region, plan_cutoffs, split_cutoffs
+from forecasting.backtest import (
+    BacktestOptions,
+    _select,
+    backtest_region,
+    for_regions,
+    plan_cutoffs,
+    split_cutoffs,
+)
 from forecasting.backtest_stages import held_out_summary
 from forecasting.contract import load_dataset
 from forecasting.demo_data import csv_paths, generate, write_csv
@@ -14,11 +21,11 @@ from forecasting.errors import ConfigError
 from forecasting.features import RegionInputs
 from forecasting.intervals import Calibration, bucket_names, calibrate
 from forecasting.metrics import coverage
-from forecasting.models import DEFAULT_CANDIDATES, model_spec
+from forecasting.models import MODELS, model_spec
 from forecasting.slots import Slot
 
 SLOT = Slot.parse("30min")
-BASELINES = {name for name in DEFAULT_CANDIDATES if not model_spec(name).learned}
+BASELINES = {name for name in MODELS if not model_spec(name).learned}
 
 
 def region_inputs(folder, region: str | None = None) -> list[RegionInputs]:
@@ -62,6 +69,13 @@ def test_split_holds_out_the_last_cutoffs():
     assert split_cutoffs(list(range(6)), 12) == ([0, 1, 2, 3], [4, 5])  # too few: a third held out
 
 
+def test_pooled_runs_only_with_regions_to_pool():
+    every = BacktestOptions()
+    assert "pooled" in every.models and for_regions(every, 2) == every
+    assert for_regions(every, 1).models == tuple(name for name in every.models if name != "pooled")
+    assert for_regions(BacktestOptions(models=("pooled",)), 1).models == ("pooled",)  # asked for alone
+
+
 def test_bad_options_are_rejected():
     with pytest.raises(ConfigError, match="--models: unknown model 'prophet'"):
         BacktestOptions(models=("xgboost", "prophet"))
@@ -89,7 +103,7 @@ def assert_no_look_ahead(inputs: RegionInputs, cutoffs: list[pd.Timestamp], opti
     for cutoff in cutoffs[:2]:
         before = clean.loc[clean["cutoff"] == cutoff, columns].reset_index(drop=True)
         after_corruption = leaked.loc[leaked["cutoff"] == cutoff, columns].reset_index(drop=True)
-        assert set(before["model"]) == set(options.models)
+        assert set(before["model"]) == set(for_regions(options, 1).models)  # pooled: tests/forecasting/test_pooled.py
         pdt.assert_frame_equal(before, after_corruption)
     last = clean.loc[clean["cutoff"] == cutoffs[2], "forecast"].to_numpy()
     assert not np.allclose(last, leaked.loc[leaked["cutoff"] == cutoffs[2], "forecast"].to_numpy())
@@ -209,9 +223,9 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
 
 
 @pytest.mark.parametrize("history_days, kept, cutoffs_used, note", [
-    (500, set(DEFAULT_CANDIDATES), 52, None),
+    (500, set(MODELS), 52, None),
     # 200 days (the new user): xgboost needs 77 days, which leaves 18 cutoffs, 12 of them to choose on
-    (200, set(DEFAULT_CANDIDATES), 18, "cutoff(s) skipped: less than the 77 days"),
+    (200, set(MODELS), 18, "cutoff(s) skipped: less than the 77 days"),
     # 120 days: only 7 cutoffs where the learned candidates run, too few to choose on
     (120, BASELINES, 17, "left out of the selection: xgboost, ensemble (need 77 days"),
 ])
