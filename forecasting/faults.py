@@ -3,7 +3,8 @@
 `ORDERCAST_FAULTS` is a comma-separated list of `step:region[:kind]`; steps are `train`,
 `predict`, `backtest` and `staff`. Step `write` takes a point of the output commit instead of a region
 (`staged`, `committed`, `published-parquet`; see forecasting/outputs.py), to rehearse a crash
-there. Kinds:
+there. The region `_pooled` names the pooled model (`train:_pooled` fails `train-pooled`,
+`backtest:_pooled` fails `backtest-pooled`). Kinds:
 
 - `error` (default): raise `InjectedFault`, a model error that is not retried.
 - `transient`: raise `TransientFault` (an I/O error) on the first attempt of each run only.

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.backtest import BacktestOptions, region_history
+from forecasting.faults import maybe_fail
 from forecasting.features import TARGET, feature_columns, training_rows
 from forecasting.model_store import POOLED_GROUP, save_model
 from forecasting.models.pooled import REGION_CODE
@@ -53,6 +54,7 @@ def train_pooled(entries: list[dict[str, Any]], options: RunOptions, model_store
     """Fit the pooled model on every region of the run and store it once; returns its record
     (`model_path`, `region_codes`, training rows and seconds)."""
     started = time.perf_counter()
+    maybe_fail("train", POOLED_GROUP, run_dir.name)
     codes = region_codes(entry["region"] for entry in entries)
     parts = []
     for entry in entries:
@@ -86,6 +88,7 @@ def backtest_pooled(entries: list[dict[str, Any]], options: BacktestOptions, cut
     """The pooled model's forecasts of every region at every cutoff where the region's horizon
     is scored, refit every `retrain_every` cutoffs on what every region had by then; one
     Parquet file per region (`ts`, `cutoff`, `forecast`). Returns each region's file."""
+    maybe_fail("backtest", POOLED_GROUP, run_dir.name)
     spec = options.spec
     codes = region_codes(entry["region"] for entry in entries)
     pasts = {entry["region"]: region_history(read_partition(entry), cutoffs, options) for entry in entries}

@@ -17,14 +17,20 @@ AS_OF = "2026-10-19T00:00:00+00:00"
 POOLING = ("berlin-mitte", "london-soho")
 
 
-def test_the_pooled_model_trains_once_and_a_retried_region_reuses_it(small_demo_dir, prefect_server, tmp_path):
+def _home_where_regions_chose_pooled(tmp_path) -> dict[str, str]:
+    """A home whose selections put `POOLING` on the pooled model, as a backtest would."""
     home = tmp_path / "home"
-    for region in POOLING:  # as a backtest with `--models ...,pooled` would have chosen
+    for region in POOLING:
         save_selection(home / "selections", {
             "region": region, "model": "pooled", "wape": 0.3, "selection_wape": 0.3, "scores": {},
             "backtest_run_id": "bt-1", "slot": "30min", "horizon_days": 7, "calibration": None,
             "created_at": "2026-10-18T00:00:00+00:00"})
-    env = {"ORDERCAST_HOME": str(home)}
+    return {"ORDERCAST_HOME": str(home)}
+
+
+def test_the_pooled_model_trains_once_and_a_retried_region_reuses_it(small_demo_dir, prefect_server, tmp_path):
+    env = _home_where_regions_chose_pooled(tmp_path)
+    home = tmp_path / "home"
     out = tmp_path / "out"
     first = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--as-of", AS_OF,
                     "--out", str(out), env={**env, "ORDERCAST_FAULTS": "train:berlin-mitte"})
@@ -51,3 +57,36 @@ def test_the_pooled_model_trains_once_and_a_retried_region_reuses_it(small_demo_
     for region in POOLING:
         shares = list((home / "models" / region).glob("*--pooled--*"))
         assert [shared_source(share) for share in shares] == [str(pooled[0])]
+
+
+def test_a_failed_pooled_model_leaves_its_regions_on_the_fallback_and_names_its_task_run(small_demo_dir,
+                                                                                        prefect_server, tmp_path):
+    env = _home_where_regions_chose_pooled(tmp_path)
+    out = tmp_path / "out"
+    result = run_cli("forecast", *table_args(small_demo_dir), "--horizon-days", "7", "--as-of", AS_OF,
+                     "--out", str(out), env={**env, "ORDERCAST_FAULTS": "train:_pooled"})
+    assert result.returncode == 2, result.stderr[-3000:]
+    run = read_run(out)
+    _, task_runs, _ = prefect_records(prefect_server.api_url, run["run_id"], ["train-pooled"])
+    pooled_run = next(str(task.id) for task in task_runs if task.name == "train-pooled")
+    statuses = {status["region"]: status for status in run["regions"]}
+    for region in POOLING:
+        assert statuses[region]["status"] == "fallback" and statuses[region]["task_run_id"] == pooled_run
+        assert statuses[region]["error"].startswith("train: pooled model: InjectedFault")
+        assert f"{region} (fallback): train: pooled model: InjectedFault" in result.stderr
+    assert statuses["nyc-midtown"]["status"] == "ok"
+    forecasts = pd.read_parquet(out / "forecasts.parquet").groupby("region")["model"].first()
+    assert forecasts.to_dict() == {"berlin-mitte": "seasonal_naive", "london-soho": "seasonal_naive",
+                                   "nyc-midtown": "ensemble"}
+
+
+def test_a_backtest_whose_pooled_model_fails_goes_on_without_it_and_says_so(small_demo_dir, prefect_server, tmp_path):
+    out = tmp_path / "bt"
+    result = run_cli("backtest", *table_args(small_demo_dir), "--cutoffs", "3", "--horizon-days", "7",
+                     "--models", "pooled,weekly_profile", "--out", str(out),
+                     env={"ORDERCAST_HOME": str(tmp_path / "home"), "ORDERCAST_FAULTS": "backtest:_pooled"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "The pooled candidate failed, so the regions are backtested without it: InjectedFault" in result.stderr
+    assert set(pd.read_parquet(out / "predictions.parquet")["model"]) == {"weekly_profile"}
+    for region in read_run(out)["regions"]:
+        assert any(note.startswith("left out: pooled") for note in region["notes"])
