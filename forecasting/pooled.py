@@ -41,10 +41,10 @@ def all_cores() -> int:
 def _fit(parts: list[pd.DataFrame], threads: int) -> XGBoostModel | None:
     """The pooled booster on the regions' training rows (each with its region code); a feature
     some regions lack is missing in their rows. None without rows."""
-    table = pd.concat([part for part in parts if len(part)], ignore_index=True) if any(len(p) for p in parts) \
-        else None
-    if table is None:
+    parts = [part for part in parts if len(part)]
+    if not parts:
         return None
+    table = pd.concat(parts, ignore_index=True)
     columns = feature_columns(table)
     return XGBoostModel(n_threads=threads).fit(table[columns], table[TARGET])
 

@@ -1,4 +1,4 @@
-"""Backtest tasks: plan the cutoffs, the pooled candidate over all regions (when asked for),
+"""Backtest tasks: plan the cutoffs, the pooled candidate over all regions (when it is one),
 backtest each region (all its cutoffs and models in one task run, so Prefect's per-task cost
 is small next to the work), write the outputs."""
 from __future__ import annotations
