@@ -7,13 +7,14 @@ size, and a young region borrows the slot-of-week and calendar effects that the 
 
 It is trained once per run (`forecasting.pooled`) and stored once, under
 `models/_pooled/`; each region that uses it stores a small folder that names that shared folder
-and its own region code, so a `--no-train` forecast or a retry of one region reads the same
-booster. Fitted on one region's rows alone (as for held-out intervals), it is that region's own
+(relative to the model store, so the store can move) and its own region code, so a `--no-train`
+forecast or a retry of one region reads the same booster. Fitted on one region's rows alone (as for held-out intervals), it is that region's own
 booster with a constant code.
 """
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -63,11 +64,16 @@ class PooledModel(ForecastModel):
         return self.booster_.predict(view[self.booster_.feature_names_])
 
     def save(self, folder: Path) -> None:
+        """Into a folder of the model store (STORE/<region>/<model>/): a share names its source
+        relative to STORE."""
         self._check_fitted("booster_")
+        params = self.get_params()
         if self.source is None:
             (Path(folder) / OWN_BOOSTER).mkdir()
             self.booster_.save(Path(folder) / OWN_BOOSTER)
-        (Path(folder) / FILE).write_text(json.dumps(self.get_params()))
+        else:
+            params["source"] = os.path.relpath(self.source, _store_of(folder))
+        (Path(folder) / FILE).write_text(json.dumps(params))
 
     @classmethod
     def load(cls, folder: Path) -> PooledModel:
@@ -75,6 +81,7 @@ class PooledModel(ForecastModel):
         if model.source is None:
             model.booster_ = XGBoostModel.load(Path(folder) / OWN_BOOSTER)
         else:
+            model.source = str(_store_of(folder) / model.source)
             model.booster_ = _shared_booster(model.source, model.n_threads)
         return model
 
@@ -82,9 +89,15 @@ class PooledModel(ForecastModel):
 def shared_source(folder: Path) -> str | None:
     """The shared pooled folder a stored region model reads, if it is a pooled share."""
     try:
-        return json.loads((Path(folder) / FILE).read_text()).get("source")
+        source = json.loads((Path(folder) / FILE).read_text()).get("source")
     except (OSError, ValueError):
         return None
+    return str(_store_of(folder) / source) if source else None
+
+
+def _store_of(folder: Path) -> Path:
+    """The model store a stored model's folder is in (STORE/<region>/<model folder>)."""
+    return Path(folder).parent.parent
 
 
 @lru_cache(maxsize=4)

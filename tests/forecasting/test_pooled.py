@@ -138,3 +138,17 @@ def test_prune_keeps_a_pooled_model_while_a_kept_region_model_reads_it(tmp_path)
     removed = {removal.path for removal in plan_removals(tmp_path, keep=1, cutoff=pd.Timestamp.now(tz="UTC")
                                                          - pd.Timedelta(days=30))}
     assert removed == {unread}
+
+
+def test_a_moved_model_store_still_finds_its_pooled_model(manifest, tmp_path):
+    store, selections, run = tmp_path / "models", tmp_path / "selections", tmp_path / "run"
+    record = train_pooled(manifest["regions"], OPTIONS, store, run)
+    entry = manifest["regions"][0]
+    _choose_pooled(selections, entry["region"])
+    trained = train_region(entry, OPTIONS, store, selections, entry["as_of"], run, pooled=record)
+    before = pd.read_parquet(predict_region(entry, OPTIONS, store, entry["as_of"], run, trained)["forecast_path"])
+    moved = tmp_path / "elsewhere" / "models"
+    shutil.move(store, moved)
+    after = predict_region(entry, OPTIONS, moved, entry["as_of"], tmp_path / "after", None)  # as --no-train
+    assert shared_source(after["model_path"]).startswith(str(moved))
+    pdt.assert_frame_equal(before, pd.read_parquet(after["forecast_path"]))
