@@ -70,5 +70,6 @@ def load_named_model(name: str, folder) -> ForecastModel:
     return model
 
 
-__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel", "ModelSpec", "PooledModel", "RecentProfile",
-           "SeasonalNaive", "WeeklyProfile", "XGBoostModel", "create_model", "load_named_model", "model_spec"]
+__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel",
+           "ModelSpec", "PooledModel", "RecentProfile", "SeasonalNaive", "WeeklyProfile", "XGBoostModel",
+           "create_model", "load_named_model", "model_spec"]

@@ -8,8 +8,8 @@ size, and a young region borrows the slot-of-week and calendar effects that the 
 It is trained once per run (`forecasting.pooled`) and stored once, under
 `models/_pooled/`; each region that uses it stores a small folder that names that shared folder
 (relative to the model store, so the store can move) and its own region code, so a `--no-train`
-forecast or a retry of one region reads the same booster. Fitted on one region's rows alone (as for held-out intervals), it is that region's own
-booster with a constant code.
+forecast or a retry of one region reads the same booster. Fitted on one region's rows alone (as
+for held-out intervals), it is that region's own booster with a constant code.
 """
 from __future__ import annotations
 
