@@ -14,7 +14,7 @@ a local midnight for `1D` sets). Scored, pooled over windows and regions:
   backtest's per-region selection and calibrated intervals);
 - "ordercast default": the same forecast in a home that never saw a backtest;
 - "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1
-  --models <every model>` (`pooled` too, which a default backtest leaves out) on the full data,
+  --models <every model>` on the full data (`pooled` only where the set has several regions),
   each candidate scored as a policy (`profile_ensemble` where the candidate had
   too little history, as in production);
 - peers (bench/accuracy_peers.py), trained on the orders before each W.
@@ -168,7 +168,8 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
         backtest = folder / "candidates"
         codes["candidates"] = ordercast(["backtest", *table_args(data), *common, "--cutoff-dates",
                                          ",".join(c.isoformat() for c in cutoffs), "--retrain-every", "1",
-                                         "--models", ",".join(MODELS), "--out", str(backtest)], homes["candidates"], folder / "candidates.log")
+                                         "--models", ",".join(MODELS), "--out", str(backtest)],
+                                        homes["candidates"], folder / "candidates.log")
         predictions = pd.read_parquet(backtest / "predictions.parquet")
         for model in sorted(predictions["model"].unique()):
             scores[f"ordercast {model}"] = peers.score(policy(predictions, model), truth)
@@ -295,7 +296,8 @@ def main() -> int:
     if not args.ordercast.is_file():
         parser.error(f"--ordercast: {args.ordercast} is not a file")
     ORDERCAST = args.ordercast
-    pandas_version = subprocess.run([str(ORDERCAST.parent / "python"), "-c", "import pandas; print(pandas.__version__)"],
+    pandas_version = subprocess.run([str(ORDERCAST.parent / "python"), "-c",
+                                     "import pandas; print(pandas.__version__)"],
                                     capture_output=True, text=True).stdout.strip() or "unknown"
     peers.quiet()
     real = real_datasets()

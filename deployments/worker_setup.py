@@ -14,6 +14,8 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
+from forecasting.settings import usable_cores
+
 LOG_FORMAT = "%(asctime)s | %(levelname)-7s | %(name)s | worker %(process)d | %(message)s"
 FILES_ENV = "ORDERCAST_FILES_DIR"
 
@@ -55,8 +57,7 @@ def _honour_model_threads() -> None:
     whatever its `nthread` (`--model-threads`, the pooled model's fit on all cores). Every fit
     here names its thread count, so the cap is lifted to the machine's cores; it takes effect
     because XGBoost, and with it OpenMP, is first imported by a task, after this set-up."""
-    os.environ["OMP_NUM_THREADS"] = str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                        else os.cpu_count() or 1)
+    os.environ["OMP_NUM_THREADS"] = str(usable_cores())
 
 
 def _configure_logging() -> None:

@@ -343,7 +343,7 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
     ran = [name for name in chosen_from["model"].unique() if name in MODELS]
     if any(model_spec(name).learned for name in ran):
         chosen_from = chosen_from.loc[chosen_from["model"].isin(
-            [name for name in ran if model_spec(name).learned or model_spec(name).pooled])]
+            [name for name in ran if model_spec(name).uses_lags])]
     scores: dict[str, float] = {}
     model = None
     if not chosen_from.empty:

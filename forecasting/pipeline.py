@@ -233,7 +233,7 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
         calibration, intervals = _holdout_calibration(name, frame, options, when, entry["timezone"])
-    if model_spec(name).learned or model_spec(name).pooled:
+    if model_spec(name).uses_lags:
         rows = training_rows(rows, when, options.spec.slot)
     if model_spec(name).pooled and pooled and region in pooled["region_codes"]:
         model = PooledModel.share_of(Path(pooled["model_path"]), pooled["region_codes"][region], options.model_threads)
@@ -297,7 +297,7 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     if not origins:
         return None, _NO_INTERVALS
     train = history.loc[(spec.slot.ends(history["ts"], tz) <= origins[0]).to_numpy()]
-    if model_spec(name).learned or model_spec(name).pooled:
+    if model_spec(name).uses_lags:
         train = training_rows(train, origins[0], spec.slot)
     tests = [(origin, at_origin(history.loc[(history["ts"] >= origin) & (history["ts"] < origin + horizon)],
                                 origin, spec, tz)) for origin in origins]

@@ -9,7 +9,6 @@ candidate (`forecasting.backtest.backtest_region`).
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,18 +23,13 @@ from forecasting.models.pooled import REGION_CODE
 from forecasting.models.xgboost import XGBoostModel
 from forecasting.paths import region_key
 from forecasting.pipeline import RunOptions, read_partition, region_features
+from forecasting.settings import usable_cores
 from forecasting.storage import atomic_write_parquet
 
 
 def region_codes(regions) -> dict[str, int]:
     """Each region's code, the pooled model's region feature: its place in name order."""
     return {region: code for code, region in enumerate(sorted(regions))}
-
-
-def all_cores() -> int:
-    """The worker machine's cores: the backtest's pooled fits use them all, since the regions'
-    backtests wait for them."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _fit(parts: list[pd.DataFrame], threads: int) -> XGBoostModel | None:
@@ -95,9 +89,9 @@ def backtest_pooled(entries: list[dict[str, Any]], options: BacktestOptions, cut
     pieces: dict[str, list[pd.DataFrame]] = {region: [] for region in pasts}
     model = None
     for index, cutoff in enumerate(cutoffs):
-        if model is None or index % options.retrain_every == 0:
+        if model is None or index % options.retrain_every == 0:  # on every core: the regions wait for it
             model = _fit([training_rows(past.before(cutoff), cutoff, spec.slot).assign(**{REGION_CODE: codes[region]})
-                          for region, past in pasts.items()], all_cores()) or model
+                          for region, past in pasts.items()], usable_cores()) or model
         if model is None:
             continue
         for region, past in pasts.items():

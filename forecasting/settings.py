@@ -9,6 +9,11 @@ DEFAULT_HORIZON_DAYS = 21
 DEFAULT_KEEP_RUNS = 10  # prune: the newest runs, snapshots and models per region kept whatever their age
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def ordercast_home() -> Path:
     """`$ORDERCAST_HOME`, default `~/.ordercast`: server database, run caches, model store."""
     return Path(os.environ.get("ORDERCAST_HOME") or Path.home() / ".ordercast").expanduser()

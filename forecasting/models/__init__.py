@@ -27,6 +27,11 @@ class ModelSpec:
     pooled: bool = False  # trained once per run on every region's rows, not per region
 
     @property
+    def uses_lags(self) -> bool:
+        """Trained on lag features (the region's own, or every region's): on recent weeks only."""
+        return self.learned or self.pooled
+
+    @property
     def members(self) -> tuple[str, ...]:
         """The models a combination averages (none for a single model)."""
         return tuple(self.params.get("members", ()))
