@@ -94,7 +94,9 @@ def remove(removals: list[Removal]) -> None:
 
 def prune_vintages(db_url: str, cutoff: pd.Timestamp, dry_run: bool) -> dict[str, int]:
     """Rows of forecast vintages (`as_of`) older than `cutoff`, per table, except each region's
-    newest vintage; deleted in one transaction unless `dry_run`."""
+    newest vintage; deleted in one transaction unless `dry_run`. On PostgreSQL the tables are
+    then vacuumed, so the next vintages reuse the space instead of growing the database until
+    autovacuum gets to them (SQLite reuses its free pages by itself)."""
     cutoff_text = cutoff.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S+00:00")
     counts = {}
     with write_transaction(db_url) as (connection, _):
@@ -108,7 +110,20 @@ def prune_vintages(db_url: str, cutoff: pd.Timestamp, dry_run: bool) -> dict[str
                                 .scalar())
             if not dry_run:
                 connection.execute(sa.text(f"DELETE {old}"), {"cutoff": cutoff_text})
+    if not dry_run and any(counts.values()) and db_url.startswith("postgresql"):
+        _vacuum(db_url, [table for table, count in counts.items() if count])
     return counts
+
+
+def _vacuum(db_url: str, tables: list[str]) -> None:
+    """VACUUM (ANALYZE) the tables: it cannot run inside a transaction, hence autocommit."""
+    engine = sa.create_engine(db_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            for table in tables:
+                connection.execute(sa.text(f"VACUUM (ANALYZE) {table}"))
+    finally:
+        engine.dispose()
 
 
 def _beyond(folders: list[Path], keep: int, cutoff: pd.Timestamp, kind: str) -> list[Removal]:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from uuid import uuid4
 
 import pandas as pd
@@ -124,6 +125,31 @@ def test_staffing_rows_and_shifts_replace_their_vintage_and_old_vintages_are_pru
     assert counts == {"forecasts": 3, "staffing": 2, "shifts": 1}
     assert set(read_table_db(db_url, "staffing")["drivers"]) == {4}
     assert instants(read_table_db(db_url)["as_of"]) == ["2026-01-01T00:00:00+00:00"] * 3
+
+
+def test_the_space_of_pruned_vintages_is_reused_by_the_next_ones(db_url):
+    def vintage(day: int) -> pd.DataFrame:
+        rows = forecast_rows(f"2026-01-{day:02d}T00:00Z", float(day), regions=("a",))
+        return pd.concat([rows.assign(region=f"r{index:03d}") for index in range(300)], ignore_index=True)
+
+    def store_size() -> int:
+        if db_url.startswith("sqlite"):
+            return Path(db_url.removeprefix("sqlite:///")).stat().st_size
+        engine = sa.create_engine(db_url)
+        with engine.connect() as connection:
+            size = connection.execute(sa.text("SELECT pg_total_relation_size('forecasts')")).scalar()
+        engine.dispose()
+        return int(size)
+
+    for day in range(1, 5):
+        write_forecasts_db(vintage(day), db_url)
+    prune_vintages(db_url, pd.Timestamp("2026-01-04T00:00Z"), dry_run=False)  # 3 of 4 vintages go
+    pruned = store_size()
+    for day in range(5, 7):
+        write_forecasts_db(vintage(day), db_url)
+        prune_vintages(db_url, pd.Timestamp(f"2026-01-{day - 1:02d}T00:00Z"), dry_run=False)
+    assert len(read_table_db(db_url)) == 2 * 900
+    assert store_size() <= pruned  # new vintages filled the freed space instead of growing the store
 
 
 def test_a_crash_between_write_and_rename_leaves_the_previous_file(tmp_path):
