@@ -5,6 +5,12 @@ Residuals (actual - forecast) from backtest cutoffs are grouped by horizon bucke
 count noise grows with the level); each group keeps its empirical residual quantiles on a
 grid of 99 levels, so any quantile can be served later. A quantile forecast is the point
 forecast plus that group's residual quantile, clipped at 0 and made non-decreasing in q.
+
+Residuals of one stale model at a few origins (the forecast's own calibration when no backtest
+ran) also carry that model's drift since its fit, which the model fitted at `as_of` does not
+have: there, each origin's relative bias is taken out of the residuals and comes back as spread
+(`origin_spread`, the root mean square of those biases, times the forecast), added to the
+residual spread in quadrature instead of shifting every quantile the way the drift went.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 LEVELS = np.round(np.arange(1, 100) / 100, 2)
 LEVEL_BINS = 5
@@ -50,18 +57,21 @@ def horizon_bucket(ts: pd.Series, cutoff: pd.Series | pd.Timestamp, horizon_days
 
 @dataclass
 class Calibration:
-    """Residual quantiles per (bucket, forecast-level bin)."""
+    """Residual quantiles per (bucket, forecast-level bin), and the relative spread of a whole
+    horizon's bias between origins (0 unless calibrated with `origins`)."""
 
     edges: dict[str, list[float]]
     offsets: dict[str, list[list[float]]]
     residuals: int
+    origin_spread: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"edges": self.edges, "offsets": self.offsets, "residuals": self.residuals}
+        return {"edges": self.edges, "offsets": self.offsets, "residuals": self.residuals,
+                "origin_spread": self.origin_spread}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Calibration:
-        return cls(state["edges"], state["offsets"], state["residuals"])
+        return cls(state["edges"], state["offsets"], state["residuals"], state.get("origin_spread", 0.0))
 
     def quantiles(self, forecast: np.ndarray, buckets: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
         """Array (rows x quantiles) of quantile forecasts, >= 0 and non-decreasing along q."""
@@ -74,15 +84,31 @@ class Calibration:
             bins = np.searchsorted(edges, forecast[rows], side="right")
             table = np.asarray(self.offsets[key])  # bins x LEVELS
             per_q = np.stack([[np.interp(q, LEVELS, table[b]) for q in quantiles] for b in range(len(table))])
-            result[rows] = forecast[rows, None] + per_q[bins]
+            median = np.array([np.interp(0.5, LEVELS, table[b]) for b in range(len(table))])
+            offsets = per_q[bins]
+            if self.origin_spread:
+                spread = np.outer(forecast[rows], norm.ppf(quantiles) * self.origin_spread)
+                deviation = offsets - median[bins, None]
+                offsets = median[bins, None] + np.sign(np.asarray(quantiles) - 0.5) * np.hypot(deviation, spread)
+            result[rows] = forecast[rows, None] + offsets
         result = np.clip(result, 0.0, None)
         return np.maximum.accumulate(result, axis=1)
 
 
-def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray) -> Calibration:
-    """Residual quantiles from backtest predictions of one model in one region."""
+def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray,
+              origins: np.ndarray | None = None) -> Calibration:
+    """Residual quantiles from out-of-sample predictions of one model in one region; with
+    `origins` (each prediction's forecast origin), without each origin's relative bias, which
+    becomes `origin_spread` instead."""
     forecast = np.asarray(forecast, dtype="float64")
     residual = np.asarray(actual, dtype="float64") - forecast
+    origin_spread = 0.0
+    if origins is not None:
+        origins = np.asarray(origins)
+        biases = {origin: residual[origins == origin].sum() / max(forecast[origins == origin].sum(), 1e-9)
+                  for origin in np.unique(origins)}
+        residual = residual - np.array([biases[origin] for origin in origins]) * forecast
+        origin_spread = round(float(np.sqrt(np.mean(np.square(list(biases.values()))))), 6)
     edges, offsets = {}, {}
     for bucket in np.unique(buckets):
         rows = buckets == bucket
@@ -96,4 +122,4 @@ def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray) -> 
             table.append(np.quantile(chosen, LEVELS).round(4).tolist())
         edges[str(bucket)] = inner.round(4).tolist()
         offsets[str(bucket)] = table
-    return Calibration(edges, offsets, int(len(residual)))
+    return Calibration(edges, offsets, int(len(residual)), origin_spread)

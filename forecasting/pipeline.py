@@ -273,7 +273,8 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     The fit uses the slots that ended by the earliest of `CALIBRATION_ORIGINS` weekly origins
     before the last horizon of history, and is scored on the horizon of each origin seen from
     there (a model a few weeks stale, as between backtest refits: intervals err wide rather than
-    narrow). A young region, whose history is shorter than that, takes its origins in the last
+    narrow). Its drift since the fit is spread, not shift: each origin's bias becomes width
+    (`forecasting.intervals.calibrate` with `origins`). A young region, whose history is shorter than that, takes its origins in the last
     weeks instead, scored on what of their horizons has happened by `as_of`."""
     spec = options.spec
     history = frame.loc[frame["is_history"] & frame[TARGET].notna()]
@@ -309,7 +310,8 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     forecast = np.concatenate([model.predict(test[columns]) for _, test in tests])
     actual = np.concatenate([test[TARGET].to_numpy("float64") for _, test in tests])
     buckets = np.concatenate([horizon_bucket(test["ts"], origin, options.horizon_days) for origin, test in tests])
-    return calibrate(forecast, actual, buckets).to_dict(), source
+    origin_of = np.concatenate([np.full(len(test), index) for index, (_, test) in enumerate(tests)])
+    return calibrate(forecast, actual, buckets, origins=origin_of).to_dict(), source
 
 
 def _weekly(origins: list) -> str:

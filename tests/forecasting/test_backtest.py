@@ -200,6 +200,32 @@ def test_calibrated_quantiles_cover_as_asked():
     assert coverage(actual[10000:], quantiles[:, 0], quantiles[:, 2]) == pytest.approx(0.8, abs=0.02)
 
 
+def test_a_stale_models_drift_widens_the_intervals_instead_of_shifting_them():
+    """Residuals of one model fitted weeks before four origins, falling further behind at each:
+    the model fitted at as_of has no such drift, so its quantiles must not move with it."""
+    rng = np.random.default_rng(1)
+    origins = np.repeat(np.arange(4), 2000)
+    drift = np.array([0.06, 0.10, 0.14, 0.18])
+    forecast = rng.uniform(20, 60, len(origins))
+    actual = rng.poisson(forecast * (1 + drift[origins]))
+    buckets = np.full(len(origins), "d1")
+    shifted = calibrate(forecast, actual, buckets)
+    state = calibrate(forecast, actual, buckets, origins=origins).to_dict()
+    assert state["origin_spread"] == pytest.approx(np.sqrt(np.mean(drift ** 2)), abs=0.005)
+    spread = Calibration.from_dict(state)
+    fresh = rng.uniform(20, 60, 5000)
+    truth = rng.poisson(fresh)
+    levels = (0.1, 0.5, 0.9)
+    before = shifted.quantiles(fresh, buckets[:5000], levels)
+    after = spread.quantiles(fresh, buckets[:5000], levels)
+    assert np.median(before[:, 1] - fresh) > 3  # the old intervals moved with the drift
+    assert abs(np.median(after[:, 1] - fresh)) < 1
+    assert (after[:, 2] - after[:, 0] > before[:, 2] - before[:, 0]).all()
+    assert coverage(truth, after[:, 0], after[:, 2]) > max(0.8, coverage(truth, before[:, 0], before[:, 2]))
+    stored_before = {key: value for key, value in state.items() if key != "origin_spread"}  # older model meta
+    assert Calibration.from_dict(stored_before).origin_spread == 0.0
+
+
 @pytest.mark.parametrize("profile", ["city", "suburb"])
 def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, tmp_path):
     """Three regions, 24 weekly cutoffs: selection on 12, scored on the last 12 it never saw."""
