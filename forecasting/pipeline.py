@@ -233,6 +233,10 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
         calibration, intervals = _holdout_calibration(name, frame, options, when, entry["timezone"])
+        if calibration is None and name != SHORT_HISTORY_MODEL:  # too young to hold out weeks for `name`
+            calibration, source = _holdout_calibration(SHORT_HISTORY_MODEL, frame, options, when, entry["timezone"])
+            if calibration is not None:
+                intervals = f"{SHORT_HISTORY_MODEL}'s errors (too little history to hold out {name}'s): {source}"
     if model_spec(name).uses_lags:
         rows = training_rows(rows, when, options.spec.slot)
     if model_spec(name).pooled and pooled and region in pooled["region_codes"]:
