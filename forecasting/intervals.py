@@ -99,13 +99,15 @@ def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray,
               origins: np.ndarray | None = None) -> Calibration:
     """Residual quantiles from out-of-sample predictions of one model in one region; with
     `origins` (each prediction's forecast origin), without each origin's relative bias, which
-    becomes `origin_spread` instead."""
+    becomes `origin_spread` instead. A bias is capped at +-1 (orders doubled, or gone), so an
+    origin whose forecasts were all about zero cannot blow the intervals up."""
     forecast = np.asarray(forecast, dtype="float64")
     residual = np.asarray(actual, dtype="float64") - forecast
     origin_spread = 0.0
     if origins is not None:
         origins = np.asarray(origins)
-        biases = {origin: residual[origins == origin].sum() / max(forecast[origins == origin].sum(), 1e-9)
+        biases = {origin: float(np.clip(residual[origins == origin].sum()
+                                        / max(forecast[origins == origin].sum(), 1e-9), -1.0, 1.0))
                   for origin in np.unique(origins)}
         residual = residual - np.array([biases[origin] for origin in origins]) * forecast
         origin_spread = round(float(np.sqrt(np.mean(np.square(list(biases.values()))))), 6)

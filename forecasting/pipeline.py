@@ -278,8 +278,9 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     before the last horizon of history, and is scored on the horizon of each origin seen from
     there (a model a few weeks stale, as between backtest refits: intervals err wide rather than
     narrow). Its drift since the fit is spread, not shift: each origin's bias becomes width
-    (`forecasting.intervals.calibrate` with `origins`). A young region, whose history is shorter than that, takes its origins in the last
-    weeks instead, scored on what of their horizons has happened by `as_of`."""
+    (`forecasting.intervals.calibrate` with `origins`). A young region, whose history is shorter
+    than that, takes its origins in the last weeks instead, scored on what of their horizons has
+    happened by `as_of`."""
     spec = options.spec
     history = frame.loc[frame["is_history"] & frame[TARGET].notna()]
     if history.empty:

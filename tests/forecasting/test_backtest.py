@@ -224,6 +224,9 @@ def test_a_stale_models_drift_widens_the_intervals_instead_of_shifting_them():
     assert coverage(truth, after[:, 0], after[:, 2]) > max(0.8, coverage(truth, before[:, 0], before[:, 2]))
     stored_before = {key: value for key, value in state.items() if key != "origin_spread"}  # older model meta
     assert Calibration.from_dict(stored_before).origin_spread == 0.0
+    closed = calibrate(np.r_[np.zeros(50), forecast[:50]], np.r_[np.ones(50), actual[:50]], buckets[:100],
+                       origins=np.repeat([0, 1], 50))  # an origin forecast at zero that had orders
+    assert 0.7 < closed.origin_spread <= np.sqrt((1 + 0.06 ** 2) / 2) + 0.01
 
 
 @pytest.mark.parametrize("profile", ["city", "suburb"])
