@@ -84,9 +84,9 @@ class Calibration:
             bins = np.searchsorted(edges, forecast[rows], side="right")
             table = np.asarray(self.offsets[key])  # bins x LEVELS
             per_q = np.stack([[np.interp(q, LEVELS, table[b]) for q in quantiles] for b in range(len(table))])
-            median = np.array([np.interp(0.5, LEVELS, table[b]) for b in range(len(table))])
             offsets = per_q[bins]
             if self.origin_spread:
+                median = np.array([np.interp(0.5, LEVELS, table[b]) for b in range(len(table))])
                 spread = np.outer(forecast[rows], norm.ppf(quantiles) * self.origin_spread)
                 deviation = offsets - median[bins, None]
                 offsets = median[bins, None] + np.sign(np.asarray(quantiles) - 0.5) * np.hypot(deviation, spread)
@@ -105,12 +105,11 @@ def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray,
     residual = np.asarray(actual, dtype="float64") - forecast
     origin_spread = 0.0
     if origins is not None:
-        origins = np.asarray(origins)
-        biases = {origin: float(np.clip(residual[origins == origin].sum()
-                                        / max(forecast[origins == origin].sum(), 1e-9), -1.0, 1.0))
-                  for origin in np.unique(origins)}
-        residual = residual - np.array([biases[origin] for origin in origins]) * forecast
-        origin_spread = round(float(np.sqrt(np.mean(np.square(list(biases.values()))))), 6)
+        _, origin_of = np.unique(origins, return_inverse=True)
+        biases = np.clip(np.bincount(origin_of, residual) / np.maximum(np.bincount(origin_of, forecast), 1e-9),
+                         -1.0, 1.0)
+        residual = residual - biases[origin_of] * forecast
+        origin_spread = round(float(np.sqrt(np.mean(np.square(biases)))), 6)
     edges, offsets = {}, {}
     for bucket in np.unique(buckets):
         rows = buckets == bucket

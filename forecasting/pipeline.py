@@ -233,7 +233,7 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
         calibration, intervals = _holdout_calibration(name, frame, options, when, entry["timezone"])
-        if calibration is None and name != SHORT_HISTORY_MODEL:  # too young to hold out weeks for `name`
+        if calibration is None and model_spec(name).learned:  # too young to hold out weeks for a learned model
             calibration, source = _holdout_calibration(SHORT_HISTORY_MODEL, frame, options, when, entry["timezone"])
             if calibration is not None:
                 intervals = f"{SHORT_HISTORY_MODEL}'s errors (too little history to hold out {name}'s): {source}"
