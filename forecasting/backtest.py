@@ -33,7 +33,7 @@ from forecasting.features import (
     feature_columns,
     training_rows,
 )
-from forecasting.intervals import calibrate, horizon_bucket, quantile_column
+from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
 from forecasting.metrics import bias, coverage, mase, pinball, wape
 from forecasting.models import (
     DEFAULT_MODEL,
@@ -50,6 +50,9 @@ STAFFING_METRICS = ("staffing_cost", "short_driver_hours", "idle_driver_hours")
 MASE_SCALE_WEEKS = 8
 MIN_HISTORY_DAYS = 7
 MIN_SELECTION_CUTOFFS = 8
+# with fewer cutoffs, the residuals miss the outer deciles of how a horizon's bias varies
+# between origins: each cutoff's bias becomes spread instead (`intervals.calibrate`'s `origins`)
+MIN_CUTOFFS_FOR_EMPIRICAL_BIAS = 10
 # combined first, then simpler; the model trained on other regions last
 PREFERENCE = ("ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost",
               "pooled")
@@ -195,8 +198,7 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
     score = "cost" if staffing is not None and options.select_by == "cost" else "wape"
     selection = _select(predictions, selection_cutoffs, holdout_cutoffs, region, score)
     chosen = predictions.loc[predictions["model"] == selection["model"]]
-    calibration = calibrate(chosen["forecast"], chosen["actual"], chosen["bucket"].to_numpy()).to_dict() \
-        if len(chosen) else None
+    calibration = _calibration(chosen).to_dict() if len(chosen) else None
     metrics = _metrics(predictions, orders, options)
     return RegionBacktest(predictions.drop(columns="bucket"), metrics, selection, calibration, notes)
 
@@ -322,10 +324,18 @@ def _add_intervals(predictions: pd.DataFrame, selection_cutoffs: list, quantiles
         source = predictions.loc[rows & calibrating]
         if source.empty:
             continue
-        calibration = calibrate(source["forecast"], source["actual"], source["bucket"].to_numpy())
         subset = predictions.loc[rows]
-        values[rows] = calibration.quantiles(subset["forecast"].to_numpy(), subset["bucket"].to_numpy(), quantiles)
+        values[rows] = _calibration(source).quantiles(subset["forecast"].to_numpy(), subset["bucket"].to_numpy(),
+                                                      quantiles)
     return predictions.assign(**{name: values[:, i] for i, name in enumerate(names)})
+
+
+def _calibration(residuals: pd.DataFrame) -> Calibration:
+    """One model's intervals from its backtest predictions; with fewer than
+    `MIN_CUTOFFS_FOR_EMPIRICAL_BIAS` cutoffs, each cutoff's bias becomes spread."""
+    few = residuals["cutoff"].nunique() < MIN_CUTOFFS_FOR_EMPIRICAL_BIAS
+    return calibrate(residuals["forecast"], residuals["actual"], residuals["bucket"].to_numpy(),
+                     origins=residuals["cutoff"].to_numpy() if few else None)
 
 
 def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs: list, region: str,

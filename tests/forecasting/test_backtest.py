@@ -7,6 +7,7 @@ import pandas.testing as pdt
 import pytest
 
 from forecasting.backtest import (
+    MIN_CUTOFFS_FOR_EMPIRICAL_BIAS,
     BacktestOptions,
     _select,
     backtest_region,
@@ -227,6 +228,19 @@ def test_a_stale_models_drift_widens_the_intervals_instead_of_shifting_them():
     closed = calibrate(np.r_[np.zeros(50), forecast[:50]], np.r_[np.ones(50), actual[:50]], buckets[:100],
                        origins=np.repeat([0, 1], 50))  # an origin forecast at zero that had orders
     assert 0.7 < closed.origin_spread <= np.sqrt((1 + 0.06 ** 2) / 2) + 0.01
+
+
+def test_a_short_backtest_turns_each_cutoffs_bias_into_spread(one_region):
+    """With fewer than MIN_CUTOFFS_FOR_EMPIRICAL_BIAS cutoffs, the residuals cannot show how a
+    horizon's bias varies between origins: it is measured per cutoff and becomes spread."""
+    end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
+    options = BacktestOptions(horizon_days=7, models=("weekly_profile",), holdout_cutoffs=1)
+    spreads = {}
+    for count in (MIN_CUTOFFS_FOR_EMPIRICAL_BIAS - 1, MIN_CUTOFFS_FOR_EMPIRICAL_BIAS):
+        cutoffs, _ = plan_cutoffs(end, SLOT, 7, count, pd.Timedelta(days=7))
+        spreads[count] = backtest_region(one_region, cutoffs, options).calibration["origin_spread"]
+    assert spreads[MIN_CUTOFFS_FOR_EMPIRICAL_BIAS - 1] > 0.005
+    assert spreads[MIN_CUTOFFS_FOR_EMPIRICAL_BIAS] == 0.0
 
 
 @pytest.mark.parametrize("profile", ["city", "suburb"])
