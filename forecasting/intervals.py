@@ -8,8 +8,9 @@ forecast plus that group's residual quantile, clipped at 0 and made non-decreasi
 
 Residuals of one stale model at a few origins (the forecast's own calibration when no backtest
 ran) also carry that model's drift since its fit, which the model fitted at `as_of` does not
-have: there, each origin's relative bias is taken out of the residuals and comes back as spread
-(`origin_spread`, the root mean square of those biases, times the forecast), added to the
+have; and a backtest of fewer than 10 cutoffs cannot show how a horizon's bias varies between
+origins. There, each origin's relative bias is taken out of the residuals and comes back as
+spread (`origin_spread`, the root mean square of those biases, times the forecast), added to the
 residual spread in quadrature instead of shifting every quantile the way the drift went.
 """
 from __future__ import annotations
