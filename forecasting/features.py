@@ -8,6 +8,9 @@ lead week learns from every history row in that same arrangement, so the first w
 horizon uses last week's orders and the level carries level shifts and trends forward. Daily
 lags add recency inside a lead week: the latest same time of day known at the origin
 (yesterday's, for tomorrow) and how many days back it is (`lead_view`).
+The slot just before (`lag_1s`) and the mean of the slots of the last day (`recent_mean`;
+the last week for daily slots) are known at the origin for the first slot of the horizon only:
+`forecasting.models.recursive` fills them in, slot by slot, with its own forecasts.
 A slot counts as history only when it has ended by the origin (a `1D` slot that contains the
 origin is partial and is dropped), and `at_origin` masks any lag that a DST change would
 otherwise push past the origin.
@@ -37,8 +40,11 @@ _SYNODIC_MONTH_DAYS = 29.530588853
 TARGET = "orders"
 LEAD = "lead_week"
 DAYS_AHEAD = "days_ahead"
+PREVIOUS = "lag_1s"
+RECENT_MEAN = "recent_mean"
+RECENT_MEAN_MIN_SLOTS = 7  # daily slots: the mean of the last week, not of one day
 META_COLUMNS = ("ts", TARGET, "is_history")
-_HISTORY_COLUMN = re.compile(rf"^(lag_\d+w|lag_\d+d|level\d+d_\d+w|{DAYS_AHEAD})$")
+_HISTORY_COLUMN = re.compile(rf"^(lag_\d+[wds]|level\d+d_\d+w|{DAYS_AHEAD}|{RECENT_MEAN})$")
 
 
 @dataclass(frozen=True)
@@ -145,6 +151,8 @@ def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: s
             rows.loc[unknown, [level_column(days, weeks) for days in LEVEL_DAYS]] = np.nan
             lead[~unknown] = weeks
     rows[LEAD] = lead
+    after_first = (rows["ts"] > origin).to_numpy()  # the slot before it had not ended by the origin
+    rows.loc[after_first, [PREVIOUS, RECENT_MEAN]] = np.nan
     days_ahead = pd.Series(np.nan, index=rows.index, dtype="float64")
     for days in reversed(spec.day_lags):
         source = localize_wall(wall - pd.Timedelta(days=days), tz)
@@ -163,8 +171,7 @@ def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarr
     origin, `days_ahead` days back. Rows to predict have their days ahead from `at_origin`; a
     training row is seen from one origin drawn at random in its lead week (a fixed seed), so
     the booster learns how much yesterday's orders tell about today and about next Sunday."""
-    history_columns = {LEAD, *(c for c in features.columns if _HISTORY_COLUMN.match(c))}
-    view = features[[c for c in features.columns if c not in history_columns]].copy()
+    view = features[exogenous_columns(features.columns)].copy()
     levels = features[[c for c in features.columns if c.startswith(f"level{LEVEL_DAYS[0]}d_")]]
     level = features[level_column(LEVEL_DAYS[0], lead)].fillna(levels.mean(axis=1))
     scale = np.maximum(level.to_numpy("float64"), LEVEL_FLOOR)
@@ -186,6 +193,12 @@ def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarr
         view["recent_day"] = np.take_along_axis(day_lags, (ahead - first)[:, None], axis=1)[:, 0] / scale
         view[DAYS_AHEAD] = ahead
     return view, scale
+
+
+def exogenous_columns(columns) -> list[str]:
+    """The feature columns known for any slot at any origin: calendar, holidays, weather,
+    events and promotions (not the lags, levels and lead week)."""
+    return [c for c in columns if c != LEAD and not _HISTORY_COLUMN.match(c)]
 
 
 def _in_nanoseconds(inputs: RegionInputs) -> RegionInputs:
@@ -314,6 +327,9 @@ def _add_history(frame: pd.DataFrame, local: pd.Series, spec: FeatureSpec, tz: s
     for days in spec.day_lags:
         frame[day_lag_column(days)] = by_wall.reindex(wall - pd.Timedelta(days=days)).to_numpy("float64")
     frame[DAYS_AHEAD] = np.nan  # set by `at_origin` on the rows to predict
+    frame[PREVIOUS] = history.shift(1).to_numpy("float64")
+    window = max(spec.slot.per_day, RECENT_MEAN_MIN_SLOTS)
+    frame[RECENT_MEAN] = history.rolling(window, min_periods=1).mean().shift(1).to_numpy("float64")
     series = pd.Series(history.to_numpy(), index=pd.DatetimeIndex(frame["ts"]).as_unit("ns"))
     for days in LEVEL_DAYS:
         level = series.rolling(f"{days}D", min_periods=max(1, spec.slot.per_day * min(days, 7) // 2)).mean()

@@ -7,7 +7,17 @@ import pandas.testing as pdt
 import pytest
 
 from forecasting.contract import InputPaths, RegionInfo, load_dataset
-from forecasting.features import DAYS_AHEAD, FeatureSpec, RegionInputs, build_features, feature_columns, lead_view
+from forecasting.features import (
+    DAYS_AHEAD,
+    PREVIOUS,
+    RECENT_MEAN,
+    FeatureSpec,
+    RegionInputs,
+    at_origin,
+    build_features,
+    feature_columns,
+    lead_view,
+)
 from forecasting.slots import Slot
 
 SPEC = FeatureSpec(Slot.parse("30min"), horizon_days=21)
@@ -139,6 +149,26 @@ def test_recent_day_is_the_latest_same_time_of_day_known_at_the_origin():
         assert view["recent_day"].iloc[offset] * scale[offset] == orders[row["ts"] - pd.Timedelta(days=days)]
     training, _ = lead_view(frame.loc[frame["is_history"]].dropna(subset=["level28d_2w"]), 2)
     assert training[DAYS_AHEAD].between(8, 14).all() and training[DAYS_AHEAD].nunique() == 7
+
+
+def test_the_slot_before_and_the_last_days_mean_are_known_for_the_first_horizon_slot_only():
+    """History rows read the slot just before and the mean of the 48 before it; seen from an
+    origin (here as a backtest sees a cutoff inside the history), only the first slot after
+    it may, and no other model reads them (`lead_view` leaves them out)."""
+    inputs = region_inputs()
+    orders = inputs.orders.set_index("ts")["orders"].astype("float64")
+    frame = build_features(inputs, SPEC, AS_OF)
+    row = frame.loc[frame["is_history"]].iloc[500]
+    earlier = orders.loc[:row["ts"]].iloc[:-1]
+    assert row[PREVIOUS] == earlier.iloc[-1] and row[RECENT_MEAN] == pytest.approx(earlier.iloc[-48:].mean())
+    horizon = frame.loc[~frame["is_history"]]
+    assert horizon[PREVIOUS].iloc[0] == orders.loc[:AS_OF].iloc[-2] and horizon[PREVIOUS].iloc[1:].isna().all()
+    assert horizon[RECENT_MEAN].iloc[0] == pytest.approx(orders.loc[:AS_OF].iloc[-49:-1].mean())
+    cutoff = AS_OF - pd.Timedelta(weeks=3)
+    seen = at_origin(frame.loc[(frame["ts"] >= cutoff) & frame["is_history"]], cutoff, SPEC, "Europe/Berlin")
+    assert seen[PREVIOUS].notna().tolist()[:2] == [True, False] and seen[RECENT_MEAN].iloc[1:].isna().all()
+    view, _ = lead_view(horizon, 1)
+    assert not {PREVIOUS, RECENT_MEAN} & set(view.columns)
 
 
 @pytest.mark.parametrize("locale", ["C", "de_DE.UTF-8"])
