@@ -116,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="refit learned models every K cutoffs; predict at every cutoff with the latest "
                           "fit made at or before it (default 4)")
     backtest.add_argument("--models", help=f"candidate models, comma-separated (default all: {', '.join(_model_names())}; "
-                          "pooled, one model over every region, runs when there are at least 2 regions)")
+                          "pooled, one model over every region, runs when there are at least 2 regions; recursive and "
+                          "recursive_ensemble run with slots shorter than a day)")
     backtest.add_argument("--staffing", help="staffing table (docs/staffing.md): also cost each model's staffing "
                           "against the actual orders at every cutoff (short and idle driver-hours, cost)")
     backtest.add_argument("--select-by", choices=("wape", "cost"), default="wape",

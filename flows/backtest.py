@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
-from forecasting.backtest import BacktestOptions, for_regions
+from forecasting.backtest import BacktestOptions, for_regions, for_slot
 from forecasting.staffing import SERVICE_LEVELS
 from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
@@ -84,6 +84,10 @@ def backtest_flow(
         if (pooling := for_regions(options, len(entries))) != options:
             logger.info("Pooled candidate left out: the run has one region, so it would repeat xgboost")
             options = pooling
+        if (daily := for_slot(options)) != options:
+            logger.info("Candidates left out with daily slots: %s (the slot before is yesterday, which xgboost "
+                        "reads already)", ", ".join(sorted(set(options.models) - set(daily.models))))
+            options = daily
         pooled_paths = _pooled_forecasts(list(entries.values()), options, cutoff_list, str(scratch))
         futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
                                cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)),

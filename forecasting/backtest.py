@@ -54,8 +54,8 @@ MIN_SELECTION_CUTOFFS = 8
 # between origins: each cutoff's bias becomes spread instead (`intervals.calibrate`'s `origins`)
 MIN_CUTOFFS_FOR_EMPIRICAL_BIAS = 10
 # combined first, then simpler; the model trained on other regions last
-PREFERENCE = ("ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile", "recent_profile", "xgboost",
-              "pooled")
+PREFERENCE = ("ensemble", "recursive_ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile",
+              "recent_profile", "xgboost", "recursive", "pooled")
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,15 @@ def for_regions(options: BacktestOptions, regions: int) -> BacktestOptions:
     repeat `xgboost`), unless it is the only candidate asked for."""
     kept = tuple(name for name in options.models if not model_spec(name).pooled)
     if regions > 1 or not kept:
+        return options
+    return replace(options, models=kept)
+
+
+def for_slot(options: BacktestOptions) -> BacktestOptions:
+    """The options for the run's slot: without the sub-day models (`recursive` and its
+    ensemble) for daily slots, unless nothing else was asked for."""
+    kept = tuple(name for name in options.models if not model_spec(name).sub_day)
+    if not options.spec.slot.is_daily or not kept:
         return options
     return replace(options, models=kept)
 
@@ -156,10 +165,11 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
     notes = past.notes
     candidates, usable = _candidates_and_cutoffs(list(past.horizons), past.history_days_at, options, notes)
     candidates = _with_pooled_forecasts(candidates, usable, pooled, notes)
-    fitted: dict[str, Any] = {}
+    horizons: dict[pd.Timestamp, pd.DataFrame] = {}
+    ahead: dict[str, dict[pd.Timestamp, np.ndarray]] = {}  # forecasts made by a model's last fit
     pieces = []
     for index, cutoff in enumerate(usable):
-        rows = past.horizon_rows(cutoff, spec)
+        rows = past.horizon_rows(cutoff, spec) if cutoff not in horizons else horizons.pop(cutoff)
         history = past.before(cutoff)
         forecasts: dict[str, np.ndarray] = {}
         for name in _fit_order(candidates):
@@ -170,10 +180,17 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
             if model_spec(name).pooled:
                 forecasts[name] = _pooled_at(pooled, cutoff, rows["ts"])
                 continue
-            if name not in fitted or not model_spec(name).learned or index % options.retrain_every == 0:
-                rows_of = training_rows(history, cutoff, spec.slot) if model_spec(name).learned else history
-                fitted[name] = create_model(name, options.model_threads).fit(rows_of[columns], rows_of[TARGET])
-            forecasts[name] = fitted[name].predict(rows[columns])
+            if cutoff not in ahead.get(name, {}):
+                # a learned model serves the cutoffs up to its next refit, predicted together
+                learned = model_spec(name).learned
+                rows_of = training_rows(history, cutoff, spec.slot) if learned else history
+                model = create_model(name, options.model_threads).fit(rows_of[columns], rows_of[TARGET])
+                served = usable[index + 1:index + options.retrain_every] if learned else []
+                for later in served:
+                    horizons.setdefault(later, past.horizon_rows(later, spec))
+                ahead[name] = dict(zip([cutoff, *served], model.predict_horizons(
+                    [rows[columns], *(horizons[later][columns] for later in served)])))
+            forecasts[name] = ahead[name].pop(cutoff)
         pieces += [pd.DataFrame({"region": region, "ts": rows["ts"].to_numpy(), "cutoff": cutoff, "model": name,
                                  "actual": rows[TARGET].to_numpy("float64"), "forecast": forecasts[name]})
                    for name in candidates]

@@ -1,9 +1,11 @@
 """Forecast models: one interface, several implementations and configurations, by name.
 
 A name is a model class plus fixed parameters: `ensemble` is the mean of `xgboost` and
-`weekly_profile`, `profile_ensemble` the mean of the two profiles. Learned models need enough
-of the region's own history for their lag features; baselines do not, and neither does
-`pooled`, which is trained once per run on every region's rows (`forecasting.pooled`).
+`weekly_profile`, `recursive_ensemble` the mean of `xgboost` and `recursive`, `profile_ensemble`
+the mean of the two profiles. Learned models need enough of the region's own history for their
+lag features; baselines do not, and neither does `pooled`, which is trained once per run on
+every region's rows (`forecasting.pooled`). `recursive` and its ensemble run on slots shorter
+than a day only: with daily slots the slot before is yesterday, which `xgboost` reads already.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from forecasting.models.base import ForecastModel
 from forecasting.models.combination import Combination
 from forecasting.models.pooled import PooledModel
 from forecasting.models.recent_profile import RecentProfile
+from forecasting.models.recursive import RecursiveXGBoost
 from forecasting.models.seasonal_naive import SeasonalNaive
 from forecasting.models.weekly_profile import WeeklyProfile
 from forecasting.models.xgboost import XGBoostModel
@@ -25,6 +28,7 @@ class ModelSpec:
     params: dict[str, Any] = field(default_factory=dict)
     learned: bool = False  # trains on the region's own lag features; refit every few backtest cutoffs
     pooled: bool = False  # trained once per run on every region's rows, not per region
+    sub_day: bool = False  # a backtest with daily slots leaves it out
 
     @property
     def uses_lags(self) -> bool:
@@ -39,10 +43,12 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "xgboost": ModelSpec(XGBoostModel, learned=True),
+    "recursive": ModelSpec(RecursiveXGBoost, learned=True, sub_day=True),
     "seasonal_naive": ModelSpec(SeasonalNaive),
     "weekly_profile": ModelSpec(WeeklyProfile, {"weeks": 4}),
     "recent_profile": ModelSpec(RecentProfile, {"weeks": 4, "recent_days": 1.0}),
     "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
+    "recursive_ensemble": ModelSpec(Combination, {"members": ("xgboost", "recursive")}, learned=True, sub_day=True),
     "profile_ensemble": ModelSpec(Combination, {"members": ("weekly_profile", "recent_profile")}),
     "pooled": ModelSpec(PooledModel, pooled=True),
 }
@@ -62,7 +68,7 @@ def create_model(name: str, n_threads: int = 1) -> ForecastModel:
     """A new, unfitted model of the named configuration."""
     spec = model_spec(name)
     params = dict(spec.params)
-    if spec.cls in (XGBoostModel, Combination, PooledModel):
+    if spec.cls in (XGBoostModel, RecursiveXGBoost, Combination, PooledModel):
         params["n_threads"] = n_threads
     model = spec.cls(**params)
     model.name = name
@@ -76,5 +82,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
 
 
 __all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel",
-           "ModelSpec", "PooledModel", "RecentProfile", "SeasonalNaive", "WeeklyProfile", "XGBoostModel",
+           "ModelSpec", "PooledModel", "RecentProfile", "RecursiveXGBoost", "SeasonalNaive", "WeeklyProfile", "XGBoostModel",
            "create_model", "load_named_model", "model_spec"]

@@ -30,6 +30,10 @@ class ForecastModel(ABC):
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Non-negative expected orders for each row of `features`."""
 
+    def predict_horizons(self, horizons: list[pd.DataFrame]) -> list[np.ndarray]:
+        """`predict` for several horizons (a backtest's cutoffs between two refits)."""
+        return [self.predict(rows) for rows in horizons]
+
     @abstractmethod
     def save(self, folder: Path) -> None:
         """Write the fitted model into an existing, empty folder."""

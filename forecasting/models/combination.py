@@ -34,6 +34,11 @@ class Combination(ForecastModel):
         self._check_fitted("models_")
         return np.mean([model.predict(features) for model in self.models_], axis=0)
 
+    def predict_horizons(self, horizons: list[pd.DataFrame]) -> list[np.ndarray]:
+        self._check_fitted("models_")
+        by_member = [model.predict_horizons(horizons) for model in self.models_]
+        return [np.mean(forecasts, axis=0) for forecasts in zip(*by_member)]
+
     def save(self, folder: Path) -> None:
         self._check_fitted("models_")
         for name, model in zip(self.members, self.models_):

@@ -12,6 +12,7 @@ from forecasting.backtest import (
     _select,
     backtest_region,
     for_regions,
+    for_slot,
     plan_cutoffs,
     split_cutoffs,
 )
@@ -75,6 +76,14 @@ def test_pooled_runs_only_with_regions_to_pool():
     assert "pooled" in every.models and for_regions(every, 2) == every
     assert for_regions(every, 1).models == tuple(name for name in every.models if name != "pooled")
     assert for_regions(BacktestOptions(models=("pooled",)), 1).models == ("pooled",)  # asked for alone
+
+
+def test_recursive_candidates_run_on_sub_day_slots_only():
+    every = BacktestOptions(slot="30min")
+    assert {"recursive", "recursive_ensemble"} <= set(every.models) and for_slot(every) == every
+    daily = for_slot(BacktestOptions(slot="1D"))
+    assert daily.models == tuple(name for name in every.models if name not in ("recursive", "recursive_ensemble"))
+    assert for_slot(BacktestOptions(slot="1D", models=("recursive",))).models == ("recursive",)  # asked for alone
 
 
 def test_bad_options_are_rejected():
@@ -270,7 +279,7 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
     # 200 days (the new user): xgboost needs 77 days, which leaves 18 cutoffs, 12 of them to choose on
     (200, set(MODELS), 18, "cutoff(s) skipped: less than the 77 days"),
     # 120 days: only 7 cutoffs where the learned candidates run, too few to choose on
-    (120, BASELINES, 17, "left out of the selection: xgboost, ensemble (need 77 days"),
+    (120, BASELINES, 17, "left out of the selection: xgboost, recursive, ensemble, recursive_ensemble (need 77 days"),
 ])
 def test_every_candidate_runs_at_the_same_cutoffs_or_is_left_out_with_a_reason(history_days, kept, cutoffs_used,
                                                                              note):

@@ -10,6 +10,7 @@ from forecasting.features import FeatureSpec, RegionInputs, build_features, feat
 from forecasting.models import (
     MODELS,
     RecentProfile,
+    RecursiveXGBoost,
     SeasonalNaive,
     WeeklyProfile,
     XGBoostModel,
@@ -54,7 +55,7 @@ def region_frames(weeks: int, growth_per_week: float = 0.0, seed: int = 0) -> tu
 def quick(name: str):
     """The named model, with few trees where it has trees, to keep tests fast."""
     model = create_model(name)
-    if isinstance(model, XGBoostModel):
+    if isinstance(model, (XGBoostModel, RecursiveXGBoost)):
         model.n_estimators = 20
     return model
 
@@ -116,6 +117,33 @@ def test_xgboost_thread_count_is_a_setting_and_it_follows_a_trend():
     profile_error = np.abs(profile - actual).sum() / actual.sum()
     print(f"WAPE xgboost {xgboost_error:.3f}, weekly profile {profile_error:.3f}")
     assert xgboost_error < profile_error
+
+
+def test_recursive_model_starts_from_the_latest_orders_and_carries_its_forecasts_on():
+    """Orders double a week before the origin and stay there: the recursive model starts
+    the horizon at the new level (the 4-week profile is far below it), a fitted model predicts
+    from the origin's own lags, and each forecast feeds the next slot."""
+    history, horizon, actual = region_frames(6)
+    doubled = history["ts"] >= history["ts"].iloc[-1] - pd.Timedelta(days=7)
+    orders = history["orders"].where(~doubled, history["orders"] * 2)
+    frame = build_features(RegionInputs(RegionInfo("r", "UTC", None), pd.DataFrame(
+        {"ts": pd.concat([history["ts"], horizon["ts"]]), "orders": np.concatenate([orders, actual * 2])})),
+        FeatureSpec(Slot.parse("1h"), horizon_days=7), horizon["ts"].iloc[0])
+    past, future = frame.loc[frame["is_history"]], frame.loc[~frame["is_history"]]
+    columns = feature_columns(past)
+    model = RecursiveXGBoost(n_estimators=100).fit(past[columns], past["orders"])
+    first_day = slice(0, 24)
+    recursive = model.predict(future[columns])
+    profile = WeeklyProfile().fit(past[columns], past["orders"]).predict(future[columns])
+    truth = actual * 2
+    def level(forecast):
+        return forecast[first_day].sum() / truth[first_day].sum()
+    print(f"first day, forecast / actual orders: recursive {level(recursive):.2f}, weekly profile {level(profile):.2f}")
+    assert 0.85 < level(recursive) < 1.15 and level(profile) < 0.75
+    lower_start = future[columns].copy()
+    lower_start.iloc[0, lower_start.columns.get_loc("lag_1s")] /= 4
+    changed = model.predict(lower_start) != recursive
+    assert changed[0] and changed[1:].any()
 
 
 def test_weekly_profile_is_the_mean_of_the_last_weeks():
