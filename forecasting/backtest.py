@@ -187,7 +187,8 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
                 model = create_model(name, options.model_threads).fit(rows_of[columns], rows_of[TARGET])
                 served = usable[index + 1:index + options.retrain_every] if learned else []
                 for later in served:
-                    horizons.setdefault(later, past.horizon_rows(later, spec))
+                    if later not in horizons:
+                        horizons[later] = past.horizon_rows(later, spec)
                 ahead[name] = dict(zip([cutoff, *served], model.predict_horizons(
                     [rows[columns], *(horizons[later][columns] for later in served)])))
             forecasts[name] = ahead[name].pop(cutoff)
