@@ -82,5 +82,5 @@ def load_named_model(name: str, folder) -> ForecastModel:
 
 
 __all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "MODELS", "SHORT_HISTORY_MODEL", "Combination", "ForecastModel",
-           "ModelSpec", "PooledModel", "RecentProfile", "RecursiveXGBoost", "SeasonalNaive", "WeeklyProfile", "XGBoostModel",
-           "create_model", "load_named_model", "model_spec"]
+           "ModelSpec", "PooledModel", "RecentProfile", "RecursiveXGBoost", "SeasonalNaive", "WeeklyProfile",
+           "XGBoostModel", "create_model", "load_named_model", "model_spec"]

@@ -1,6 +1,7 @@
 """Recursive gradient-boosted trees: one booster predicts a slot from the slot just before it,
 the mean of the last day (the last week for daily slots), the same slot a day and a week
-earlier and the weekly profile, plus the calendar, holidays, weather, events and promotions.
+earlier and the weekly profile, plus the slot of the day and week, weather, events and
+promotions (`LEFT_OUT` says which calendar columns it does without).
 
 Over the horizon it runs slot by slot, each forecast becoming the "slot before" of the next,
 so the first hours follow the latest orders and later ones the weather and the calendar
@@ -104,11 +105,10 @@ class RecursiveXGBoost(ForecastModel):
             known = series[active]
             x = designs[active, row]
             _fill(x[:, column[PREVIOUS]], known[:, position - 1])
-            _fill(x[:, column[RECENT_MEAN]], _nanmean(known[:, max(position - window, 0):position]))
+            _fill(x[:, column[RECENT_MEAN]], _nanmean(known[:, position - window:position]))
             _fill(x[:, column[day_lag_column(1)]], known[:, position - day])
             _fill(x[:, column[lag_column(1)]], known[:, position - week])
-            weekly = [position - k * week for k in range(1, PROFILE_WEEKS + 1) if position >= k * week]
-            x[:, column["profile"]] = _nanmean(known[:, weekly])
+            x[:, column["profile"]] = _nanmean(known[:, [position - k * week for k in range(1, PROFILE_WEEKS + 1)]])
             forecasts[active, row] = np.maximum(self.booster_.inplace_predict(x), 0.0)
             series[active, position] = np.where(np.isnan(known[:, position]), forecasts[active, row],
                                                 known[:, position])
