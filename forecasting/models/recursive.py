@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ from forecasting.features import (
     exogenous_columns,
     lag_column,
 )
-from forecasting.models.base import ForecastModel
+from forecasting.models.xgboost import BoostedTrees, _xgboost
 
 MODEL_FILE = "recursive.ubj"
 PARAMS_FILE = "params.json"
@@ -43,37 +42,22 @@ LEFT_OUT = ("week_of_year", "moon_phase", "holiday_", "days_to_holiday", "days_s
 DAYS_PER_WEEK = 7
 
 
-class RecursiveXGBoost(ForecastModel):
+class RecursiveXGBoost(BoostedTrees):
     name = "recursive"
 
     def __init__(self, n_estimators: int = 300, max_depth: int = 8, learning_rate: float = 0.05,
                  subsample: float = 0.8, colsample_bytree: float = 0.8, min_child_weight: float = 5.0,
                  n_threads: int = 1, seed: int = 0) -> None:
-        self.n_estimators = n_estimators
-        self.max_depth = max_depth
-        self.learning_rate = learning_rate
-        self.subsample = subsample
-        self.colsample_bytree = colsample_bytree
-        self.min_child_weight = min_child_weight
-        self.n_threads = n_threads
-        self.seed = seed
-
-    def get_params(self) -> dict[str, Any]:
-        return {key: value for key, value in vars(self).items() if not key.endswith("_") and key != "name"}
+        super().__init__(n_estimators, max_depth, learning_rate, subsample, colsample_bytree, min_child_weight,
+                         n_threads, seed)
 
     def fit(self, features: pd.DataFrame, target: pd.Series) -> RecursiveXGBoost:
-        import xgboost
-
         self.per_day_ = _slots_per_day(features)
         self.exogenous_ = [c for c in exogenous_columns(features.columns) if not c.startswith(LEFT_OUT)]
         label = np.asarray(target, dtype="float64")
         keep = ~np.isnan(label)
-        matrix = xgboost.DMatrix(self._design(features.loc[keep]), label=label[keep], nthread=self.n_threads)
-        params = {"objective": "count:poisson", "max_depth": self.max_depth, "eta": self.learning_rate,
-                  "subsample": self.subsample, "colsample_bytree": self.colsample_bytree,
-                  "min_child_weight": self.min_child_weight, "tree_method": "hist", "nthread": self.n_threads,
-                  "seed": self.seed}
-        self.booster_ = xgboost.train(params, matrix, num_boost_round=self.n_estimators)
+        matrix = _xgboost().DMatrix(self._design(features.loc[keep]), label=label[keep], nthread=self.n_threads)
+        self.booster_ = _xgboost().train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
@@ -133,13 +117,10 @@ class RecursiveXGBoost(ForecastModel):
 
     @classmethod
     def load(cls, folder: Path) -> RecursiveXGBoost:
-        import xgboost
-
         state = json.loads((Path(folder) / PARAMS_FILE).read_text())
         model = cls(**state["params"])
         model.per_day_, model.exogenous_ = state["per_day"], state["exogenous"]
-        model.booster_ = xgboost.Booster(model_file=str(Path(folder) / MODEL_FILE))
-        model.booster_.set_param({"nthread": model.n_threads})
+        model.booster_ = model._load_booster(Path(folder) / MODEL_FILE)
         return model
 
 

@@ -26,8 +26,8 @@ PARAMS_FILE = "params.json"
 _LEAD_LEVEL = re.compile(rf"^level{LEVEL_DAYS[0]}d_(\d+)w$")
 
 
-class XGBoostModel(ForecastModel):
-    name = "xgboost"
+class BoostedTrees(ForecastModel):
+    """Hyper-parameters and booster settings shared by the XGBoost models (Poisson, `hist`)."""
 
     def __init__(
         self,
@@ -64,6 +64,15 @@ class XGBoostModel(ForecastModel):
             "nthread": self.n_threads,
             "seed": self.seed,
         }
+
+    def _load_booster(self, path: Path) -> Any:
+        booster = _xgboost().Booster(model_file=str(path))
+        booster.set_param({"nthread": self.n_threads})
+        return booster
+
+
+class XGBoostModel(BoostedTrees):
+    name = "xgboost"
 
     def fit(self, features: pd.DataFrame, target: pd.Series) -> XGBoostModel:
         """One booster per lead week found in the features (`level28d_<h>w` columns)."""
@@ -106,11 +115,7 @@ class XGBoostModel(ForecastModel):
     def load(cls, folder: Path) -> XGBoostModel:
         state = json.loads((Path(folder) / PARAMS_FILE).read_text())
         model = cls(**state["params"])
-        model.boosters_ = {}
-        for lead in state["leads"]:
-            booster = _xgboost().Booster(model_file=str(Path(folder) / f"lead_{lead}w.ubj"))
-            booster.set_param({"nthread": model.n_threads})
-            model.boosters_[lead] = booster
+        model.boosters_ = {lead: model._load_booster(Path(folder) / f"lead_{lead}w.ubj") for lead in state["leads"]}
         model.feature_names_ = state["feature_names"]
         return model
 
