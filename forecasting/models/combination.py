@@ -31,8 +31,7 @@ class Combination(ForecastModel):
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        self._check_fitted("models_")
-        return np.mean([model.predict(features) for model in self.models_], axis=0)
+        return self.predict_horizons([features])[0]
 
     def predict_horizons(self, horizons: list[pd.DataFrame]) -> list[np.ndarray]:
         self._check_fitted("models_")
