@@ -17,6 +17,7 @@ more than one standard error of their per-cutoff WAPE difference.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -40,6 +41,7 @@ from forecasting.models import (
     FALLBACK_MODEL,
     MODELS,
     SHORT_HISTORY_MODEL,
+    ModelSpec,
     create_model,
     model_spec,
 )
@@ -91,19 +93,19 @@ class BacktestOptions:
 def for_regions(options: BacktestOptions, regions: int) -> BacktestOptions:
     """The options for a run of `regions` regions: without `pooled` for one region (it would
     repeat `xgboost`), unless it is the only candidate asked for."""
-    kept = tuple(name for name in options.models if not model_spec(name).pooled)
-    if regions > 1 or not kept:
-        return options
-    return replace(options, models=kept)
+    return options if regions > 1 else _without(options, lambda spec: spec.pooled)
 
 
 def for_slot(options: BacktestOptions) -> BacktestOptions:
     """The options for the run's slot: without the sub-day models (`recursive` and its
     ensemble) for daily slots, unless nothing else was asked for."""
-    kept = tuple(name for name in options.models if not model_spec(name).sub_day)
-    if not options.spec.slot.is_daily or not kept:
-        return options
-    return replace(options, models=kept)
+    return _without(options, lambda spec: spec.sub_day) if options.spec.slot.is_daily else options
+
+
+def _without(options: BacktestOptions, leave_out: Callable[[ModelSpec], bool]) -> BacktestOptions:
+    """`options` without the candidates that `leave_out` picks, unless none would be left."""
+    kept = tuple(name for name in options.models if not leave_out(model_spec(name)))
+    return replace(options, models=kept) if kept else options
 
 
 def plan_cutoffs(data_end: pd.Timestamp, slot: Slot, horizon_days: int, count: int, step: pd.Timedelta,
