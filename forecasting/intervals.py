@@ -6,6 +6,11 @@ count noise grows with the level); each group keeps its empirical residual quant
 grid of 99 levels, so any quantile can be served later. A quantile forecast is the point
 forecast plus that group's residual quantile, clipped at 0 and made non-decreasing in q.
 
+The residual quantile at level q is read at rank q(n + 1) of a group's n residuals (split
+conformal's finite-sample rule), not at 1 + q(n - 1) (numpy's default), which would make the
+band between levels q and 1 - q cover only (n - 1)/(n + 1) of its promise: 0.75 instead of 0.80
+for a group of 30. Daily slots have such small groups (one residual per cutoff on day 1).
+
 Residuals of one stale model at a few origins (the forecast's own calibration when no backtest
 ran) also carry that model's drift since its fit, which the model fitted at `as_of` does not
 have; and a backtest of fewer than 10 cutoffs cannot show how a horizon's bias varies between
@@ -121,7 +126,7 @@ def calibrate(forecast: np.ndarray, actual: np.ndarray, buckets: np.ndarray,
         for b in range(len(inner) + 1):
             chosen = residual[rows][index == b]
             chosen = chosen if len(chosen) else residual[rows]
-            table.append(np.quantile(chosen, LEVELS).round(4).tolist())
+            table.append(np.quantile(chosen, LEVELS, method="weibull").round(4).tolist())
         edges[str(bucket)] = inner.round(4).tolist()
         offsets[str(bucket)] = table
     return Calibration(edges, offsets, int(len(residual)), origin_spread)

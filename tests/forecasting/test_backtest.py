@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+from scipy.stats import norm
 
 from forecasting.backtest import (
     MIN_CUTOFFS_FOR_EMPIRICAL_BIAS,
@@ -208,6 +209,19 @@ def test_calibrated_quantiles_cover_as_asked():
     calibration = Calibration.from_dict(calibrate(forecast[:10000], actual[:10000], buckets[:10000]).to_dict())
     quantiles = calibration.quantiles(forecast[10000:], buckets[10000:], (0.1, 0.5, 0.9))
     assert coverage(actual[10000:], quantiles[:, 0], quantiles[:, 2]) == pytest.approx(0.8, abs=0.02)
+
+
+def test_a_small_group_of_residuals_still_covers_as_asked():
+    """With 20 residuals (a daily day-1 bucket after 20 cutoffs), the P10-P90 band must cover
+    0.80 of new residuals on average over many such calibrations, not (n - 1)/(n + 1) of it."""
+    rng = np.random.default_rng(2)
+    covered = []
+    for _ in range(2000):
+        forecast = np.full(20, 100.0)
+        calibration = calibrate(forecast, forecast + rng.normal(0, 10, 20), np.full(20, "d1"))
+        low, _, high = calibration.quantiles(np.array([100.0]), np.array(["d1"]), (0.1, 0.5, 0.9))[0]
+        covered.append(norm.cdf((high - 100) / 10) - norm.cdf((low - 100) / 10))
+    assert np.mean(covered) == pytest.approx(0.80, abs=0.01)
 
 
 def test_a_stale_models_drift_widens_the_intervals_instead_of_shifting_them():
