@@ -43,6 +43,7 @@ DAYS_AHEAD = "days_ahead"
 PREVIOUS = "lag_1s"
 RECENT_MEAN = "recent_mean"
 RECENT_MEAN_MIN_SLOTS = 7  # daily slots: the mean of the last week, not of one day
+HOLIDAY_PREFIX = "holiday_"
 META_COLUMNS = ("ts", TARGET, "is_history")
 _HISTORY_COLUMN = re.compile(rf"^(lag_\d+[wds]|level\d+d_\d+w|{DAYS_AHEAD}|{RECENT_MEAN})$")
 
@@ -201,6 +202,14 @@ def exogenous_columns(columns) -> list[str]:
     return [c for c in columns if c != LEAD and not _HISTORY_COLUMN.match(c)]
 
 
+def on_a_holiday(features: pd.DataFrame) -> np.ndarray:
+    """True for the slots on a public holiday of the region's country (any `holiday_<name>` set)."""
+    columns = [c for c in features.columns if c.startswith(HOLIDAY_PREFIX)]
+    if not columns:
+        return np.zeros(len(features), dtype=bool)
+    return features[columns].to_numpy().any(axis=1)
+
+
 def _in_nanoseconds(inputs: RegionInputs) -> RegionInputs:
     """One timestamp resolution for every table (files may store ns, us or ms)."""
     def convert(table: pd.DataFrame | None, columns: tuple[str, ...]) -> pd.DataFrame | None:
@@ -239,7 +248,7 @@ def _add_holidays(frame: pd.DataFrame, local: pd.Series, country: str | None) ->
     numbers = {(pd.Timestamp(day) - pd.Timestamp("1970-01-01")).days: name for day, name in calendar.items()}
     for name in sorted(set(numbers.values())):
         days_of_name = np.array([number for number, other in numbers.items() if other == name], dtype="int64")
-        frame[f"holiday_{_slug(name)}"] = np.isin(values, days_of_name).astype("int64")
+        frame[f"{HOLIDAY_PREFIX}{_slug(name)}"] = np.isin(values, days_of_name).astype("int64")
     holiday_numbers = np.sort(np.array(list(numbers), dtype="int64"))
     if len(holiday_numbers) == 0:
         frame["days_to_holiday"] = HOLIDAY_WINDOW_DAYS

@@ -4,7 +4,7 @@ horizon instead of being averaged away.
 
 The level is the ratio of actual to profile orders over the latest slots that hold a day's
 worth of the profile's orders (the last 24 hours where every hour is open; further back across
-closed nights and weekends). On the real sets of `bench/accuracy.py` it is the strongest
+closed nights and weekends; public holidays are skipped, as in the profile). On the real sets of `bench/accuracy.py` it is the strongest
 baseline where the level drifts and the history is too short for the learned models.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.models.weekly_profile import WeeklyProfile
+from forecasting.models.weekly_profile import WeeklyProfile, ordinary_orders
 
 DAYS_PER_WEEK = 7
 
@@ -31,7 +31,7 @@ class RecentProfile(WeeklyProfile):
 
     def fit(self, features: pd.DataFrame, target: pd.Series) -> RecentProfile:
         super().fit(features, target)
-        observed = np.asarray(target, dtype="float64")
+        observed = ordinary_orders(features, target)
         keep = ~np.isnan(observed)
         expected = super().predict(features.loc[keep])[::-1]
         actual = observed[keep][::-1]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.features import (
+    HOLIDAY_PREFIX,
     PREVIOUS,
     RECENT_MEAN,
     RECENT_MEAN_MIN_SLOTS,
@@ -38,7 +39,7 @@ PROFILE_WEEKS = 4
 # named holiday and the days to or since one): with a year or less, a tree reads them as a
 # date index and a one-off, and the recursion carries such a mistake through the horizon. They
 # stay with the lead-week `xgboost`; here holidays come in only as the user's events.
-LEFT_OUT = ("week_of_year", "moon_phase", "holiday_", "days_to_holiday", "days_since_holiday")
+LEFT_OUT = ("week_of_year", "moon_phase", HOLIDAY_PREFIX, "days_to_holiday", "days_since_holiday")
 DAYS_PER_WEEK = 7
 
 

@@ -1,6 +1,10 @@
 """Weekly profile: each slot gets the mean of the same local slot of the week over the last
 `weeks` weeks. A strong simple baseline for delivery orders, steadier than one week alone.
-Slots never observed fall back to the mean of the same slot of day, then the overall mean."""
+Slots never observed fall back to the mean of the same slot of day, then the overall mean.
+
+It is the profile of an ordinary week: the public holidays of the region's country are left
+out (the mean reaches one week further back instead), else one holiday Monday would pull every
+Monday of the next `weeks` weeks down. A holiday ahead is forecast as an ordinary day."""
 from __future__ import annotations
 
 import json
@@ -10,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecasting.features import on_a_holiday
 from forecasting.models.base import ForecastModel
 
 FILE = "profile.json"
@@ -28,7 +33,7 @@ class WeeklyProfile(ForecastModel):
         rows = pd.DataFrame({
             "slot_of_week": features["slot_of_week"].to_numpy(),
             "slot_of_day": features["slot_of_day"].to_numpy(),
-            "orders": np.asarray(target, dtype="float64"),
+            "orders": ordinary_orders(features, target),
         }).dropna(subset=["orders"])
         recent = rows.groupby("slot_of_week", sort=False).tail(self.weeks)
         self.profile_ = _means(recent, "slot_of_week")
@@ -65,3 +70,8 @@ class WeeklyProfile(ForecastModel):
 
 def _means(rows: pd.DataFrame, key: str) -> dict[int, float]:
     return {int(k): float(v) for k, v in rows.groupby(key)["orders"].mean().items()}
+
+
+def ordinary_orders(features: pd.DataFrame, target: pd.Series) -> np.ndarray:
+    """The orders, with those on a public holiday as missing."""
+    return np.where(on_a_holiday(features), np.nan, np.asarray(target, dtype="float64"))

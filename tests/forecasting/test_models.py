@@ -154,6 +154,24 @@ def test_weekly_profile_is_the_mean_of_the_last_weeks():
     np.testing.assert_allclose(model.predict(future), expected)
 
 
+def test_the_profiles_leave_public_holidays_out():
+    """US orders flat at 10 an hour, but at 2 on Memorial Day (Monday 2026-05-25). A week later the
+    weekly profile's Mondays are the four ordinary ones before it, not 8 (the holiday among them),
+    and on the day after the holiday the recent profile takes its level from the days before."""
+    ts = pd.date_range("2026-03-02T04:00Z", "2026-06-30T04:00Z", freq="1h", inclusive="left")
+    local_day = ts.tz_convert("America/New_York").normalize().tz_localize(None)
+    orders = pd.DataFrame({"ts": ts, "orders": np.where(local_day == pd.Timestamp("2026-05-25"), 2.0, 10.0)})
+    inputs = RegionInputs(RegionInfo("r", "America/New_York", "US"), orders)
+    spec = FeatureSpec(Slot.parse("1h"), horizon_days=7)
+    for as_of, profile in (("2026-06-01T04:00Z", WeeklyProfile()), ("2026-05-26T04:00Z", RecentProfile())):
+        frame = build_features(inputs, spec, pd.Timestamp(as_of))
+        history, horizon = frame.loc[frame["is_history"]], frame.loc[~frame["is_history"]]
+        holidays = history.filter(like="holiday_memorial").sum().sum()
+        assert holidays == 24  # the calendar knows the day
+        columns = feature_columns(frame)
+        np.testing.assert_allclose(profile.fit(history[columns], history["orders"]).predict(horizon[columns]), 10.0)
+
+
 def test_recent_profile_scales_the_weekly_shape_to_the_last_days_level():
     """Six weeks of a fixed weekly shape, the last day at 1.5 times the usual level: the
     recent profile keeps the shape and moves to the new level, where the weekly profile stays."""
