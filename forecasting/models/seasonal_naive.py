@@ -1,5 +1,6 @@
 """Seasonal naive: each slot gets the orders of the same local slot one week earlier, which
-over a multi-week horizon repeats the last observed week: a weekly profile of one week."""
+over a multi-week horizon repeats the last observed week: a weekly profile of one week. Like the
+profile, it skips public holidays: a slot whose last week fell on one takes the week before."""
 from __future__ import annotations
 
 from forecasting.models.weekly_profile import WeeklyProfile
