@@ -4,8 +4,9 @@ horizon instead of being averaged away.
 
 The level is the ratio of actual to profile orders over the latest slots that hold a day's
 worth of the profile's orders (the last 24 hours where every hour is open; further back across
-closed nights and weekends; public holidays are skipped, as in the profile). On the real sets of `bench/accuracy.py` it is the strongest
-baseline where the level drifts and the history is too short for the learned models.
+closed nights and weekends; public holidays are skipped, as in the profile). On the real sets of
+`bench/accuracy.py` it is the strongest baseline where the level drifts and the history is too
+short for the learned models.
 """
 from __future__ import annotations
 
