@@ -181,8 +181,7 @@ def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarr
     lags = lags / scale[:, None]
     for k in range(LAGS_PER_LEAD):
         view[f"lag_{k}"] = lags[:, k]
-    counts = np.sum(~np.isnan(lags), axis=1)
-    view["profile"] = np.where(counts > 0, np.nansum(lags, axis=1) / np.maximum(counts, 1), np.nan)
+    view["profile"] = mean_of_known(lags)
     view["recent_level"] = features[level_column(LEVEL_DAYS[1], lead)].to_numpy("float64") / scale
     view["log_level"] = np.log(scale)
     first, last = 7 * (lead - 1) + 1, 7 * lead
@@ -200,6 +199,12 @@ def exogenous_columns(columns) -> list[str]:
     """The feature columns known for any slot at any origin: calendar, holidays, weather,
     events and promotions (not the lags, levels and lead week)."""
     return [c for c in columns if c != LEAD and not _HISTORY_COLUMN.match(c)]
+
+
+def mean_of_known(values: np.ndarray) -> np.ndarray:
+    """Row means of the known (non-NaN) values; NaN where a row has none, without a warning."""
+    counts = np.sum(~np.isnan(values), axis=1)
+    return np.where(counts > 0, np.nansum(values, axis=1) / np.maximum(counts, 1), np.nan)
 
 
 def on_a_holiday(features: pd.DataFrame) -> np.ndarray:

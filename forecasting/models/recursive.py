@@ -29,6 +29,7 @@ from forecasting.features import (
     day_lag_column,
     exogenous_columns,
     lag_column,
+    mean_of_known,
 )
 from forecasting.models.xgboost import BoostedTrees, _xgboost
 
@@ -90,10 +91,11 @@ class RecursiveXGBoost(BoostedTrees):
             known = series[active]
             x = designs[active, row]
             _fill(x[:, column[PREVIOUS]], known[:, position - 1])
-            _fill(x[:, column[RECENT_MEAN]], _nanmean(known[:, position - window:position]))
+            _fill(x[:, column[RECENT_MEAN]], mean_of_known(known[:, position - window:position]))
             _fill(x[:, column[day_lag_column(1)]], known[:, position - day])
             _fill(x[:, column[lag_column(1)]], known[:, position - week])
-            x[:, column["profile"]] = _nanmean(known[:, [position - k * week for k in range(1, PROFILE_WEEKS + 1)]])
+            weekly = [position - k * week for k in range(1, PROFILE_WEEKS + 1)]
+            x[:, column["profile"]] = mean_of_known(known[:, weekly])
             forecasts[active, row] = np.maximum(self.booster_.inplace_predict(x), 0.0)
             series[active, position] = np.where(np.isnan(known[:, position]), forecasts[active, row],
                                                 known[:, position])
@@ -104,9 +106,7 @@ class RecursiveXGBoost(BoostedTrees):
 
     def _design(self, features: pd.DataFrame) -> np.ndarray:
         """Exogenous columns, the recent lags and the mean of the weekly lags, as floats."""
-        weekly = features[[lag_column(k) for k in range(1, PROFILE_WEEKS + 1)]].to_numpy("float64")
-        counts = np.sum(~np.isnan(weekly), axis=1)
-        profile = np.where(counts > 0, np.nansum(weekly, axis=1) / np.maximum(counts, 1), np.nan)
+        profile = mean_of_known(features[[lag_column(k) for k in range(1, PROFILE_WEEKS + 1)]].to_numpy("float64"))
         own = features[[*self.exogenous_, PREVIOUS, RECENT_MEAN, day_lag_column(1), lag_column(1)]]
         return np.column_stack([own.to_numpy("float64"), profile])
 
@@ -149,10 +149,3 @@ def _fill(target: np.ndarray, values: np.ndarray) -> None:
     """Where `target` (a view) is missing, take `values`."""
     missing = np.isnan(target)
     target[missing] = values[missing]
-
-
-def _nanmean(values: np.ndarray) -> np.ndarray:
-    """Row means of the known values (NaN where a row has none), without the all-NaN warning."""
-    known = ~np.isnan(values)
-    counts = known.sum(axis=1)
-    return np.where(counts > 0, np.where(known, values, 0.0).sum(axis=1) / np.maximum(counts, 1), np.nan)
