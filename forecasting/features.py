@@ -3,17 +3,18 @@
 History features never read an order the forecast could not know at its origin (`as_of`, or
 a backtest cutoff). A slot in week `h` of the horizon (its lead week) is predicted from what
 was known `h` weeks before it: weekly lags of `h` to `h + 3` weeks (the same local slot of
-the week) and the region's 4-week and 1-week order level at the lag-`h` slot. One model per
-lead week learns from every history row in that same arrangement, so the first week of the
-horizon uses last week's orders and the level carries level shifts and trends forward. Daily
-lags add recency inside a lead week: the latest same time of day known at the origin
-(yesterday's, for tomorrow) and how many days back it is (`lead_view`).
+the week), the region's 4-week and 1-week order level at the lag-`h` slot, and how that
+4-week level moved over the same weeks a year earlier (`year_change`, from the second year).
+One model per lead week learns from every history row in that same arrangement, so the first
+week of the horizon uses last week's orders and the level carries level shifts and trends
+forward. Daily lags add recency inside a lead week: the latest same time of day known at the
+origin (yesterday's, for tomorrow) and how many days back it is (`lead_view`).
 The slot just before (`lag_1s`) and the mean of the slots of the last day (`recent_mean`;
 the last week for daily slots) are known at the origin for the first slot of the horizon only:
 `forecasting.models.recursive` fills them in, slot by slot, with its own forecasts.
 A slot counts as history only when it has ended by the origin (a `1D` slot that contains the
-origin is partial and is dropped), and `at_origin` masks any lag that a DST change would
-otherwise push past the origin.
+origin is partial and is dropped), and `at_origin` masks any lag that a DST change (or, for
+`year_change`, a horizon of almost a year) would otherwise push past the origin.
 """
 from __future__ import annotations
 
@@ -45,7 +46,10 @@ RECENT_MEAN = "recent_mean"
 RECENT_MEAN_MIN_SLOTS = 7  # daily slots: the mean of the last week, not of one day
 HOLIDAY_PREFIX = "holiday_"
 META_COLUMNS = ("ts", TARGET, "is_history")
-_HISTORY_COLUMN = re.compile(rf"^(lag_\d+[wds]|level\d+d_\d+w|{DAYS_AHEAD}|{RECENT_MEAN})$")
+YEAR_WEEKS = 52
+# A 4-week level that ends this long before a slot is centred on the same slot a year earlier.
+YEAR_BACK = pd.Timedelta(weeks=YEAR_WEEKS) - pd.Timedelta(days=LEVEL_DAYS[0] / 2)
+_HISTORY_COLUMN = re.compile(rf"^(lag_\d+[wds]|level\d+d_\d+w|year_change_\d+w|{DAYS_AHEAD}|{RECENT_MEAN})$")
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,10 @@ def day_lag_column(days: int) -> str:
 
 def level_column(days: int, lead: int) -> str:
     return f"level{days}d_{lead}w"
+
+
+def year_change_column(lead: int) -> str:
+    return f"year_change_{lead}w"
 
 
 @dataclass
@@ -152,6 +160,9 @@ def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: s
             rows.loc[unknown, [level_column(days, weeks) for days in LEVEL_DAYS]] = np.nan
             lead[~unknown] = weeks
     rows[LEAD] = lead
+    year_back = localize_wall(wall - YEAR_BACK, tz)
+    rows.loc[(spec.slot.ends(year_back, tz) > origin).to_numpy(),  # a horizon of almost a year
+             [year_change_column(weeks) for weeks in range(1, spec.lead_weeks + 1)]] = np.nan
     after_first = (rows["ts"] > origin).to_numpy()  # the slot before it had not ended by the origin
     rows.loc[after_first, [PREVIOUS, RECENT_MEAN]] = np.nan
     days_ahead = pd.Series(np.nan, index=rows.index, dtype="float64")
@@ -184,6 +195,8 @@ def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarr
     view["profile"] = mean_of_known(lags)
     view["recent_level"] = features[level_column(LEVEL_DAYS[1], lead)].to_numpy("float64") / scale
     view["log_level"] = np.log(scale)
+    if year_change_column(lead) in features:  # not in the inputs of a model stored before it existed
+        view["year_change"] = features[year_change_column(lead)].to_numpy("float64")
     first, last = 7 * (lead - 1) + 1, 7 * lead
     if day_lag_column(last) in features:
         given = features[DAYS_AHEAD].to_numpy("float64")  # made with the daily lags, NaN on history rows
@@ -350,6 +363,24 @@ def _add_history(frame: pd.DataFrame, local: pd.Series, spec: FeatureSpec, tz: s
         for lead in range(1, spec.lead_weeks + 1):
             source = localize_wall(wall - pd.Timedelta(weeks=lead), tz).dt.as_unit("ns")
             frame[level_column(days, lead)] = level.reindex(pd.DatetimeIndex(source)).to_numpy("float64")
+        if days == LEVEL_DAYS[0]:
+            _add_year_change(frame, wall, level, spec, tz)
+
+
+def _add_year_change(frame: pd.DataFrame, wall: pd.Series, level: pd.Series, spec: FeatureSpec, tz: str) -> None:
+    """How the 4-week level moved a year earlier, from the lead week's origin to the slot: the
+    level centred on the same slot a year back (`YEAR_BACK`) over the level at the lead-week lag
+    slot a year back. It carries seasons longer than a week (a spring decline, a summer dip) to
+    a model that has seen them only once or twice; missing in a region's first year."""
+    def level_at(offset: pd.Timedelta) -> np.ndarray:
+        source = localize_wall(wall - offset, tz).dt.as_unit("ns")
+        return level.reindex(pd.DatetimeIndex(source)).to_numpy("float64")
+
+    around = level_at(YEAR_BACK)
+    for lead in range(1, spec.lead_weeks + 1):
+        before = level_at(pd.Timedelta(weeks=YEAR_WEEKS + lead))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame[year_change_column(lead)] = np.where(before > LEVEL_FLOOR, around / before, np.nan)
 
 
 def _slug(text: str) -> str:

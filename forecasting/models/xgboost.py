@@ -4,7 +4,9 @@ A slot `h` weeks ahead is predicted by the booster of lead week `h` from scale-f
 (`forecasting.features.lead_view`): lags and levels divided by the region's 4-week level
 known `h` weeks earlier. That level enters as the Poisson offset (`base_margin = log(level)`),
 so the trees learn the slot's multiple of the recent level, and a level shift or trend
-carries into the horizon instead of being clipped to the range of past targets.
+carries into the horizon instead of being clipped to the range of past targets. From a
+region's second year the boosters also read how the level moved over the same weeks a year
+earlier (`year_change`); a booster trained on a first year leaves that column out.
 
 `n_threads` defaults to 1: one model per Dask worker thread keeps the cores busy without
 oversubscribing them. Stored with XGBoost's own UBJ format plus a small JSON of params.
@@ -23,6 +25,7 @@ from forecasting.features import LEAD, LEVEL_DAYS, lead_view, level_column
 from forecasting.models.base import ForecastModel
 
 PARAMS_FILE = "params.json"
+OPTIONAL_COLUMNS = ("year_change",)  # left out of a booster whose training rows never have them (a first year)
 _LEAD_LEVEL = re.compile(rf"^level{LEVEL_DAYS[0]}d_(\d+)w$")
 
 
@@ -84,6 +87,7 @@ class XGBoostModel(BoostedTrees):
         for lead in leads:
             usable = features[level_column(LEVEL_DAYS[0], lead)].notna().to_numpy() & ~np.isnan(label)
             view, scale = lead_view(features.loc[usable], lead)
+            view = view.loc[:, view.notna().any().to_numpy() | ~view.columns.isin(OPTIONAL_COLUMNS)]
             matrix = _xgboost().DMatrix(view.astype("float64"), label=label[usable], base_margin=np.log(scale),
                                      nthread=self.n_threads)
             self.boosters_[lead] = _xgboost().train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
@@ -100,6 +104,7 @@ class XGBoostModel(BoostedTrees):
         for lead in np.unique(leads):
             rows = leads == lead
             view, scale = lead_view(features.loc[rows, self.feature_names_], int(lead))
+            view = view[self.boosters_[int(lead)].feature_names]
             matrix = _xgboost().DMatrix(view.astype("float64"), base_margin=np.log(scale), nthread=self.n_threads)
             result[rows] = self.boosters_[int(lead)].predict(matrix)
         return np.clip(result, 0.0, None)

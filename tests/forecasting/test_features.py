@@ -17,6 +17,7 @@ from forecasting.features import (
     build_features,
     feature_columns,
     lead_view,
+    year_change_column,
 )
 from forecasting.slots import Slot
 
@@ -169,6 +170,49 @@ def test_the_slot_before_and_the_last_days_mean_are_known_for_the_first_horizon_
     assert seen[PREVIOUS].notna().tolist()[:2] == [True, False] and seen[RECENT_MEAN].iloc[1:].isna().all()
     view, _ = lead_view(horizon, 1)
     assert not {PREVIOUS, RECENT_MEAN} & set(view.columns)
+
+
+def two_years_of_daily_orders() -> RegionInputs:
+    """Daily orders in Tokyo (no DST): 100 a day until May 2024, 50 from June 2024, 80 in 2025."""
+    days = pd.date_range("2024-01-01", "2025-07-01", freq="D", tz="Asia/Tokyo")
+    orders = np.select([days < pd.Timestamp("2024-06-01", tz="Asia/Tokyo"), days.year == 2024], [100.0, 50.0], 80.0)
+    return RegionInputs(RegionInfo("tokyo", "Asia/Tokyo", None), pd.DataFrame({"ts": days.tz_convert("UTC"),
+                                                                               "orders": orders}))
+
+
+def test_year_change_is_how_the_level_moved_over_the_same_weeks_a_year_earlier():
+    """Seen from 19 May 2025, 27 May 2025 (lead week 2) gets the 4-week level centred on 28 May
+    2024 (17 days at 100, 11 at 50) over the 4-week level that ended on 14 May 2024 (100)."""
+    inputs = two_years_of_daily_orders()
+    as_of = pd.Timestamp("2025-05-19", tz="Asia/Tokyo").tz_convert("UTC")
+    frame = build_features(inputs, FeatureSpec(Slot.parse("1D"), horizon_days=14), as_of)
+    row = frame.loc[frame["ts"] == pd.Timestamp("2025-05-27", tz="Asia/Tokyo")].iloc[0]
+    assert row["lead_week"] == 2
+    assert row[year_change_column(2)] == pytest.approx((17 * 100 + 11 * 50) / 28 / 100)
+    first_year = frame["ts"] < pd.Timestamp("2025-01-01", tz="Asia/Tokyo")
+    assert frame.loc[first_year, year_change_column(1)].isna().all()
+    since_february = frame["ts"] >= pd.Timestamp("2025-02-01", tz="Asia/Tokyo")  # 53 weeks and a level back
+    assert frame.loc[since_february, year_change_column(1)].notna().all()
+
+
+def test_year_change_is_not_read_past_the_origin_even_a_year_ahead():
+    """A backtest builds the features once and views each cutoff's horizon with `at_origin`: over
+    a horizon of a year, the slots whose year-back level would reach past the cutoff lose it,
+    exactly as when the features are built at the cutoff."""
+    steady = two_years_of_daily_orders()
+    noisy = steady.orders.assign(orders=np.random.default_rng(0).poisson(80, len(steady.orders)))
+    inputs = RegionInputs(steady.info, noisy)
+    spec = FeatureSpec(Slot.parse("1D"), horizon_days=364)
+    cutoff = pd.Timestamp("2024-07-01", tz="Asia/Tokyo").tz_convert("UTC")
+    at_cutoff = build_features(inputs, spec, cutoff)
+    later = build_features(inputs, spec, inputs.orders["ts"].iloc[-1])
+    horizon = at_cutoff.loc[~at_cutoff["is_history"], "ts"]
+    seen = at_origin(later.loc[later["ts"].isin(horizon)], cutoff, spec, "Asia/Tokyo")
+    columns = [year_change_column(lead) for lead in range(1, spec.lead_weeks + 1)]
+    known = at_cutoff.loc[~at_cutoff["is_history"], columns].notna().any(axis=1)
+    assert 0 < known.sum() < len(known)
+    pdt.assert_frame_equal(seen[columns].reset_index(drop=True),
+                           at_cutoff.loc[~at_cutoff["is_history"], columns].reset_index(drop=True))
 
 
 @pytest.mark.parametrize("locale", ["C", "de_DE.UTF-8"])

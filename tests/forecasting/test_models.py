@@ -119,6 +119,25 @@ def test_xgboost_thread_count_is_a_setting_and_it_follows_a_trend():
     assert xgboost_error < profile_error
 
 
+def test_xgboost_reads_the_year_change_once_a_region_has_a_year_behind_it(tmp_path):
+    """Trained in a region's first year, the boosters leave the (all missing) `year_change` out;
+    trained later, they read it, and a stored model predicts as before."""
+    days = pd.date_range("2024-01-01", "2025-07-01", freq="D", tz="UTC")
+    seasonal = 80 + 20 * np.sin(2 * np.pi * days.dayofyear.to_numpy() / 365)
+    orders = pd.DataFrame({"ts": days, "orders": np.random.default_rng(0).poisson(seasonal)})
+    inputs = RegionInputs(RegionInfo("r", "UTC", None), orders)
+    spec = FeatureSpec(Slot.parse("1D"), horizon_days=14)
+    for as_of, reads_it in (("2024-09-02", False), ("2025-05-19", True)):
+        frame = build_features(inputs, spec, pd.Timestamp(as_of, tz="UTC"))
+        history, horizon = frame.loc[frame["is_history"]], frame.loc[~frame["is_history"]]
+        columns = feature_columns(frame)
+        model = quick("xgboost").fit(history[columns], history["orders"])
+        assert all(("year_change" in booster.feature_names) == reads_it for booster in model.boosters_.values())
+    model.save(tmp_path)
+    np.testing.assert_allclose(load_named_model("xgboost", tmp_path).predict(horizon[columns]),
+                               model.predict(horizon[columns]), rtol=1e-6)
+
+
 def test_recursive_model_starts_from_the_latest_orders_and_carries_its_forecasts_on():
     """Orders double a week before the origin and stay there: the recursive model starts
     the horizon at the new level (the 4-week profile is far below it), a fitted model predicts
