@@ -133,9 +133,14 @@ def test_xgboost_reads_the_year_change_once_a_region_has_a_year_behind_it(tmp_pa
         columns = feature_columns(frame)
         model = quick("xgboost").fit(history[columns], history["orders"])
         assert all(("year_change" in booster.feature_names) == reads_it for booster in model.boosters_.values())
-    model.save(tmp_path)
-    np.testing.assert_allclose(load_named_model("xgboost", tmp_path).predict(horizon[columns]),
+    for folder in ("now", "older"):
+        (tmp_path / folder).mkdir()
+    model.save(tmp_path / "now")
+    np.testing.assert_allclose(load_named_model("xgboost", tmp_path / "now").predict(horizon[columns]),
                                model.predict(horizon[columns]), rtol=1e-6)
+    older = [c for c in columns if not c.startswith("year_change")]  # a model stored before the feature
+    quick("xgboost").fit(history[older], history["orders"]).save(tmp_path / "older")
+    assert np.isfinite(load_named_model("xgboost", tmp_path / "older").predict(horizon[columns])).all()
 
 
 def test_recursive_model_starts_from_the_latest_orders_and_carries_its_forecasts_on():
