@@ -83,11 +83,12 @@ class XGBoostModel(BoostedTrees):
         if not leads:
             raise ValueError("XGBoostModel needs the lead-week level features of forecasting.features")
         label = np.asarray(target, dtype="float64")
-        self.boosters_ = {}
+        self.boosters_, self.view_columns_ = {}, {}
         for lead in leads:
             usable = features[level_column(LEVEL_DAYS[0], lead)].notna().to_numpy() & ~np.isnan(label)
             view, scale = lead_view(features.loc[usable], lead)
             view = view.loc[:, view.notna().any().to_numpy() | ~view.columns.isin(OPTIONAL_COLUMNS)]
+            self.view_columns_[lead] = list(view.columns)
             matrix = _xgboost().DMatrix(view.astype("float64"), label=label[usable], base_margin=np.log(scale),
                                      nthread=self.n_threads)
             self.boosters_[lead] = _xgboost().train(self._booster_params(), matrix, num_boost_round=self.n_estimators)
@@ -104,7 +105,8 @@ class XGBoostModel(BoostedTrees):
         for lead in np.unique(leads):
             rows = leads == lead
             view, scale = lead_view(features.loc[rows, self.feature_names_], int(lead))
-            view = view[self.boosters_[int(lead)].feature_names]
+            if int(lead) in self.view_columns_:  # absent in a model stored before year_change: it reads them all
+                view = view[self.view_columns_[int(lead)]]
             matrix = _xgboost().DMatrix(view.astype("float64"), base_margin=np.log(scale), nthread=self.n_threads)
             result[rows] = self.boosters_[int(lead)].predict(matrix)
         return np.clip(result, 0.0, None)
@@ -113,7 +115,8 @@ class XGBoostModel(BoostedTrees):
         self._check_fitted("boosters_")
         for lead, booster in self.boosters_.items():
             booster.save_model(str(Path(folder) / f"lead_{lead}w.ubj"))
-        state = {"params": self.get_params(), "feature_names": self.feature_names_, "leads": sorted(self.boosters_)}
+        state = {"params": self.get_params(), "feature_names": self.feature_names_, "leads": sorted(self.boosters_),
+                 "view_columns": {str(lead): columns for lead, columns in self.view_columns_.items()}}
         (Path(folder) / PARAMS_FILE).write_text(json.dumps(state))
 
     @classmethod
@@ -122,6 +125,7 @@ class XGBoostModel(BoostedTrees):
         model = cls(**state["params"])
         model.boosters_ = {lead: model._load_booster(Path(folder) / f"lead_{lead}w.ubj") for lead in state["leads"]}
         model.feature_names_ = state["feature_names"]
+        model.view_columns_ = {int(lead): columns for lead, columns in state.get("view_columns", {}).items()}
         return model
 
 

@@ -143,6 +143,21 @@ def test_xgboost_reads_the_year_change_once_a_region_has_a_year_behind_it(tmp_pa
     assert np.isfinite(load_named_model("xgboost", tmp_path / "older").predict(horizon[columns])).all()
 
 
+def test_xgboost_predicts_with_a_lead_week_that_had_no_training_rows():
+    """Three weeks of hourly history and a 21-day horizon: the third lead week has no row with
+    its level known, so its booster learns from none (the pooled candidate meets this in young
+    regions) and still predicts, from the level alone."""
+    history, horizon, _ = region_frames(3)
+    spec = FeatureSpec(Slot.parse("1h"), horizon_days=21)
+    orders = pd.concat([history[["ts", "orders"]], horizon[["ts"]].assign(orders=0.0)])
+    frame = build_features(RegionInputs(RegionInfo("r", "UTC", None), orders), spec, horizon["ts"].iloc[0])
+    history, horizon = frame.loc[frame["is_history"]], frame.loc[~frame["is_history"]]
+    columns = feature_columns(frame)
+    assert history["level28d_3w"].isna().all()
+    forecast = quick("xgboost").fit(history[columns], history["orders"]).predict(horizon[columns])
+    assert np.isfinite(forecast).all() and len(forecast) == len(horizon)
+
+
 def test_recursive_model_starts_from_the_latest_orders_and_carries_its_forecasts_on():
     """Orders double a week before the origin and stay there: the recursive model starts
     the horizon at the new level (the 4-week profile is far below it), a fitted model predicts
