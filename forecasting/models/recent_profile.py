@@ -4,7 +4,8 @@ horizon instead of being averaged away.
 
 The level is the ratio of actual to profile orders over the latest slots that hold a day's
 worth of the profile's orders (the last 24 hours where every hour is open; further back across
-closed nights and weekends; public holidays are skipped, as in the profile). On the real sets of
+closed nights and weekends; public holidays are skipped, as in the profile), and over at least
+7 slots: with daily slots, the last week, not one day's count. On the real sets of
 `bench/accuracy.py` it is the strongest baseline where the level drifts and the history is too
 short for the learned models.
 """
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from forecasting.features import RECENT_MEAN_MIN_SLOTS
 from forecasting.models.weekly_profile import WeeklyProfile, ordinary_orders
 
 DAYS_PER_WEEK = 7
@@ -37,7 +39,7 @@ class RecentProfile(WeeklyProfile):
         expected = super().predict(features.loc[keep])[::-1]
         actual = observed[keep][::-1]
         wanted = sum(self.profile_.values()) * self.recent_days / DAYS_PER_WEEK
-        count = int(np.searchsorted(np.cumsum(expected), wanted)) + 1
+        count = max(int(np.searchsorted(np.cumsum(expected), wanted)) + 1, RECENT_MEAN_MIN_SLOTS)
         expected_sum = float(expected[:count].sum())
         self.level_ratio_ = float(actual[:count].sum()) / expected_sum if expected_sum > 0 else 1.0
         return self

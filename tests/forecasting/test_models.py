@@ -214,19 +214,33 @@ def test_the_profiles_leave_public_holidays_out():
 def test_recent_profile_scales_the_weekly_shape_to_the_last_days_level():
     """Six weeks of a fixed weekly shape, the last day at 1.5 times the usual level: the
     recent profile keeps the shape and moves to the new level, where the weekly profile stays."""
-    features, _ = week_frame(6)
+    features, _ = week_frame(6, per_day=8)
     shape = 5.0 + 10.0 * (features["slot_of_day"] == 2) + features["day_of_week"]
-    level = np.where(np.arange(len(features)) >= len(features) - 4, 1.5, 1.0)
+    level = np.where(np.arange(len(features)) >= len(features) - 8, 1.5, 1.0)
     target = pd.Series(shape * level, name="orders")
     model = RecentProfile(weeks=4).fit(features, target)
     profile = WeeklyProfile(weeks=4).fit(features, target)
     # the last day's profile holds one week of 1.5 among four: 1.125 times the shape
     assert model.level_ratio_ == pytest.approx(1.5 / 1.125)
-    future, _ = week_frame(1, seed=3)
+    future, _ = week_frame(1, per_day=8, seed=3)
     np.testing.assert_allclose(model.predict(future), profile.predict(future) * 1.5 / 1.125)
     monday = future["day_of_week"] == 0
     future_shape = (5.0 + 10.0 * (future["slot_of_day"] == 2) + future["day_of_week"]).to_numpy()
     np.testing.assert_allclose(profile.predict(future)[monday], future_shape[monday])
+
+
+def test_recent_profile_takes_a_daily_slots_level_from_the_last_week_not_one_day():
+    """Daily slots, six weeks of a weekday shape; the last week at 1.2 times it and its last day
+    at 2. The level is that of the last 7 days, not the last day's count alone (2 / 1.25 = 1.6)."""
+    features, _ = week_frame(6, per_day=1)
+    shape = (10.0 + features["day_of_week"]).to_numpy()
+    factor = np.ones(len(features))
+    factor[-7:], factor[-1] = 1.2, 2.0
+    model = RecentProfile(weeks=4).fit(features, pd.Series(shape * factor, name="orders"))
+    last_week = slice(len(features) - 7, None)
+    profile = shape[last_week] * (3.0 + factor[last_week]) / 4.0  # each weekday's mean over 4 weeks
+    assert model.level_ratio_ == pytest.approx((shape * factor)[last_week].sum() / profile.sum())
+    assert model.level_ratio_ < 1.3
 
 
 def test_recent_profile_reaches_back_over_closed_hours():
