@@ -16,6 +16,9 @@ ordercast demo-data --out my --regions 3 --years 1
 ordercast forecast --orders my/orders.csv --regions my/regions.csv --weather my/weather.csv --out out
 # 3. backtest
 ordercast backtest --orders my/orders.csv --regions my/regions.csv --weather my/weather.csv --out bt
+if grep -q "left out" bt/run.json; then  # a year of history: every candidate runs, none fails quietly
+    echo "walkthrough: the backtest left a candidate out (bt/run.json, notes)" >&2; exit 1
+fi
 # 4. forecast again: the backtest's choice is used
 ordercast forecast --orders my/orders.csv --regions my/regions.csv --weather my/weather.csv --out out
 grep -q '"note": "selected by backtest' out/run.json
