@@ -147,6 +147,13 @@ def _day_events(region: str, days: pd.DatetimeIndex, kind: str, tz: str) -> pd.D
     return pd.DataFrame({"region": region, "start": _iso(starts, tz), "end": _iso(ends, tz), "kind": kind})
 
 
+def _daily_region(region: str, dates: pd.Series | pd.DatetimeIndex, counts: pd.Series, tz: str,
+                  country: str) -> Tables:
+    """A one-region set of daily counts, one per local calendar date, without exogenous data."""
+    days = _local_days(dates, tz)
+    return Tables(_orders(region, pd.Series(counts.to_numpy(), index=days), tz), _regions((region, tz, country)))
+
+
 def _fahrenheit_to_celsius(values: pd.Series) -> pd.Series:
     return ((values - 32) * 5 / 9).round(1)
 
@@ -231,28 +238,20 @@ def chicago_rail_1D() -> Tables:
 def hyndsight_1D() -> Tables:
     """Daily page views of the Hyndsight blog, 30 April 2014 to 29 April 2015."""
     raw = _rdataset("fpp2", "hyndsight")
-    region = "hyndsight"
-    days = _local_days(pd.date_range("2014-04-30", periods=len(raw), freq="D"), MELBOURNE)
-    return Tables(_orders(region, pd.Series(raw["value"].to_numpy(), index=days), MELBOURNE),
-                  _regions((region, MELBOURNE, "AU")))
+    return _daily_region("hyndsight", pd.date_range("2014-04-30", periods=len(raw), freq="D"), raw["value"],
+                         MELBOURNE, "AU")
 
 
 def us_births_1D() -> Tables:
     """Daily births in the United States, 1969-1988."""
     raw = _rdataset("mosaicData", "Births")
-    region = "us"
-    days = _local_days(raw["date"], NEW_YORK)
-    return Tables(_orders(region, pd.Series(raw["births"].to_numpy(), index=days), NEW_YORK),
-                  _regions((region, NEW_YORK, "US")))
+    return _daily_region("us", raw["date"], raw["births"], NEW_YORK, "US")
 
 
 def pr_deaths_1D() -> Tables:
     """Daily deaths in Puerto Rico, January 2015 to mid-April 2018."""
     raw = _rdataset("dslabs", "pr_death_counts")
-    region = "puerto_rico"
-    days = _local_days(raw["date"], PUERTO_RICO)
-    return Tables(_orders(region, pd.Series(raw["deaths"].to_numpy(), index=days), PUERTO_RICO),
-                  _regions((region, PUERTO_RICO, "PR")))
+    return _daily_region("puerto_rico", raw["date"], raw["deaths"], PUERTO_RICO, "PR")
 
 
 def taylor_30min() -> Tables:
