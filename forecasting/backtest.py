@@ -56,8 +56,8 @@ MIN_SELECTION_CUTOFFS = 8
 # between origins: each cutoff's bias becomes spread instead (`intervals.calibrate`'s `origins`)
 MIN_CUTOFFS_FOR_EMPIRICAL_BIAS = 10
 # combined first, then simpler; the model trained on other regions last
-PREFERENCE = ("ensemble", "recursive_ensemble", "profile_ensemble", "seasonal_naive", "weekly_profile",
-              "recent_profile", "xgboost", "recursive", "pooled")
+PREFERENCE = ("ensemble", "recursive_ensemble", "recent_ensemble", "profile_ensemble", "seasonal_naive",
+              "weekly_profile", "recent_profile", "xgboost", "recursive", "pooled")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """Forecast models: one interface, several implementations and configurations, by name.
 
 A name is a model class plus fixed parameters: `ensemble` is the mean of `xgboost` and
-`weekly_profile`, `recursive_ensemble` the mean of `xgboost` and `recursive`, `profile_ensemble`
-the mean of the two profiles. Learned models need enough of the region's own history for their
-lag features; baselines do not, and neither does `pooled`, which is trained once per run on
-every region's rows (`forecasting.pooled`). `recursive` and its ensemble run on slots shorter
+`weekly_profile`, `recent_ensemble` of `xgboost` and `recent_profile`, `recursive_ensemble` of
+`xgboost` and `recursive`, `profile_ensemble` the mean of the two profiles. Learned models need
+enough of the region's own history for their lag features; baselines do not, and neither does
+`pooled`, which is trained once per run on every region's rows (`forecasting.pooled`). `recursive` and its ensemble run on slots shorter
 than a day only: with daily slots the slot before is yesterday, which `xgboost` reads already.
 """
 from __future__ import annotations
@@ -48,6 +48,7 @@ MODELS: dict[str, ModelSpec] = {
     "weekly_profile": ModelSpec(WeeklyProfile, {"weeks": 4}),
     "recent_profile": ModelSpec(RecentProfile, {"weeks": 4, "recent_days": 1.0}),
     "ensemble": ModelSpec(Combination, {"members": ("xgboost", "weekly_profile")}, learned=True),
+    "recent_ensemble": ModelSpec(Combination, {"members": ("xgboost", "recent_profile")}, learned=True),
     "recursive_ensemble": ModelSpec(Combination, {"members": ("xgboost", "recursive")}, learned=True, sub_day=True),
     "profile_ensemble": ModelSpec(Combination, {"members": ("weekly_profile", "recent_profile")}),
     "pooled": ModelSpec(PooledModel, pooled=True),

@@ -293,7 +293,8 @@ def test_held_out_selection_beats_the_naive_with_calibrated_intervals(profile, t
     # 200 days (the new user): xgboost needs 77 days, which leaves 18 cutoffs, 12 of them to choose on
     (200, set(MODELS), 18, "cutoff(s) skipped: less than the 77 days"),
     # 120 days: only 7 cutoffs where the learned candidates run, too few to choose on
-    (120, BASELINES, 17, "left out of the selection: xgboost, recursive, ensemble, recursive_ensemble (need 77 days"),
+    (120, BASELINES, 17, "left out of the selection: xgboost, recursive, ensemble, recent_ensemble, recursive_ensemble "
+                         "(need 77 days"),
 ])
 def test_every_candidate_runs_at_the_same_cutoffs_or_is_left_out_with_a_reason(history_days, kept, cutoffs_used,
                                                                              note):
