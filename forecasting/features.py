@@ -148,10 +148,13 @@ def build_features(inputs: RegionInputs, spec: FeatureSpec, as_of: pd.Timestamp)
 def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: str) -> pd.DataFrame:
     """Rows to predict from `origin`: each gets its lead week (the first whose lag slot had
     ended by then) and its days ahead (the fewest days back to a slot of the same time of day
-    that had ended by then), and lags or levels read from a slot that had not are masked."""
-    rows = rows.copy()
+    that had ended by then), and lags or levels read from a slot that had not are masked.
+
+    A row whose lag slot had not ended even at the last lead week (`_past_the_last_lead_week`)
+    is read one week further back."""
+    rows = rows.sort_values("ts")
     wall = rows["ts"].dt.tz_convert(tz).dt.tz_localize(None)
-    lead = pd.Series(spec.lead_weeks, index=rows.index, dtype="float64")
+    lead = pd.Series(np.nan, index=rows.index, dtype="float64")
     for weeks in reversed(spec.lag_weeks):
         source = localize_wall(wall - pd.Timedelta(weeks=weeks), tz)
         unknown = (spec.slot.ends(source, tz) > origin).to_numpy()
@@ -159,7 +162,8 @@ def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: s
         if weeks <= spec.lead_weeks:
             rows.loc[unknown, [level_column(days, weeks) for days in LEVEL_DAYS]] = np.nan
             lead[~unknown] = weeks
-    rows[LEAD] = lead
+    _past_the_last_lead_week(rows, lead.isna().to_numpy(), spec.lead_weeks)
+    rows[LEAD] = lead.fillna(spec.lead_weeks)
     year_back = localize_wall(wall - YEAR_BACK, tz)
     rows.loc[(spec.slot.ends(year_back, tz) > origin).to_numpy(),  # a horizon of almost a year
              [year_change_column(weeks) for weeks in range(1, spec.lead_weeks + 1)]] = np.nan
@@ -173,6 +177,25 @@ def at_origin(rows: pd.DataFrame, origin: pd.Timestamp, spec: FeatureSpec, tz: s
         days_ahead[~unknown] = days
     rows[DAYS_AHEAD] = days_ahead
     return rows
+
+
+def _past_the_last_lead_week(rows: pd.DataFrame, past: np.ndarray, last: int) -> None:
+    """Fill in the last lead week's lags and levels of `past` rows (sorted by time) from one
+    week further back, in place.
+
+    The horizon can reach past what its lead weeks cover: with daily slots, by the day that
+    contains an origin after local midnight (it is partial, so neither history nor horizon);
+    across a spring clock change, by the hour the local clock skipped. Such a slot's lag at
+    the last lead week had not ended by the origin; left masked, the booster would read a level
+    of zero and forecast no orders. Its lags move one week back instead, and its levels are the
+    latest known at the origin (those of the slot before it)."""
+    if not past.any():
+        return
+    lags = [lag_column(weeks) for weeks in range(last, last + LAGS_PER_LEAD)]
+    rows.loc[past, lags] = rows.loc[past, lags[1:] + lags[:1]].to_numpy()
+    rows.loc[past, lags[-1]] = np.nan
+    for column in [level_column(days, last) for days in LEVEL_DAYS]:
+        rows[column] = rows[column].where(~past, rows[column].ffill())
 
 
 def lead_view(features: pd.DataFrame, lead: int) -> tuple[pd.DataFrame, np.ndarray]:

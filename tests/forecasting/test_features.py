@@ -69,6 +69,49 @@ def test_a_daily_slot_that_contains_as_of_is_not_history():
     pdt.assert_frame_equal(frame, leaked)
 
 
+@pytest.mark.parametrize("slot, as_of, past", [
+    # daily, one hour after local midnight: the day that contains as_of is partial, so the
+    # horizon's last day is 15 days after the last known one
+    ("1D", "2025-12-01T01:00:00+01:00", 1),
+    # 30 minutes, a week before the spring change: the horizon's last hour in UTC lies two weeks
+    # after an hour of wall time that was still ahead of the origin
+    ("30min", "2026-03-22T00:00:00+01:00", 2),
+])
+def test_a_horizon_past_its_last_lead_week_reads_one_week_further_back(slot, as_of, past):
+    inputs = region_inputs() if slot != "1D" else daily_orders_of(region_inputs())
+    inputs = RegionInputs(inputs.info, extend_to(inputs.orders, "2026-04-30", slot))
+    spec = FeatureSpec(Slot.parse(slot), horizon_days=14)
+    frame = build_features(inputs, spec, pd.Timestamp(as_of))
+    horizon = frame.loc[~frame["is_history"]]
+    assert len(horizon) == 14 * spec.slot.per_day
+    last = spec.lead_weeks
+    assert (horizon["lead_week"] <= last).all()
+    # every slot has the level its lead week scales by: masked, it would read as no orders
+    levels = [horizon.loc[horizon["lead_week"] == lead, f"level28d_{lead}w"] for lead in range(1, last + 1)]
+    assert all(level.notna().all() for level in levels)
+    tail = horizon.iloc[-past:]
+    before = horizon.iloc[-past - 1]
+    assert (tail[f"level28d_{last}w"] == before[f"level28d_{last}w"]).all()
+    orders = inputs.orders.set_index("ts")["orders"]
+    wall = tail["ts"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)
+    three_weeks_back = (wall - pd.Timedelta(weeks=last + 1)).dt.tz_localize("Europe/Berlin").dt.tz_convert("UTC")
+    assert tail[f"lag_{last}w"].tolist() == orders.reindex(three_weeks_back).tolist()
+    assert tail[f"lag_{last + 3}w"].isna().all()
+
+
+def daily_orders_of(inputs: RegionInputs) -> RegionInputs:
+    days = FeatureSpec(Slot.parse("1D"), horizon_days=14).slot.floor(inputs.orders["ts"], "Europe/Berlin")
+    return RegionInputs(inputs.info, inputs.orders.assign(ts=days).groupby("ts", as_index=False)["orders"].sum())
+
+
+def extend_to(orders: pd.DataFrame, end: str, slot: str) -> pd.DataFrame:
+    """The orders repeated week by week (in UTC) up to `end`, for horizons past the sample's end."""
+    stop = pd.Timestamp(end, tz="UTC")
+    grid = Slot.parse(slot).grid(orders["ts"].iloc[0], stop, "Europe/Berlin")
+    values = np.resize(orders["orders"].to_numpy(), len(grid))
+    return pd.DataFrame({"ts": grid, "orders": values})
+
+
 def test_horizon_rows_and_history_rows():
     frame = build_features(region_inputs(), SPEC, AS_OF)
     horizon = frame.loc[~frame["is_history"]]

@@ -158,6 +158,25 @@ def test_xgboost_predicts_with_a_lead_week_that_had_no_training_rows():
     assert np.isfinite(forecast).all() and len(forecast) == len(horizon)
 
 
+def test_xgboost_forecasts_every_day_from_an_origin_after_local_midnight():
+    """Daily slots, `as_of` at 01:00 local time: the day that contains it is partial (neither
+    history nor horizon), so the 14th day of the horizon lies past the two lead weeks' lags. It
+    is read one week further back instead of as a region without orders."""
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2025-01-01", "2026-01-31", freq="D", tz="America/New_York")
+    weekday = days.dayofweek.to_numpy()
+    orders = pd.DataFrame({"ts": days.tz_convert("UTC"), "orders": rng.poisson(np.where(weekday < 5, 1000, 600))})
+    spec = FeatureSpec(Slot.parse("1D"), horizon_days=14)
+    as_of = pd.Timestamp("2025-07-10T01:00", tz="America/New_York")
+    frame = build_features(RegionInputs(RegionInfo("r", "America/New_York", "US"), orders), spec, as_of)
+    history, horizon = frame.loc[frame["is_history"]], frame.loc[~frame["is_history"]]
+    columns = feature_columns(frame)
+    forecast = quick("xgboost").fit(history[columns], history["orders"]).predict(horizon[columns])
+    actual = orders.set_index("ts")["orders"].reindex(horizon["ts"]).to_numpy("float64")
+    assert len(forecast) == 14 and forecast.min() > 0.75 * actual.min()
+    assert forecast[-1] == pytest.approx(forecast[-8], rel=0.1)  # the same weekday a week earlier
+
+
 def test_recursive_model_starts_from_the_latest_orders_and_carries_its_forecasts_on():
     """Orders double a week before the origin and stay there: the recursive model starts
     the horizon at the new level (the 4-week profile is far below it), a fitted model predicts
