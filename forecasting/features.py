@@ -186,8 +186,8 @@ def _past_the_last_lead_week(rows: pd.DataFrame, past: np.ndarray, last: int) ->
     The horizon can reach past what its lead weeks cover: with daily slots, by the day that
     contains an origin after local midnight (it is partial, so neither history nor horizon);
     across a spring clock change, by the hour the local clock skipped. Such a slot's lag at
-    the last lead week had not ended by the origin; left masked, the booster would read a level
-    of zero and forecast no orders. Its lags move one week back instead, and its levels are the
+    the last lead week had not ended by the origin; left masked, the booster would read the level
+    floor and forecast no orders. Its lags move one week back instead, and its levels are the
     latest known at the origin (those of the slot before it)."""
     if not past.any():
         return

@@ -4,8 +4,9 @@ A name is a model class plus fixed parameters: `ensemble` is the mean of `xgboos
 `weekly_profile`, `recent_ensemble` of `xgboost` and `recent_profile`, `recursive_ensemble` of
 `xgboost` and `recursive`, `profile_ensemble` the mean of the two profiles. Learned models need
 enough of the region's own history for their lag features; baselines do not, and neither does
-`pooled`, which is trained once per run on every region's rows (`forecasting.pooled`). `recursive` and its ensemble run on slots shorter
-than a day only: with daily slots the slot before is yesterday, which `xgboost` reads already.
+`pooled`, which is trained once per run on every region's rows (`forecasting.pooled`).
+`recursive` and its ensemble run on slots shorter than a day only: with daily slots the slot
+before is yesterday, which `xgboost` reads already.
 """
 from __future__ import annotations
 
