@@ -56,8 +56,7 @@ def test_a_daily_slot_that_contains_as_of_is_not_history():
     (neither history nor horizon), and no feature changes when orders after `as_of` do."""
     inputs = region_inputs()
     daily = FeatureSpec(Slot.parse("1D"), horizon_days=14)
-    days = inputs.orders.assign(ts=daily.slot.floor(inputs.orders["ts"], "Europe/Berlin"))
-    orders = days.groupby("ts", as_index=False)["orders"].sum()
+    orders = daily_orders_of(inputs).orders
     noon = pd.Timestamp("2025-12-01T12:00:00+01:00").tz_convert("UTC")
     frame = build_features(RegionInputs(inputs.info, orders, inputs.weather), daily, noon)
     midnight = pd.Timestamp("2025-12-01T00:00:00+01:00").tz_convert("UTC")
@@ -100,7 +99,8 @@ def test_a_horizon_past_its_last_lead_week_reads_one_week_further_back(slot, as_
 
 
 def daily_orders_of(inputs: RegionInputs) -> RegionInputs:
-    days = FeatureSpec(Slot.parse("1D"), horizon_days=14).slot.floor(inputs.orders["ts"], "Europe/Berlin")
+    """The region's orders summed into local days (no weather or events)."""
+    days = Slot.parse("1D").floor(inputs.orders["ts"], "Europe/Berlin")
     return RegionInputs(inputs.info, inputs.orders.assign(ts=days).groupby("ts", as_index=False)["orders"].sum())
 
 
