@@ -16,7 +16,10 @@ a local midnight for `1D` sets). Scored, pooled over windows and regions:
 - "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1
   --models <every model>` on the full data (`pooled` only where the set has several regions),
   each candidate scored as a policy (`profile_ensemble` where the candidate had
-  too little history, as in production);
+  too little history, as in production). Its P10/P50/P90 at W are calibrated as production's
+  would be had the backtest before W chosen it: on its residuals in that backtest
+  (OUT/SET/wN/backtest). The candidates backtest's own intervals are not used: its cutoffs are
+  the scored windows, so they were fitted on the very weeks they would be scored on;
 - peers (bench/accuracy_peers.py), trained on the orders before each W.
 WAPE = sum |forecast - orders| / sum orders; coverage of [P10, P90] (nominal 0.8); pinball =
 mean over q = 0.1, 0.5, 0.9 of sum of pinball losses / sum orders. All commands run with
@@ -42,6 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # this checkout's code, installed or not
 import accuracy_peers as peers  # noqa: E402
 
+from forecasting.backtest import _calibration  # noqa: E402
+from forecasting.intervals import horizon_bucket  # noqa: E402
 from forecasting.models import MODELS, SHORT_HISTORY_MODEL  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -138,6 +143,43 @@ def policy(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.concat([own, fill], ignore_index=True)
 
 
+def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], truth: pd.DataFrame,
+                     horizon_days: int) -> dict[str, Any]:
+    """Each candidate of the candidates backtest (`folder`/candidates), scored as a policy, with
+    its intervals at window N calibrated on its residuals in window N's backtest (`folder`/wN)."""
+    predictions = pd.read_parquet(folder / "candidates" / "predictions.parquet")
+    predictions["cutoff"] = pd.to_datetime(predictions["cutoff"], utc=True)
+    residuals = {cutoff: pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")
+                 for index, cutoff in enumerate(cutoffs, 1)}
+    scores = {}
+    for model in sorted(predictions["model"].unique()):
+        forecasts = with_window_intervals(policy(predictions, model), residuals, horizon_days)
+        scores[f"ordercast {model}"] = peers.score(forecasts, truth)
+        ran = predictions.loc[predictions["model"] == model, ["region", "cutoff"]].drop_duplicates()
+        scores[f"ordercast {model}"]["region_windows_run"] = len(ran)
+    return scores
+
+
+def with_window_intervals(forecasts: pd.DataFrame, residuals: dict[pd.Timestamp, pd.DataFrame],
+                          horizon_days: int) -> pd.DataFrame:
+    """`forecasts` with P10/P50/P90 from the production rule (`_calibration`) fitted on the same
+    model's predictions in the region's backtest before each window (`residuals`, by window); a
+    model that did not run there takes the short-history model's, as production would."""
+    parts = []
+    for (cutoff, region, model), rows in forecasts.groupby(["cutoff", "region", "model"]):
+        backtest = residuals[cutoff]
+        own = backtest.loc[backtest["region"] == region]
+        source = own.loc[own["model"] == model]
+        if source.empty:
+            source = own.loc[own["model"] == SHORT_HISTORY_MODEL]
+        source = source.assign(bucket=horizon_bucket(pd.to_datetime(source["ts"], utc=True),
+                                                     pd.to_datetime(source["cutoff"], utc=True), horizon_days))
+        bands = _calibration(source).quantiles(rows["forecast"].to_numpy(),
+                                               horizon_bucket(rows["ts"], cutoff, horizon_days), peers.QUANTILES)
+        parts.append(rows.assign(**{f"p{round(q * 100)}": bands[:, i] for i, q in enumerate(peers.QUANTILES)}))
+    return pd.concat(parts, ignore_index=True)
+
+
 def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]) -> dict[str, Any]:
     """Every ordercast step and the peers on one set; returns its scores, timings and notes."""
     folder = out / (f"{name}-quick" if args.quick and name in SYNTHETIC else name)
@@ -170,11 +212,6 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
                                          ",".join(c.isoformat() for c in cutoffs), "--retrain-every", "1",
                                          "--models", ",".join(MODELS), "--out", str(backtest)],
                                         homes["candidates"], folder / "candidates.log")
-        predictions = pd.read_parquet(backtest / "predictions.parquet")
-        for model in sorted(predictions["model"].unique()):
-            scores[f"ordercast {model}"] = peers.score(policy(predictions, model), truth)
-            ran = predictions.loc[predictions["model"] == model, ["region", "cutoff"]].drop_duplicates()
-            scores[f"ordercast {model}"]["region_windows_run"] = len(ran)
         step("candidates backtest", started)
         workflow: dict[str, list[pd.DataFrame]] = {SELECTION: [], DEFAULT: []}
         for index, cutoff in enumerate(cutoffs, 1):
@@ -199,6 +236,7 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
                 step(f"w{index} {sub}", started)
         for label, frames in workflow.items():
             scores[label] = peers.score(pd.concat(frames, ignore_index=True), truth)
+        scores.update(candidate_scores(folder, cutoffs, truth, args.horizon_days))
     except _Skipped:
         pass
     except RuntimeError as error:
