@@ -284,16 +284,36 @@ def plural(count: int, noun: str) -> str:
 
 
 def _check_finer_input(group: pd.DataFrame, misaligned: pd.Series, slot: Slot, tz: str) -> None:
-    """Rows off the slot grid are fine only if the input is on a finer supported grid."""
+    """Rows off the slot grid are fine only if the input is on a finer supported grid and is
+    either finer than the slot or mostly inside the slot it starts in. Rows whole slots apart
+    that start half a slot or more into theirs (hourly rows on UTC hours for a region at
+    UTC+05:30; daily rows at UTC midnight for New York, 19:00 the day before) would each be
+    counted in a slot that holds half of it or less, shifted without a word."""
     local = group["ts"].dt.tz_convert(tz)
     minute_of_day = (local.dt.hour * 60 + local.dt.minute).to_numpy()
     whole_minutes = (local.dt.second == 0) & (local.dt.microsecond == 0)
     step = int(reduce(math.gcd, minute_of_day.tolist(), slot.minutes))
-    if whole_minutes.all() and step in _SUB_DAY_STEPS and slot.minutes % step == 0:
-        return
     start_every = "local midnight" if slot.is_daily else f"every {slot.alias} from local midnight"
     shown = group.assign(ts=group["_ts_text"])
+    if whole_minutes.all() and step in _SUB_DAY_STEPS and slot.minutes % step == 0:
+        gaps = (group["ts"].diff().dropna() / pd.Timedelta(minutes=1)).round().astype("int64").to_numpy()
+        whole_slots_apart = len(gaps) > 0 and int(np.gcd.reduce(gaps)) % slot.minutes == 0
+        into_slot = ((group["ts"] - slot.floor(group["ts"], tz)) / pd.Timedelta(minutes=1)).round()
+        late = into_slot * 2 >= slot.minutes
+        if not (whole_slots_apart and late.any()):
+            return
+        first = int(into_slot[late].iloc[0])
+        fail_at(shown, late, "ts", f"is not on the {slot.alias} slot grid (slots start {start_every} in {tz}): "
+                f"it starts {_minutes_text(first)} into its slot, and the region's rows are whole slots apart, "
+                "so half or more of what it counts falls in the next slot; write each row at the local start of "
+                "the slot it counts")
     fail_at(shown, misaligned, "ts", f"is not on the {slot.alias} slot grid (slots start {start_every} in {tz})")
+
+
+def _minutes_text(minutes: int) -> str:
+    """'30 min', '19 h', '5 h 30 min'."""
+    hours, rest = divmod(minutes, 60)
+    return " ".join(part for part in (f"{hours} h" if hours else "", f"{rest} min" if rest else "") if part)
 
 
 def _check_not_coarser(group: pd.DataFrame, slot: Slot, tz: str) -> None:

@@ -66,6 +66,38 @@ def test_daily_slots_follow_local_calendar_days_across_dst(tmp_path):
     assert (data.orders["ts"].iloc[2] - data.orders["ts"].iloc[1]) == pd.Timedelta(hours=23)
 
 
+def test_daily_rows_across_dst_at_a_fixed_local_hour_are_summed_into_their_days(tmp_path):
+    # One row a day at 01:00 Berlin time: off the daily grid, and 23 or 25 hours apart across the change.
+    stamps = pd.date_range("2025-03-28T01:00:00", periods=4, freq="D").tz_localize("Europe/Berlin")
+    data = load(tmp_path, [f"berlin,{ts.isoformat()},{10 + i}" for i, ts in enumerate(stamps)], slot=Slot.parse("1D"))
+    assert [ts.day for ts in data.orders["ts"].dt.tz_convert("Europe/Berlin")] == [28, 29, 30, 31]
+    assert data.orders["orders"].tolist() == [10, 11, 12, 13]
+
+
+@pytest.mark.parametrize("slot, stamps, region, timezone, into", [
+    # hourly rows on UTC hours, for a region at UTC+05:30: each row is half in the next local slot
+    ("1h", pd.date_range("2025-03-01T00:00:00Z", periods=30, freq="1h"), "mumbai", "Asia/Kolkata", "30 min"),
+    # daily rows at UTC midnight, for New York: 19:00 local, so each day would count as the day before
+    ("1D", pd.date_range("2025-03-01T00:00:00Z", periods=10, freq="D"), "nyc", "America/New_York", "19 h"),
+])
+def test_rows_a_slot_apart_mostly_in_the_next_slot_are_refused_not_shifted(tmp_path, slot, stamps, region,
+                                                                          timezone, into):
+    paths = InputPaths(orders=write(tmp_path, "orders.csv", ["region,ts,orders"] + [
+                           f"{region},{ts.isoformat()},{i % 5}" for i, ts in enumerate(stamps)]),
+                       regions=write(tmp_path, "regions.csv", f"region,timezone,country\n{region},{timezone},US\n"))
+    with pytest.raises(DataError, match=f"column 'ts' row 1: .* is not on the {slot} slot grid .*{timezone}.*: "
+                                        f"it starts {into} into its slot, and the region's rows are whole slots"):
+        load_dataset(paths, Slot.parse(slot))
+
+
+def test_daily_rows_at_utc_midnight_east_of_utc_count_in_their_local_day(tmp_path):
+    # 01:00 in Berlin (02:00 in summer): most of each UTC day lies in the local day it starts in
+    stamps = pd.date_range("2025-03-28T00:00:00Z", periods=5, freq="D").tz_convert("Europe/Berlin")
+    data = load(tmp_path, [f"berlin,{ts.isoformat()},{10 + i}" for i, ts in enumerate(stamps)], slot=Slot.parse("1D"))
+    assert [ts.day for ts in data.orders["ts"].dt.tz_convert("Europe/Berlin")] == [28, 29, 30, 31, 1]
+    assert data.orders["orders"].tolist() == [10, 11, 12, 13, 14]
+
+
 def test_missing_regions_table_means_utc_and_a_warning(tmp_path):
     paths = InputPaths(orders=write(tmp_path, "orders.csv", ["region,ts,orders", *orders_rows(tz="UTC")]))
     data = load_dataset(paths, SLOT)
