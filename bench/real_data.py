@@ -284,11 +284,12 @@ def us_births_states_1D() -> Tables:
     raw = raw.loc[raw["state"].isin(BIRTH_STATES)]
     dates = pd.to_datetime(raw[["year", "month", "day"]], errors="coerce")  # 30 February and the like: NaT
     raw, dates = raw.loc[dates.notna()], dates.loc[dates.notna()]
-    orders = pd.concat([
-        _orders(state, pd.Series(raw.loc[rows, "births"].to_numpy(), index=_local_days(dates.loc[rows], tz)), tz)
-        for state, tz in BIRTH_STATES.items() for rows in [raw.index[raw["state"] == state]]
-    ], ignore_index=True)
-    return Tables(orders, _regions(*[(state, tz, "US") for state, tz in BIRTH_STATES.items()]))
+    tables = []
+    for state, rows in raw.groupby("state"):
+        days = _local_days(dates.loc[rows.index], BIRTH_STATES[state])
+        tables.append(_orders(state, pd.Series(rows["births"].to_numpy(), index=days), BIRTH_STATES[state]))
+    return Tables(pd.concat(tables, ignore_index=True),
+                  _regions(*[(state, tz, "US") for state, tz in BIRTH_STATES.items()]))
 
 
 def taylor_30min() -> Tables:
