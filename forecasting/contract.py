@@ -260,7 +260,7 @@ def _orders_to_slots(
         misaligned = starts != group["ts"]
         events = bool(group[EVENT].all())  # order rows: any time, a slot without one had no orders
         if misaligned.any() and not events:
-            _check_finer_input(group, misaligned, slot, tz)
+            _check_finer_input(group, starts, slot, tz)
         elif not events:
             _check_not_coarser(group, slot, tz)
         summed = group.assign(ts=starts).groupby("ts", sort=True)["orders"].sum()
@@ -283,12 +283,14 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _check_finer_input(group: pd.DataFrame, misaligned: pd.Series, slot: Slot, tz: str) -> None:
+def _check_finer_input(group: pd.DataFrame, starts: pd.Series, slot: Slot, tz: str) -> None:
     """Rows off the slot grid are fine only if the input is on a finer supported grid and is
     either finer than the slot or mostly inside the slot it starts in. Rows whole slots apart
     that start half a slot or more into theirs (hourly rows on UTC hours for a region at
     UTC+05:30; daily rows at UTC midnight for New York, 19:00 the day before) would each be
-    counted in a slot that holds half of it or less, shifted without a word."""
+    counted in a slot that holds half of it or less, shifted without a word. `starts`: the
+    start of the local slot each row's `ts` falls in."""
+    misaligned = starts != group["ts"]
     local = group["ts"].dt.tz_convert(tz)
     minute_of_day = (local.dt.hour * 60 + local.dt.minute).to_numpy()
     whole_minutes = (local.dt.second == 0) & (local.dt.microsecond == 0)
@@ -298,7 +300,7 @@ def _check_finer_input(group: pd.DataFrame, misaligned: pd.Series, slot: Slot, t
     if whole_minutes.all() and step in _SUB_DAY_STEPS and slot.minutes % step == 0:
         gaps = (group["ts"].diff().dropna() / pd.Timedelta(minutes=1)).round().astype("int64").to_numpy()
         whole_slots_apart = len(gaps) > 0 and int(np.gcd.reduce(gaps)) % slot.minutes == 0
-        into_slot = ((group["ts"] - slot.floor(group["ts"], tz)) / pd.Timedelta(minutes=1)).round()
+        into_slot = ((group["ts"] - starts) / pd.Timedelta(minutes=1)).round()
         late = into_slot * 2 >= slot.minutes
         if not (whole_slots_apart and late.any()):
             return
