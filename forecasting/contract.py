@@ -390,6 +390,21 @@ def lagging_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[s
             f"times, pass --as-of {PER_REGION} (each region from its own end) or --as-of TS"]
 
 
+def mid_day_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[str]:
+    """With `1D` slots, a note naming the regions whose local day `as_of` falls inside (a run
+    across time zones, one `--as-of`): that day is partial, so it is neither history nor horizon."""
+    if not slot.is_daily:
+        return []
+    inside = [region for region, info in dataset.regions.items()
+              if not slot.on_grid(pd.Series([as_of]), info.timezone).iloc[0]]
+    if not inside:
+        return []
+    listed = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
+    return [f"as_of {as_of.isoformat()} falls inside the local day of {len(inside)} region(s): {listed}. That day "
+            "had not ended, so it is left out of their history, and their horizon starts at their next local "
+            f"midnight; pass --as-of {PER_REGION} to start each region at the end of its own orders"]
+
+
 def _duration(gap: pd.Timedelta) -> str:
     hours = gap / pd.Timedelta(hours=1)
     return f"{hours:g} h" if hours < 48 else f"{hours / 24:.1f} days"

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from forecasting.contract import PER_REGION, InputPaths, RegionInfo, lagging_regions, load_dataset, region_origins
+from forecasting.contract import (PER_REGION, InputPaths, RegionInfo, lagging_regions, load_dataset,
+                                  mid_day_regions, region_origins)
 from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
 from forecasting.features import (
@@ -88,7 +89,8 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
                            skip_invalid_regions=options.skip_invalid_regions)
     origins = region_origins(dataset, slot, options.as_of)
     as_of = max(origins.values())
-    notes = list(dataset.warnings) + (lagging_regions(dataset, slot, as_of) if options.as_of is None else [])
+    notes = list(dataset.warnings) + (lagging_regions(dataset, slot, as_of) if options.as_of is None else
+                                      mid_day_regions(dataset, slot, as_of) if options.as_of != PER_REGION else [])
     before_origin = dataset.orders["ts"] < dataset.orders["region"].astype(str).map(origins)
     present = {name: table for name, table in (("orders", dataset.orders.loc[before_origin.to_numpy()]),
                                                ("weather", dataset.weather), ("events", dataset.events),

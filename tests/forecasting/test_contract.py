@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.contract import InputPaths, load_dataset, resolve_as_of
+from forecasting.contract import InputPaths, load_dataset, mid_day_regions, resolve_as_of
 from forecasting.errors import DataError
 from forecasting.slots import Slot
 
@@ -141,6 +141,20 @@ def test_bad_as_of(tmp_path, as_of, problem):
     data = load(tmp_path, orders_rows(slots=4))
     with pytest.raises(DataError, match=problem):
         resolve_as_of(data, SLOT, as_of)
+
+
+def test_an_as_of_inside_a_regions_local_day_is_named_with_daily_slots(tmp_path):
+    rows = [f"{region},{day.isoformat()},5" for region, tz in (("berlin", "Europe/Berlin"), ("nyc", "America/New_York"))
+            for day in pd.date_range("2025-03-01", periods=20, freq="D", tz=tz)]
+    data = load(tmp_path, rows, slot=Slot.parse("1D"))
+    berlin_midnight = pd.Timestamp("2025-03-15T00:00:00+01:00")  # 19:00 the day before in New York
+    new_york_midnight = pd.Timestamp("2025-03-15T00:00:00-04:00")  # daylight saving since 9 March; 05:00 in Berlin
+    [note] = mid_day_regions(data, Slot.parse("1D"), berlin_midnight)
+    assert "inside the local day of 1 region(s): nyc." in note and "--as-of per-region" in note
+    [note] = mid_day_regions(data, Slot.parse("1D"), new_york_midnight)
+    assert "inside the local day of 1 region(s): berlin." in note
+    assert len(mid_day_regions(data, Slot.parse("1D"), pd.Timestamp("2025-03-15T12:00:00Z"))) == 1
+    assert mid_day_regions(data, SLOT, berlin_midnight) == []  # sub-day slots: on the grid, or an error
 
 
 def test_header_only_exogenous_tables_mean_none(tmp_path):
