@@ -89,8 +89,11 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
                            skip_invalid_regions=options.skip_invalid_regions)
     origins = region_origins(dataset, slot, options.as_of)
     as_of = max(origins.values())
-    notes = list(dataset.warnings) + (lagging_regions(dataset, slot, as_of) if options.as_of is None else
-                                      mid_day_regions(dataset, slot, as_of) if options.as_of != PER_REGION else [])
+    notes = list(dataset.warnings)
+    if options.as_of is None:
+        notes += lagging_regions(dataset, slot, as_of)
+    elif options.as_of != PER_REGION:
+        notes += mid_day_regions(dataset, slot, as_of)
     before_origin = dataset.orders["ts"] < dataset.orders["region"].astype(str).map(origins)
     present = {name: table for name, table in (("orders", dataset.orders.loc[before_origin.to_numpy()]),
                                                ("weather", dataset.weather), ("events", dataset.events),
