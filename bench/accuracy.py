@@ -149,8 +149,10 @@ def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], truth: pd.DataFr
     its intervals at window N calibrated on its residuals in window N's backtest (`folder`/wN)."""
     predictions = pd.read_parquet(folder / "candidates" / "predictions.parquet")
     predictions["cutoff"] = pd.to_datetime(predictions["cutoff"], utc=True)
-    residuals = {cutoff: pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")
-                 for index, cutoff in enumerate(cutoffs, 1)}
+    residuals = {}
+    for index, cutoff in enumerate(cutoffs, 1):
+        backtest = pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")
+        residuals[cutoff] = backtest.assign(bucket=horizon_bucket(backtest["ts"], backtest["cutoff"], horizon_days))
     scores = {}
     for model in sorted(predictions["model"].unique()):
         forecasts = with_window_intervals(policy(predictions, model), residuals, horizon_days)
@@ -163,8 +165,9 @@ def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], truth: pd.DataFr
 def with_window_intervals(forecasts: pd.DataFrame, residuals: dict[pd.Timestamp, pd.DataFrame],
                           horizon_days: int) -> pd.DataFrame:
     """`forecasts` with P10/P50/P90 from the production rule (`_calibration`) fitted on the same
-    model's predictions in the region's backtest before each window (`residuals`, by window); a
-    model that did not run there takes the short-history model's, as production would."""
+    model's predictions in the region's backtest before each window (`residuals`, by window, with
+    their horizon `bucket`); a model that did not run there takes the short-history model's, as
+    production would."""
     parts = []
     for (cutoff, region, model), rows in forecasts.groupby(["cutoff", "region", "model"]):
         backtest = residuals[cutoff]
@@ -172,8 +175,6 @@ def with_window_intervals(forecasts: pd.DataFrame, residuals: dict[pd.Timestamp,
         source = own.loc[own["model"] == model]
         if source.empty:
             source = own.loc[own["model"] == SHORT_HISTORY_MODEL]
-        source = source.assign(bucket=horizon_bucket(pd.to_datetime(source["ts"], utc=True),
-                                                     pd.to_datetime(source["cutoff"], utc=True), horizon_days))
         bands = _calibration(source).quantiles(rows["forecast"].to_numpy(),
                                                horizon_bucket(rows["ts"], cutoff, horizon_days), peers.QUANTILES)
         parts.append(rows.assign(**{f"p{round(q * 100)}": bands[:, i] for i, q in enumerate(peers.QUANTILES)}))
