@@ -79,7 +79,8 @@ def backtest_flow(
     with exclusive_outputs(Path(out), db_url, run_id):
         manifest = restrict_regions(load_snapshot(paths, RunOptions(slot, horizon_days, None, missing_as_zero, False,
                                                                     model_threads)), region_subset)
-        cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest))
+        cutoff_list = plan(manifest["as_of"], options, cutoffs, cutoff_step, cutoff_dates, data_start(manifest),
+                           last_ending_timezone(manifest))
         entries = {entry["region"]: entry for entry in manifest["regions"]}
         if (pooling := for_regions(options, len(entries))) != options:
             logger.info("Pooled candidate left out: the run has one region, so it would repeat xgboost")
@@ -150,6 +151,11 @@ def data_start(manifest: dict[str, Any]) -> str:
     """The earliest first orders slot of any region (ISO-8601, UTC)."""
     as_of = pd.Timestamp(manifest["as_of"])
     return (as_of - pd.Timedelta(days=max(entry["history_days"] for entry in manifest["regions"]))).isoformat()
+
+
+def last_ending_timezone(manifest: dict[str, Any]) -> str:
+    """The time zone of the region whose data end last: daily cutoffs are its local midnights."""
+    return max(manifest["regions"], key=lambda entry: pd.Timestamp(entry["as_of"]))["timezone"]
 
 
 def _publish_artifacts(records: list[dict[str, Any]], summary: dict[str, Any], cluster: dict[str, Any]) -> None:

@@ -45,7 +45,7 @@ from forecasting.models import (
     create_model,
     model_spec,
 )
-from forecasting.slots import Slot
+from forecasting.slots import Slot, localize_wall
 from forecasting.staffing import RegionStaffing, outcomes_against_actual
 
 STAFFING_METRICS = ("staffing_cost", "short_driver_hours", "idle_driver_hours")
@@ -109,12 +109,14 @@ def _without(options: BacktestOptions, leave_out: Callable[[ModelSpec], bool]) -
 
 
 def plan_cutoffs(data_end: pd.Timestamp, slot: Slot, horizon_days: int, count: int, step: pd.Timedelta,
-                 dates: list[pd.Timestamp] | None = None,
-                 data_start: pd.Timestamp | None = None) -> tuple[list[pd.Timestamp], int]:
+                 dates: list[pd.Timestamp] | None = None, data_start: pd.Timestamp | None = None,
+                 timezone: str | None = None) -> tuple[list[pd.Timestamp], int]:
     """Cutoffs (UTC), oldest first: the given dates, or `count` cutoffs `step` apart ending at the
-    last cutoff whose whole horizon is observed before `data_end`. Cutoffs with less than
-    `MIN_HISTORY_DAYS` of data before them (from `data_start`) are dropped; returns the cutoffs
-    and how many were dropped."""
+    last cutoff whose whole horizon is observed before `data_end`. With daily slots, a
+    `timezone` and a `step` of whole days, the cutoffs are local midnights there, stepped in
+    calendar days (a UTC step would put half of them an hour off midnight under DST, and each
+    of their scored days one day further ahead). Cutoffs with less than `MIN_HISTORY_DAYS` of
+    data before them (from `data_start`) are dropped; returns the cutoffs and how many were dropped."""
     if dates:
         planned = sorted(set(dates))
     else:
@@ -122,10 +124,15 @@ def plan_cutoffs(data_end: pd.Timestamp, slot: Slot, horizon_days: int, count: i
             raise ConfigError(f"--cutoffs must be >= 1, got {count}")
         if step <= pd.Timedelta(0):
             raise ConfigError(f"--cutoff-step must be positive, got {step}")
-        last = data_end - pd.Timedelta(days=horizon_days)
-        if not slot.is_daily:
-            last = last.floor(f"{slot.minutes}min")
-        planned = [last - k * step for k in range(count)][::-1]
+        if slot.is_daily and timezone and step % pd.Timedelta(days=1) == pd.Timedelta(0):
+            last_day = data_end.tz_convert(timezone).tz_localize(None).normalize() - pd.Timedelta(days=horizon_days)
+            days = pd.Series([last_day - k * step for k in range(count)][::-1])
+            planned = list(localize_wall(days, timezone))
+        else:
+            last = data_end - pd.Timedelta(days=horizon_days)
+            if not slot.is_daily:
+                last = last.floor(f"{slot.minutes}min")
+            planned = [last - k * step for k in range(count)][::-1]
     if data_start is None:
         return planned, 0
     kept = [c for c in planned if c >= data_start + pd.Timedelta(days=MIN_HISTORY_DAYS)]

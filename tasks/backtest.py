@@ -21,11 +21,12 @@ from tasks import run_logger, transient_retries
 
 @task(name="plan-cutoffs", task_run_name="plan-cutoffs")
 def plan(data_end: str, options: BacktestOptions, count: int, step: str, dates: list[str] | None,
-         data_start: str) -> list[str]:
-    """Backtest cutoffs (ISO-8601, UTC), oldest first, none before the data."""
+         data_start: str, timezone: str) -> list[str]:
+    """Backtest cutoffs (ISO-8601, UTC), oldest first, none before the data; daily ones at
+    local midnights in `timezone`."""
     cutoffs, dropped = plan_cutoffs(pd.Timestamp(data_end), Slot.parse(options.slot), options.horizon_days, count,
                                     pd.Timedelta(step), [parse_as_of(d) for d in dates] if dates else None,
-                                    pd.Timestamp(data_start))
+                                    pd.Timestamp(data_start), timezone)
     if not cutoffs:
         raise DataError(f"no backtest cutoff has a week of data before it: the data start at {data_start}; "
                         "give more history or later --cutoff-dates")

@@ -58,6 +58,19 @@ def test_cutoffs_end_where_the_last_horizon_is_fully_observed():
         plan_cutoffs(end, SLOT, 21, 0, pd.Timedelta(days=7))
 
 
+def test_daily_cutoffs_are_local_midnights_across_dst_changes():
+    end = pd.Timestamp("2026-11-30T06:00Z")  # midnight in Chicago, standard time
+    daily = Slot.parse("1D")
+    cutoffs, _ = plan_cutoffs(end, daily, 14, 40, pd.Timedelta(days=7), timezone="America/Chicago")
+    local = [c.tz_convert("America/Chicago") for c in cutoffs]
+    assert all((t.hour, t.minute) == (0, 0) for t in local)
+    assert {t.utcoffset() for t in local} == {pd.Timedelta(hours=-5), pd.Timedelta(hours=-6)}
+    assert local[-1].date() == pd.Timestamp("2026-11-16").date() and local[0].date() == pd.Timestamp("2026-02-16").date()
+    # a UTC step keeps the summer ones an hour off midnight
+    utc_stepped, _ = plan_cutoffs(end, daily, 14, 40, pd.Timedelta(days=7))
+    assert {c.tz_convert("America/Chicago").hour for c in utc_stepped} == {0, 1}
+
+
 def test_no_cutoff_is_planned_before_the_data():
     end = pd.Timestamp("2026-11-02T06:00Z")
     start = end - pd.Timedelta(days=200)
