@@ -109,7 +109,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_table_options(backtest)
     _add_run_options(backtest, forecast_options=False)
     backtest.add_argument("--cutoffs", type=int, default=52, help="number of cutoffs (default 52)")
-    backtest.add_argument("--cutoff-step", default="7D", help="time between cutoffs, pandas style (default 7D)")
+    backtest.add_argument("--cutoff-step", default="7D", help="time between cutoffs, pandas style (default 7D); with --slot 1D "
+                          "and whole days, calendar days between local midnights")
     backtest.add_argument("--cutoff-dates", help="explicit cutoffs D1,D2,... (ISO-8601 with offset) instead of "
                           "--cutoffs/--cutoff-step")
     backtest.add_argument("--retrain-every", type=int, default=4,

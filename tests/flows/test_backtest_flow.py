@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flows.backtest import last_ending_timezone
 from forecasting.models import MODELS
 from tests.helpers import prefect_records, read_run, run_cli, table_args
 
@@ -76,3 +77,10 @@ def test_forecast_uses_the_selection_and_writes_intervals(backtest_run, small_de
     with sqlite3.connect(out / "forecasts.sqlite") as db:
         stored = pd.read_sql("SELECT p10, p50, p90 FROM forecasts", db)
     assert len(stored) == len(forecasts) and stored.notna().all().all()
+
+
+def test_daily_cutoffs_follow_the_clock_of_the_region_whose_data_end_last():
+    manifest = {"regions": [{"region": "east", "as_of": "2026-11-30T05:00:00+00:00", "timezone": "America/New_York"},
+                            {"region": "west", "as_of": "2026-11-30T08:00:00+00:00", "timezone": "America/Los_Angeles"},
+                            {"region": "north", "as_of": "2026-11-29T06:00:00+00:00", "timezone": "America/Chicago"}]}
+    assert last_ending_timezone(manifest) == "America/Los_Angeles"
