@@ -11,7 +11,9 @@ every region (the last one is the earliest region's data end minus the horizon, 
 a local midnight for `1D` sets). Scored, pooled over windows and regions:
 - "ordercast selection": per window W, `ordercast backtest` with its defaults on the orders
   before W, then `ordercast forecast --as-of W` in the same $ORDERCAST_HOME (so it uses that
-  backtest's per-region selection and calibrated intervals);
+  backtest's per-region selection and calibrated intervals); for a `1D` set whose regions do not
+  share a clock, `--as-of per-region` on the orders before W instead, as a user would run it
+  (W, the first region's midnight, falls inside the others' last day);
 - "ordercast default": the same forecast in a home that never saw a backtest;
 - "ordercast <model>": one `ordercast backtest --cutoff-dates W1,...,Wn --retrain-every 1
   --models <every model>` on the full data (`pooled` only where the set has several regions),
@@ -116,6 +118,21 @@ def windows(panel: peers.Panel, count: int, horizon_days: int) -> list[pd.Timest
             for k in range(count)][::-1]
 
 
+def backtest_cutoffs(panel: peers.Panel, cutoffs: list[pd.Timestamp]) -> list[pd.Timestamp]:
+    """The windows as `ordercast backtest --cutoff-dates`. A `1D` window starts each region's
+    horizon at its first local midnight at or after W (the peers' split); the latest of those
+    midnights, as a cutoff, gives each region that same origin (the start of its day that
+    contains the cutoff), since they all fall within a day of W."""
+    if panel.slot != "1D":
+        return cutoffs
+
+    def first_midnight(cutoff: pd.Timestamp, tz: str) -> pd.Timestamp:
+        day = cutoff.tz_convert(tz).tz_localize(None).ceil("D")
+        return day.tz_localize(tz, nonexistent="shift_forward").tz_convert("UTC")
+
+    return [max(first_midnight(c, tz) for tz in set(panel.timezones.values())) for c in cutoffs]
+
+
 def truncate(data: Path, cutoff: pd.Timestamp, folder: Path) -> Path:
     """A copy of the data folder with the orders before the cutoff; tables of regions left without
     orders lose those regions' rows."""
@@ -143,16 +160,17 @@ def policy(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.concat([own, fill], ignore_index=True)
 
 
-def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], truth: pd.DataFrame,
+def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], run_at: list[pd.Timestamp], truth: pd.DataFrame,
                      horizon_days: int) -> dict[str, Any]:
-    """Each candidate of the candidates backtest (`folder`/candidates), scored as a policy, with
-    its intervals at window N calibrated on its residuals in window N's backtest (`folder`/wN)."""
+    """Each candidate of the candidates backtest (`folder`/candidates, run at the cutoffs `run_at`
+    for the windows `cutoffs`), scored as a policy, with its intervals at window N calibrated on
+    its residuals in window N's backtest (`folder`/wN)."""
     predictions = pd.read_parquet(folder / "candidates" / "predictions.parquet")
-    predictions["cutoff"] = pd.to_datetime(predictions["cutoff"], utc=True)
+    predictions["cutoff"] = pd.to_datetime(predictions["cutoff"], utc=True).map(dict(zip(run_at, cutoffs)))
     residuals = {}
     for index, cutoff in enumerate(cutoffs, 1):
         backtest = pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")
-        residuals[cutoff] = backtest.assign(bucket=horizon_bucket(backtest["ts"], backtest["cutoff"], horizon_days))
+        residuals[cutoff] = backtest.assign(bucket=horizon_bucket(backtest["ts"], backtest["origin"], horizon_days))
     scores = {}
     for model in sorted(predictions["model"].unique()):
         forecasts = with_window_intervals(policy(predictions, model), residuals, horizon_days)
@@ -176,7 +194,7 @@ def with_window_intervals(forecasts: pd.DataFrame, residuals: dict[pd.Timestamp,
         if source.empty:
             source = own.loc[own["model"] == SHORT_HISTORY_MODEL]
         bands = _calibration(source).quantiles(rows["forecast"].to_numpy(),
-                                               horizon_bucket(rows["ts"], cutoff, horizon_days), peers.QUANTILES)
+                                               horizon_bucket(rows["ts"], rows["origin"], horizon_days), peers.QUANTILES)
         parts.append(rows.assign(**{f"p{round(q * 100)}": bands[:, i] for i, q in enumerate(peers.QUANTILES)}))
     return pd.concat(parts, ignore_index=True)
 
@@ -209,12 +227,14 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
             raise _Skipped
         started = time.perf_counter()
         backtest = folder / "candidates"
+        run_at = backtest_cutoffs(panel, cutoffs)
         codes["candidates"] = ordercast(["backtest", *table_args(data), *common, "--cutoff-dates",
-                                         ",".join(c.isoformat() for c in cutoffs), "--retrain-every", "1",
+                                         ",".join(c.isoformat() for c in run_at), "--retrain-every", "1",
                                          "--models", ",".join(MODELS), "--out", str(backtest)],
                                         homes["candidates"], folder / "candidates.log")
         step("candidates backtest", started)
         workflow: dict[str, list[pd.DataFrame]] = {SELECTION: [], DEFAULT: []}
+        several_clocks = panel.slot == "1D" and len(set(panel.timezones.values())) > 1
         for index, cutoff in enumerate(cutoffs, 1):
             window = folder / f"w{index}"
             started = time.perf_counter()
@@ -223,12 +243,14 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
                                                      str(window / "backtest")], homes["selection"],
                                                     window / "backtest.log")
             step(f"w{index} backtest", started)
+            as_of = [*table_args(truncated), "--as-of", "per-region"] if several_clocks else \
+                [*table_args(data), "--as-of", cutoff.isoformat()]
             runs = ((SELECTION, homes["selection"], "forecast"), (DEFAULT, homes["default"], "default"))
             for label, home, sub in runs:
                 started = time.perf_counter()
                 codes[f"w{index} {sub}"] = ordercast(
-                    ["forecast", *table_args(data), *common, "--as-of", cutoff.isoformat(),
-                     "--quantiles", "0.1,0.5,0.9", "--out", str(window / sub)], home, window / f"{sub}.log")
+                    ["forecast", *as_of, *common, "--quantiles", "0.1,0.5,0.9", "--out", str(window / sub)], home,
+                    window / f"{sub}.log")
                 frame = pd.read_parquet(window / sub / "forecasts.parquet").assign(cutoff=cutoff)
                 workflow[label].append(frame)
                 models = frame.drop_duplicates("region")["model"].value_counts().to_dict()
@@ -237,7 +259,7 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
                 step(f"w{index} {sub}", started)
         for label, frames in workflow.items():
             scores[label] = peers.score(pd.concat(frames, ignore_index=True), truth)
-        scores.update(candidate_scores(folder, cutoffs, truth, args.horizon_days))
+        scores.update(candidate_scores(folder, cutoffs, run_at, truth, args.horizon_days))
     except _Skipped:
         pass
     except RuntimeError as error:

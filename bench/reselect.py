@@ -30,10 +30,12 @@ WORKFLOW = "ordercast selection (workflow)"
 def reselect(folder: Path, windows: list[pd.Timestamp], holdout: int) -> tuple[float, dict[str, int]]:
     """The workflow's pooled WAPE over the windows under today's rule, and how often each model was chosen."""
     candidates = pd.read_parquet(folder / "candidates" / "predictions.parquet")
+    run_at = sorted(candidates["cutoff"].unique())  # the windows, or (1D, several clocks) a later midnight of each
+    assert len(run_at) == len(windows), f"{folder}: the candidates backtest ran at {len(run_at)} cutoffs"
     chosen_rows, counts = [], {}
-    for index, window in enumerate(windows, 1):
+    for index, cutoff in enumerate(run_at, 1):
         backtest = pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")
-        at_window = candidates.loc[candidates["cutoff"] == window]
+        at_window = candidates.loc[candidates["cutoff"] == cutoff]
         for region, rows in backtest.groupby("region"):
             selection, held_out = split_cutoffs(sorted(rows["cutoff"].unique()), holdout)
             model = _select(rows, selection, held_out, region)["model"]

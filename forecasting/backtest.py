@@ -3,9 +3,10 @@ and interval calibration, for one region at a time (the `pooled` candidate's for
 across regions by `forecasting.pooled`, come in ready to score).
 
 Leakage: features are built once from the whole history, then each cutoff's horizon rows
-are seen from that cutoff (`features.at_origin`: lead weeks chosen, and any lag or level
-that reads a slot ending after the cutoff masked, as across a spring DST change); each
-model is fitted only on slots that ended by its fit cutoff. `tests/forecasting/test_backtest.py`
+are seen from the region's origin there, the start of its slot that contains the cutoff
+(`features.at_origin`: lead weeks chosen, and any lag or level that reads a slot ending after
+the origin masked, as across a spring DST change); each model is fitted only on slots that
+ended by its fit cutoff. `tests/forecasting/test_backtest.py`
 corrupts every order after a cutoff and checks that the cutoff's forecasts do not change.
 
 Honest selection: models are compared, and intervals calibrated, on the earlier cutoffs where
@@ -192,7 +193,7 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
             if cutoff not in ahead.get(name, {}):
                 # a learned model serves the cutoffs up to its next refit, predicted together
                 learned = model_spec(name).learned
-                rows_of = training_rows(history, cutoff, spec.slot) if learned else history
+                rows_of = training_rows(history, past.origins[cutoff], spec.slot) if learned else history
                 model = create_model(name, options.model_threads).fit(rows_of[columns], rows_of[TARGET])
                 served = usable[index + 1:index + options.retrain_every] if learned else []
                 for later in served:
@@ -201,7 +202,8 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
                 ahead[name] = dict(zip([cutoff, *served], model.predict_horizons(
                     [rows[columns], *(horizons[later][columns] for later in served)])))
             forecasts[name] = ahead[name].pop(cutoff)
-        pieces += [pd.DataFrame({"region": region, "ts": rows["ts"].to_numpy(), "cutoff": cutoff, "model": name,
+        pieces += [pd.DataFrame({"region": region, "ts": rows["ts"].to_numpy(), "cutoff": cutoff,
+                                 "origin": past.origins[cutoff], "model": name,
                                  "actual": rows[TARGET].to_numpy("float64"), "forecast": forecasts[name]})
                    for name in candidates]
     if not pieces:
@@ -211,7 +213,7 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
             "scores": {}}, None, notes)
     predictions = pd.concat(pieces, ignore_index=True)
     predictions["ts"] = pd.to_datetime(predictions["ts"], utc=True)
-    predictions["bucket"] = horizon_bucket(predictions["ts"], predictions["cutoff"], options.horizon_days)
+    predictions["bucket"] = horizon_bucket(predictions["ts"], predictions["origin"], options.horizon_days)
     selection_cutoffs, holdout_cutoffs = split_cutoffs(usable, options.holdout_cutoffs)
     if len(selection_cutoffs) < MIN_SELECTION_CUTOFFS:
         notes.append(f"model chosen on {len(selection_cutoffs)} cutoffs (fewer than {MIN_SELECTION_CUTOFFS}): "
@@ -232,12 +234,17 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
 
 @dataclass
 class RegionHistory:
-    """A region's history features (built once, from all its orders) and, per cutoff, the
-    horizon to score: the cutoffs with a week of data before them and the whole horizon observed."""
+    """A region's history features (built once, from all its orders) and, per cutoff, its
+    origin and the horizon to score: the cutoffs with a week of data before them and the whole
+    horizon observed. A cutoff's origin is the start of the region's slot that contains it: with
+    `1D` slots in a run across time zones, the region's own midnight of the cutoff's local date
+    when the cutoff is a later region's midnight (the slot in progress is the horizon's first,
+    its orders unseen)."""
 
     frame: pd.DataFrame
     slot_ends: pd.Series
     timezone: str
+    origins: dict[pd.Timestamp, pd.Timestamp]
     history_days_at: dict[pd.Timestamp, float]
     horizons: dict[pd.Timestamp, pd.DatetimeIndex]
     notes: list[str]
@@ -247,8 +254,9 @@ class RegionHistory:
         return self.frame.loc[(self.slot_ends <= cutoff).to_numpy() & self.frame[TARGET].notna().to_numpy()]
 
     def horizon_rows(self, cutoff: pd.Timestamp, spec: FeatureSpec) -> pd.DataFrame:
-        """The cutoff's horizon, its lags and levels seen from the cutoff (`at_origin`)."""
-        return at_origin(self.frame.loc[self.frame["ts"].isin(self.horizons[cutoff])], cutoff, spec, self.timezone)
+        """The cutoff's horizon, its lags and levels seen from its origin (`at_origin`)."""
+        return at_origin(self.frame.loc[self.frame["ts"].isin(self.horizons[cutoff])], self.origins[cutoff], spec,
+                         self.timezone)
 
 
 def region_history(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: BacktestOptions) -> RegionHistory:
@@ -258,9 +266,10 @@ def region_history(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: B
     data_end = spec.slot.next_start(orders["ts"].iloc[-1], tz)
     frame = build_features(inputs, spec, data_end)
     frame = frame.loc[frame["is_history"]].reset_index(drop=True)
-    history_days_at = {c: (c - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
-    horizons, notes = _observed_horizons(frame, cutoffs, history_days_at, options, tz)
-    return RegionHistory(frame, spec.slot.ends(frame["ts"], tz), tz, history_days_at, horizons, notes)
+    origins = dict(zip(cutoffs, spec.slot.floor(pd.Series(cutoffs, dtype="datetime64[ns, UTC]"), tz)))
+    history_days_at = {c: (origins[c] - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
+    horizons, notes = _observed_horizons(frame, origins, history_days_at, options, tz)
+    return RegionHistory(frame, spec.slot.ends(frame["ts"], tz), tz, origins, history_days_at, horizons, notes)
 
 
 def _with_pooled_forecasts(candidates: list[str], usable: list[pd.Timestamp], pooled: pd.DataFrame | None,
@@ -287,16 +296,16 @@ def _pooled_at(pooled: pd.DataFrame, cutoff: pd.Timestamp, starts: pd.Series) ->
     return values
 
 
-def _observed_horizons(frame: pd.DataFrame, cutoffs: list[pd.Timestamp], history_days_at: dict,
+def _observed_horizons(frame: pd.DataFrame, origins: dict[pd.Timestamp, pd.Timestamp], history_days_at: dict,
                        options: BacktestOptions, tz: str) -> tuple[dict[pd.Timestamp, pd.DatetimeIndex], list[str]]:
-    """The horizon of each cutoff with a week of history before it and its whole horizon
-    observed, oldest first; one note per reason a cutoff was skipped."""
+    """The horizon (from its origin) of each cutoff with a week of history before it and its
+    whole horizon observed, oldest first; one note per reason a cutoff was skipped."""
     spec = options.spec
     skipped = {"less than a week of this region's data before it": 0,
                "horizon reaches past the end of the data": 0, "horizon has missing slots": 0}
     observed = {}
-    for cutoff in cutoffs:
-        horizon = spec.slot.horizon(cutoff, options.horizon_days, tz)
+    for cutoff, origin in origins.items():
+        horizon = spec.slot.horizon(origin, options.horizon_days, tz)
         values = frame.loc[frame["ts"].isin(horizon), TARGET]
         if history_days_at[cutoff] < MIN_HISTORY_DAYS:
             skipped["less than a week of this region's data before it"] += 1
@@ -434,7 +443,8 @@ def _preference(name: str) -> tuple[int, str]:
 def _metrics(predictions: pd.DataFrame, orders: pd.DataFrame, options: BacktestOptions) -> pd.DataFrame:
     """WAPE, bias, MASE, pinball loss and coverage per model, cutoff and horizon bucket."""
     names = [quantile_column(q) for q in options.quantiles]
-    scales = {cutoff: _naive_mae(orders, cutoff) for cutoff in predictions["cutoff"].unique()}
+    origins = predictions.drop_duplicates("cutoff").set_index("cutoff")["origin"]
+    scales = {cutoff: _naive_mae(orders, origin) for cutoff, origin in origins.items()}
     rows = []
     for (model, cutoff, bucket), group in predictions.groupby(["model", "cutoff", "bucket"], sort=True):
         quantile_values = group[names].to_numpy()
@@ -453,9 +463,9 @@ def _metrics(predictions: pd.DataFrame, orders: pd.DataFrame, options: BacktestO
     return pd.DataFrame(rows)
 
 
-def _naive_mae(orders: pd.DataFrame, cutoff: pd.Timestamp) -> float:
-    """In-sample MAE of the weekly seasonal naive over the weeks before a cutoff (the MASE scale)."""
-    recent = orders.loc[(orders["ts"] < cutoff) & (orders["ts"] >= cutoff - pd.Timedelta(weeks=MASE_SCALE_WEEKS + 1))]
+def _naive_mae(orders: pd.DataFrame, origin: pd.Timestamp) -> float:
+    """In-sample MAE of the weekly seasonal naive over the weeks before an origin (the MASE scale)."""
+    recent = orders.loc[(orders["ts"] < origin) & (orders["ts"] >= origin - pd.Timedelta(weeks=MASE_SCALE_WEEKS + 1))]
     series = recent.set_index("ts")["orders"].astype("float64")
     week_before = series.reindex(series.index - pd.Timedelta(weeks=1)).to_numpy()
     errors = np.abs(series.to_numpy() - week_before)
@@ -463,7 +473,8 @@ def _naive_mae(orders: pd.DataFrame, cutoff: pd.Timestamp) -> float:
 
 
 def _empty_predictions(options: BacktestOptions) -> pd.DataFrame:
-    columns = ["region", "ts", "cutoff", "model", "actual", "forecast", *map(quantile_column, options.quantiles)]
+    columns = ["region", "ts", "cutoff", "origin", "model", "actual", "forecast",
+               *map(quantile_column, options.quantiles)]
     return pd.DataFrame(columns=columns)
 
 

@@ -130,7 +130,7 @@ def held_out_summary(predictions: pd.DataFrame, selection: pd.DataFrame, options
 
 def wape_by_model_and_bucket(predictions: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     """Pooled WAPE per model (rows) and horizon bucket (columns) over every cutoff."""
-    frame = predictions.assign(bucket=horizon_bucket(predictions["ts"], predictions["cutoff"], horizon_days))
+    frame = predictions.assign(bucket=horizon_bucket(predictions["ts"], predictions["origin"], horizon_days))
     table = frame.groupby(["model", "bucket"]).apply(lambda g: wape(g["actual"], g["forecast"]),
                                                      include_groups=False).unstack()
     return table[[b for b in bucket_names(horizon_days) if b in table.columns]]
@@ -140,7 +140,7 @@ def _write_plots(predictions: pd.DataFrame, metrics: pd.DataFrame, selection: pd
                  options: BacktestOptions) -> list[str]:
     if predictions.empty:
         return []
-    day = ((predictions["ts"] - predictions["cutoff"]) // pd.Timedelta(days=1)) + 1
+    day = ((predictions["ts"] - predictions["origin"]) // pd.Timedelta(days=1)) + 1
     by_day = predictions.assign(day=day).groupby(["model", "day"]).apply(
         lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
     paths = [folder / "error_by_horizon.png"]

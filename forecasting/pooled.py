@@ -90,7 +90,8 @@ def backtest_pooled(entries: list[dict[str, Any]], options: BacktestOptions, cut
     model = None
     for index, cutoff in enumerate(cutoffs):
         if model is None or index % options.retrain_every == 0:  # on every core: the regions wait for it
-            model = _fit([training_rows(past.before(cutoff), cutoff, spec.slot).assign(**{REGION_CODE: codes[region]})
+            model = _fit([training_rows(past.before(cutoff), past.origins[cutoff], spec.slot)
+                          .assign(**{REGION_CODE: codes[region]})
                           for region, past in pasts.items()], usable_cores()) or model
         if model is None:
             continue

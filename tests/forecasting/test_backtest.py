@@ -148,17 +148,36 @@ def test_no_look_ahead_across_a_spring_clock_change(one_region):
     assert_no_look_ahead(inputs, cutoffs, BacktestOptions(horizon_days=14, retrain_every=1, holdout_cutoffs=1))
 
 
+def daily_inputs(region: RegionInputs) -> RegionInputs:
+    """The region with its orders summed per local day."""
+    daily = Slot.parse("1D")
+    local_days = region.orders.assign(ts=daily.floor(region.orders["ts"], region.info.timezone))
+    orders = local_days.groupby("ts", as_index=False)["orders"].sum()
+    return RegionInputs(region.info, orders, region.weather, region.events, region.promotions)
+
+
 def test_no_look_ahead_with_daily_slots_and_a_cutoff_inside_a_day(one_region):
     """`1D` slots: a cutoff at noon must not use that day's total (it holds orders after noon)."""
-    daily = Slot.parse("1D")
-    local_days = one_region.orders.assign(ts=daily.floor(one_region.orders["ts"], one_region.info.timezone))
-    orders = local_days.groupby("ts", as_index=False)["orders"].sum()
-    inputs = RegionInputs(one_region.info, orders, one_region.weather, one_region.events, one_region.promotions)
-    last_day = orders["ts"].iloc[-1]
+    inputs = daily_inputs(one_region)
+    last_day = inputs.orders["ts"].iloc[-1]
     cutoffs = [last_day - pd.Timedelta(days=40, hours=-11), last_day - pd.Timedelta(days=30, hours=-11),
                last_day - pd.Timedelta(days=16)]
     options = BacktestOptions(slot="1D", horizon_days=14, retrain_every=1, holdout_cutoffs=1)
     assert_no_look_ahead(inputs, cutoffs, options)
+
+
+def test_a_daily_cutoff_inside_a_regions_day_starts_the_horizon_on_that_day(one_region):
+    """As for a region east of the run's clock: the cutoff is a later region's midnight, five
+    hours into this region's day, which is the first scored day (its orders unseen)."""
+    inputs = daily_inputs(one_region)
+    midnights = inputs.orders["ts"].iloc[[-60, -45, -30]].tolist()
+    cutoffs = [midnight + pd.Timedelta(hours=5) for midnight in midnights]
+    options = BacktestOptions(slot="1D", horizon_days=14, models=("seasonal_naive", "xgboost"), holdout_cutoffs=1)
+    predictions = backtest_region(inputs, cutoffs, options).predictions
+    first = predictions.groupby("cutoff").agg(origin=("origin", "first"), first_day=("ts", "min"),
+                                              days=("ts", "nunique"))
+    assert first["origin"].tolist() == midnights and first["first_day"].tolist() == midnights
+    assert (first["days"] == 14).all()
 
 
 def spring_clock_change(tz: str, year: int) -> pd.Timestamp:
@@ -186,8 +205,9 @@ def test_outputs_have_the_documented_columns_and_buckets(one_region):
     end = one_region.orders["ts"].max() + pd.Timedelta(minutes=30)
     options = BacktestOptions(horizon_days=10, models=("seasonal_naive", "weekly_profile"), holdout_cutoffs=1)
     result = backtest_region(one_region, plan_cutoffs(end, SLOT, 10, 3, pd.Timedelta(days=7))[0], options)
-    assert list(result.predictions.columns) == ["region", "ts", "cutoff", "model", "actual", "forecast",
+    assert list(result.predictions.columns) == ["region", "ts", "cutoff", "origin", "model", "actual", "forecast",
                                                 "p10", "p50", "p90"]
+    assert (result.predictions["origin"] == result.predictions["cutoff"]).all()  # cutoffs on the slot grid
     assert list(result.metrics.columns) == ["region", "model", "cutoff", "horizon_bucket", "wape", "bias", "mase",
                                             "pinball", "coverage"]
     assert set(result.metrics["horizon_bucket"]) == {"d1", "d2-7", "d8-10"}
