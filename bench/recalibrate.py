@@ -38,7 +38,8 @@ def replay(backtest: Path, horizon_days: int, min_cutoffs: int) -> pd.DataFrame:
     rows = []
     for region, model in chosen.itertuples(index=False):
         own = predictions.loc[(predictions["region"] == region) & (predictions["model"] == model)].copy()
-        own["bucket"] = horizon_bucket(own["ts"], own["cutoff"], horizon_days)
+        origin = own["origin"] if "origin" in own else own["cutoff"]  # no such column before 2433a93
+        own["bucket"] = horizon_bucket(own["ts"], origin, horizon_days)
         observed_by = own["cutoff"] + pd.Timedelta(days=horizon_days)
         for cutoff in sorted(own["cutoff"].unique()):
             earlier = own.loc[observed_by <= cutoff]

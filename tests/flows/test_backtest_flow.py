@@ -28,7 +28,8 @@ def backtest_run(small_demo_dir, prefect_server, tmp_path_factory):
 def test_backtest_writes_the_documented_outputs(backtest_run):
     _, out, result = backtest_run
     predictions = pd.read_parquet(out / "predictions.parquet")
-    assert list(predictions.columns) == ["region", "ts", "cutoff", "model", "actual", "forecast", "p10", "p50", "p90"]
+    assert list(predictions.columns) == ["region", "ts", "cutoff", "origin", "model", "actual", "forecast", "p10", "p50",
+                                         "p90"]
     assert predictions["cutoff"].nunique() == 4
     assert predictions.groupby(["region", "cutoff", "model"]).size().eq(7 * 48).all()
     assert set(predictions["model"]) == set(MODELS)
