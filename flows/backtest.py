@@ -149,8 +149,8 @@ def _pooled_forecasts(entries: list[dict[str, Any]], options: BacktestOptions, c
 
 def data_start(manifest: dict[str, Any]) -> str:
     """The earliest first orders slot of any region (ISO-8601, UTC)."""
-    as_of = pd.Timestamp(manifest["as_of"])
-    return (as_of - pd.Timedelta(days=max(entry["history_days"] for entry in manifest["regions"]))).isoformat()
+    return min(pd.Timestamp(entry["as_of"]) - pd.Timedelta(days=entry["history_days"])
+               for entry in manifest["regions"]).isoformat()
 
 
 def last_ending_timezone(manifest: dict[str, Any]) -> str:

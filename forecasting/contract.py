@@ -378,12 +378,14 @@ def data_ends(dataset: Dataset, slot: Slot) -> dict[str, pd.Timestamp]:
             for region, group in dataset.orders.groupby("region", sort=True)}
 
 
-def lagging_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[str]:
-    """A warning naming the regions whose orders end before the default `as_of` (the latest end
-    over all regions), and by how much: their forecast starts after a gap with no history."""
-    behind = {region: as_of - end for region, end in data_ends(dataset, slot).items() if end < as_of}
+def lagging_regions(dataset: Dataset, slot: Slot, origins: dict[str, pd.Timestamp]) -> list[str]:
+    """A warning naming the regions whose orders end before their default origin (`region_origins`),
+    and by how much: their forecast starts after a gap with no history."""
+    behind = {region: origins[region] - end for region, end in data_ends(dataset, slot).items()
+              if end < origins[region]}
     if not behind:
         return []
+    as_of = max(origins.values())
     listed = ", ".join(f"{region} ({_duration(gap)})" for region, gap in sorted(behind.items(), key=lambda x: -x[1]))
     return [f"{len(behind)} region(s) have orders ending before as_of {as_of.isoformat()} (the latest end over all "
             f"regions): {listed} behind. Their horizon starts after that gap; if extracts were cut at different "
@@ -412,11 +414,18 @@ def _duration(gap: pd.Timedelta) -> str:
 
 def region_origins(dataset: Dataset, slot: Slot, as_of: str | None) -> dict[str, pd.Timestamp]:
     """Each region's forecast origin (UTC): its own data end with `--as-of per-region`, else the
-    one origin of `resolve_as_of` for every region."""
+    one origin of `resolve_as_of` for every region. By default with `1D` slots, a region on
+    another clock whose orders end at the start of its local day that contains that origin (its
+    midnight came first) is not behind: it starts from its own end."""
     if as_of == PER_REGION:
         return data_ends(dataset, slot)
     when = resolve_as_of(dataset, slot, as_of)
-    return {region: when for region in dataset.regions}
+    origins = {region: when for region in dataset.regions}
+    if as_of is None and slot.is_daily:
+        for region, end in data_ends(dataset, slot).items():
+            if slot.floor(pd.Series([when]), dataset.regions[region].timezone).iloc[0] == end:
+                origins[region] = end
+    return origins
 
 
 def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timestamp:

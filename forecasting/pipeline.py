@@ -91,7 +91,7 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     as_of = max(origins.values())
     notes = list(dataset.warnings)
     if options.as_of is None:
-        notes += lagging_regions(dataset, slot, as_of)
+        notes += lagging_regions(dataset, slot, origins)
     elif options.as_of != PER_REGION:
         notes += mid_day_regions(dataset, slot, as_of)
     before_origin = dataset.orders["ts"] < dataset.orders["region"].astype(str).map(origins)

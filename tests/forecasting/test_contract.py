@@ -6,7 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.contract import InputPaths, load_dataset, mid_day_regions, resolve_as_of
+from forecasting.contract import (InputPaths, lagging_regions, load_dataset, mid_day_regions, region_origins,
+                                  resolve_as_of)
 from forecasting.errors import DataError
 from forecasting.slots import Slot
 
@@ -158,6 +159,26 @@ def test_an_as_of_inside_a_regions_local_day_is_named_with_daily_slots(tmp_path)
     assert mid_day_regions(data, SLOT, berlin_midnight) == []  # sub-day slots: on the grid, or an error
 
 
+def test_daily_regions_cut_at_their_own_midnights_start_there_by_default(tmp_path):
+    """Berlin's and New York's days through 20 March: New York's midnight is the latest end, six
+    hours into Berlin's 21 March, which is Berlin's first forecast day, without a lag warning.
+    A region a whole day behind keeps the shared origin and is named."""
+    daily = Slot.parse("1D")
+    rows = [f"{region},{day.isoformat()},5" for region, tz in (("berlin", "Europe/Berlin"), ("nyc", "America/New_York"))
+            for day in pd.date_range("2025-03-01", periods=20, freq="D", tz=tz)]
+    data = load(tmp_path, rows, slot=daily)
+    origins = region_origins(data, daily, None)
+    assert origins == {"berlin": pd.Timestamp("2025-03-21T00:00:00+01:00"),
+                       "nyc": pd.Timestamp("2025-03-21T00:00:00-04:00")}
+    assert lagging_regions(data, daily, origins) == []
+    assert set(region_origins(data, daily, "2025-03-21T00:00:00-04:00").values()) == {origins["nyc"]}  # as given
+    behind = load(tmp_path, rows[:19] + rows[20:], slot=daily)  # Berlin's 20 March missing
+    origins = region_origins(behind, daily, None)
+    assert origins["berlin"] == origins["nyc"] == pd.Timestamp("2025-03-21T00:00:00-04:00")
+    [warning] = lagging_regions(behind, daily, origins)
+    assert "berlin (29 h) behind" in warning
+
+
 def test_header_only_exogenous_tables_mean_none(tmp_path):
     data = load(tmp_path, orders_rows(slots=4), events="region,start,end,kind\n",
                 promotions="region,start,end,intensity\n")
@@ -196,17 +217,16 @@ def test_one_missing_slot_is_named_in_the_singular(tmp_path):
 
 def test_regions_whose_orders_end_before_the_default_as_of_are_named_with_their_gap(tmp_path):
     """Extracts cut at local midnight in two time zones: Berlin's data end 6 hours before New York's."""
-    from forecasting.contract import lagging_regions
-
     data = load(tmp_path, orders_rows(slots=96) + orders_rows("nyc", "2025-03-01T00:00:00-05:00", slots=96,
                                                               tz="America/New_York"))
     as_of = resolve_as_of(data, SLOT, None)
     assert as_of == pd.Timestamp("2025-03-03T05:00:00Z")  # New York's local midnight
-    [warning] = lagging_regions(data, SLOT, as_of)
+    [warning] = lagging_regions(data, SLOT, region_origins(data, SLOT, None))
     assert "1 region(s) have orders ending before as_of 2025-03-03T05:00:00+00:00" in warning
     assert "berlin (6 h) behind" in warning and "nyc" not in warning.split("regions):")[1]
     assert "pass --as-of per-region (each region from its own end)" in warning
-    assert lagging_regions(data, SLOT, pd.Timestamp("2025-03-02T23:00:00Z")) == []
+    earlier = pd.Timestamp("2025-03-02T23:00:00Z")
+    assert lagging_regions(data, SLOT, {"berlin": earlier, "nyc": earlier}) == []
 
 
 def test_one_row_per_order_is_summed_into_local_slots(tmp_path):
