@@ -50,6 +50,7 @@ import accuracy_peers as peers  # noqa: E402
 from forecasting.backtest import _calibration  # noqa: E402
 from forecasting.intervals import horizon_bucket  # noqa: E402
 from forecasting.models import MODELS, SHORT_HISTORY_MODEL  # noqa: E402
+from forecasting.slots import localize_wall  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ORDERCAST = BIN / "ordercast"  # the command scored; --ordercast changes it
@@ -127,8 +128,7 @@ def backtest_cutoffs(panel: peers.Panel, cutoffs: list[pd.Timestamp]) -> list[pd
         return cutoffs
 
     def first_midnight(cutoff: pd.Timestamp, tz: str) -> pd.Timestamp:
-        day = cutoff.tz_convert(tz).tz_localize(None).ceil("D")
-        return day.tz_localize(tz, nonexistent="shift_forward").tz_convert("UTC")
+        return localize_wall(pd.Series([cutoff.tz_convert(tz).tz_localize(None).ceil("D")]), tz).iloc[0]
 
     return [max(first_midnight(c, tz) for tz in set(panel.timezones.values())) for c in cutoffs]
 
@@ -167,6 +167,7 @@ def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], run_at: list[pd.
     its residuals in window N's backtest (`folder`/wN)."""
     predictions = pd.read_parquet(folder / "candidates" / "predictions.parquet")
     predictions["cutoff"] = pd.to_datetime(predictions["cutoff"], utc=True).map(dict(zip(run_at, cutoffs)))
+    assert predictions["cutoff"].notna().all(), "the candidates backtest ran at a cutoff that is no window's"
     residuals = {}
     for index, cutoff in enumerate(cutoffs, 1):
         backtest = pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")

@@ -24,6 +24,7 @@ from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
 from forecasting.models import MODELS, model_spec
 from forecasting.pipeline import RunOptions
+from forecasting.slots import Slot
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SLOT,
@@ -147,6 +148,9 @@ def _pooled_forecasts(entries: list[dict[str, Any]], options: BacktestOptions, c
     return future.result()
 
 
+DAILY = Slot.parse("1D")
+
+
 def data_start(manifest: dict[str, Any]) -> str:
     """The earliest first orders slot of any region (ISO-8601, UTC)."""
     return min(pd.Timestamp(entry["as_of"]) - pd.Timedelta(days=entry["history_days"])
@@ -154,8 +158,14 @@ def data_start(manifest: dict[str, Any]) -> str:
 
 
 def last_ending_timezone(manifest: dict[str, Any]) -> str:
-    """The time zone of the region whose data end last: daily cutoffs are its local midnights."""
-    return max(manifest["regions"], key=lambda entry: pd.Timestamp(entry["as_of"]))["timezone"]
+    """The time zone of the region whose data end last: daily cutoffs are its local midnights. A
+    region a day or more behind shares that latest `as_of`; the tie goes to a region whose
+    local midnight it is."""
+    def latest_own_midnight(entry: dict[str, Any]) -> tuple[pd.Timestamp, bool]:
+        as_of = pd.Timestamp(entry["as_of"]).tz_convert("UTC")
+        return as_of, bool(DAILY.on_grid(pd.Series([as_of]), entry["timezone"]).iloc[0])
+
+    return max(manifest["regions"], key=latest_own_midnight)["timezone"]
 
 
 def _publish_artifacts(records: list[dict[str, Any]], summary: dict[str, Any], cluster: dict[str, Any]) -> None:

@@ -85,3 +85,5 @@ def test_daily_cutoffs_follow_the_clock_of_the_region_whose_data_end_last():
                             {"region": "west", "as_of": "2026-11-30T08:00:00+00:00", "timezone": "America/Los_Angeles"},
                             {"region": "north", "as_of": "2026-11-29T06:00:00+00:00", "timezone": "America/Chicago"}]}
     assert last_ending_timezone(manifest) == "America/Los_Angeles"
+    behind = {"region": "berlin", "as_of": "2026-11-30T08:00:00+00:00", "timezone": "Europe/Berlin"}  # shares it
+    assert last_ending_timezone({"regions": [behind, *manifest["regions"]]}) == "America/Los_Angeles"
