@@ -8,7 +8,8 @@ For every set and window W in OUT, the selection code of this checkout
 (the backtest the workflow ran on the orders before W), and the chosen candidate's forecast at W
 is read from OUT/SET/candidates (every candidate at every window, refit at each). That is what
 the workflow's forecast at W (`--as-of W`, or `--as-of per-region` for a daily set on several
-clocks) predicts with that choice: the same model trained on the same orders. Prints the workflow's WAPE per set next to the one OUT recorded.
+clocks) predicts with that choice: the same model trained on the same orders. Prints the
+workflow's WAPE per set next to the one OUT recorded.
 """
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
 from forecasting.models import MODELS, model_spec
 from forecasting.pipeline import RunOptions
-from forecasting.slots import Slot
 from forecasting.settings import (
     DEFAULT_HORIZON_DAYS,
     DEFAULT_SLOT,
@@ -32,9 +31,12 @@ from forecasting.settings import (
     default_selection_store,
     run_dir,
 )
+from forecasting.slots import Slot
 from forecasting.storage import default_db_url
 from tasks.backtest import backtest, plan, pooled, write_backtest_outputs
 from tasks.load import load_snapshot, restrict_regions
+
+DAILY = Slot.parse("1D")
 
 
 @flow(name="backtest")
@@ -146,9 +148,6 @@ def _pooled_forecasts(entries: list[dict[str, Any]], options: BacktestOptions, c
         return {}
     logger.info("Pooled candidate done in %.0f s", time.perf_counter() - started)
     return future.result()
-
-
-DAILY = Slot.parse("1D")
 
 
 def data_start(manifest: dict[str, Any]) -> str:
