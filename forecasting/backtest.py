@@ -266,16 +266,10 @@ def region_history(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: B
     data_end = spec.slot.next_start(orders["ts"].iloc[-1], tz)
     frame = build_features(inputs, spec, data_end)
     frame = frame.loc[frame["is_history"]].reset_index(drop=True)
-    origins = {c: _origin(spec.slot, c, tz) for c in cutoffs}
+    origins = dict(zip(cutoffs, spec.slot.floor(pd.Series(cutoffs, dtype="datetime64[ns, UTC]"), tz)))
     history_days_at = {c: (origins[c] - orders["ts"].iloc[0]) / pd.Timedelta(days=1) for c in cutoffs}
     horizons, notes = _observed_horizons(frame, origins, history_days_at, options, tz)
     return RegionHistory(frame, spec.slot.ends(frame["ts"], tz), tz, origins, history_days_at, horizons, notes)
-
-
-def _origin(slot: Slot, cutoff: pd.Timestamp, tz: str) -> pd.Timestamp:
-    """The start of the region's last slot that starts at or before `cutoff` (not `Slot.floor`,
-    which can land after it where a DST change repeats midnight, as in Havana)."""
-    return slot.grid(cutoff - pd.Timedelta(days=2), cutoff + pd.Timedelta(microseconds=1), tz)[-1]
 
 
 def _with_pooled_forecasts(candidates: list[str], usable: list[pd.Timestamp], pooled: pd.DataFrame | None,

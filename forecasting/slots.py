@@ -121,6 +121,14 @@ def localize_wall(wall: pd.Series, tz: str) -> pd.Series:
 
 
 def _local_midnight(local: pd.Series) -> pd.Series:
-    """Local midnight of each tz-aware timestamp, tolerant of DST changes at midnight."""
+    """The start of each tz-aware timestamp's local day, as `Slot.grid` has it: where a DST change
+    skips midnight, the change; where it repeats midnight (Havana), the later one, so a time
+    between the two still belongs to the day before and no start falls after its timestamp."""
     naive_midnight = local.dt.tz_localize(None).dt.normalize()
-    return naive_midnight.dt.tz_localize(local.dt.tz, nonexistent="shift_forward", ambiguous=False)
+    tz = local.dt.tz
+    midnight = naive_midnight.dt.tz_localize(tz, nonexistent="shift_forward", ambiguous=False)
+    early = midnight > local
+    if early.any():
+        day_before = naive_midnight - pd.Timedelta(days=1)
+        midnight = midnight.where(~early, day_before.dt.tz_localize(tz, nonexistent="shift_forward", ambiguous=False))
+    return midnight

@@ -10,7 +10,6 @@ from scipy.stats import norm
 from forecasting.backtest import (
     MIN_CUTOFFS_FOR_EMPIRICAL_BIAS,
     BacktestOptions,
-    _origin,
     _select,
     backtest_region,
     for_regions,
@@ -165,15 +164,6 @@ def test_no_look_ahead_with_daily_slots_and_a_cutoff_inside_a_day(one_region):
                last_day - pd.Timedelta(days=16)]
     options = BacktestOptions(slot="1D", horizon_days=14, retrain_every=1, holdout_cutoffs=1)
     assert_no_look_ahead(inputs, cutoffs, options)
-
-
-def test_an_origin_is_never_after_its_cutoff_where_midnight_repeats():
-    """Havana's clocks go back from 01:00 to 00:00: New York's midnight (04:00 UTC) falls in the
-    first of Havana's two midnights, still inside 31 October, whose day is not yet known."""
-    cutoff = pd.Timestamp("2026-11-01T04:00:00Z")
-    assert _origin(Slot.parse("1D"), cutoff, "America/Havana") == pd.Timestamp("2026-10-31T04:00:00Z")
-    assert _origin(Slot.parse("1D"), cutoff, "America/New_York") == cutoff
-    assert _origin(SLOT, cutoff + pd.Timedelta(minutes=10), "America/New_York") == cutoff
 
 
 def test_a_daily_cutoff_inside_a_regions_day_starts_the_horizon_on_that_day(one_region):

@@ -28,6 +28,19 @@ def test_floor_and_grid_in_local_time():
     assert floored.tz_convert("Asia/Kathmandu").minute in (0, 30)
 
 
+def test_a_slot_start_is_never_after_its_timestamp_where_midnight_repeats():
+    """Havana's clocks go back from 01:00 to 00:00: New York's midnight (04:00 UTC) falls in the
+    first of Havana's two midnights, still inside 31 October, whose day (as the grid has it)
+    ends at the second. A backtest origin there must not be 1 November, not yet started."""
+    daily = Slot.parse("1D")
+    cutoff = pd.Timestamp("2026-11-01T04:00:00Z")
+    assert daily.floor(pd.Series([cutoff]), "America/Havana").iloc[0] == pd.Timestamp("2026-10-31T04:00:00Z")
+    assert daily.first_start_at_or_after(cutoff, "America/Havana") == pd.Timestamp("2026-11-01T05:00:00Z")
+    assert daily.floor(pd.Series([cutoff]), "America/New_York").iloc[0] == cutoff
+    half_hour = Slot.parse("30min")
+    assert half_hour.floor(pd.Series([cutoff + pd.Timedelta(minutes=10)]), "America/New_York").iloc[0] == cutoff
+
+
 def test_sub_day_grid_keeps_alignment_across_dst():
     slot = Slot.parse("30min")
     grid = slot.grid(pd.Timestamp("2025-03-30T00:00:00+01:00"), pd.Timestamp("2025-03-31T00:00:00+02:00"), "Europe/Berlin")
