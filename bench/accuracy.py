@@ -50,7 +50,7 @@ import accuracy_peers as peers  # noqa: E402
 from forecasting.backtest import _calibration  # noqa: E402
 from forecasting.intervals import horizon_bucket  # noqa: E402
 from forecasting.models import MODELS, SHORT_HISTORY_MODEL  # noqa: E402
-from forecasting.slots import localize_wall  # noqa: E402
+from forecasting.slots import Slot  # noqa: E402
 
 BIN = Path(sys.executable).parent
 ORDERCAST = BIN / "ordercast"  # the command scored; --ordercast changes it
@@ -126,11 +126,8 @@ def backtest_cutoffs(panel: peers.Panel, cutoffs: list[pd.Timestamp]) -> list[pd
     contains the cutoff), since they all fall within a day of W."""
     if panel.slot != "1D":
         return cutoffs
-
-    def first_midnight(cutoff: pd.Timestamp, tz: str) -> pd.Timestamp:
-        return localize_wall(pd.Series([cutoff.tz_convert(tz).tz_localize(None).ceil("D")]), tz).iloc[0]
-
-    return [max(first_midnight(c, tz) for tz in set(panel.timezones.values())) for c in cutoffs]
+    daily = Slot.parse("1D")
+    return [max(daily.first_start_at_or_after(c, tz) for tz in set(panel.timezones.values())) for c in cutoffs]
 
 
 def truncate(data: Path, cutoff: pd.Timestamp, folder: Path) -> Path:
