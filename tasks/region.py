@@ -20,8 +20,15 @@ from tasks import run_logger, transient_retries
 
 @task(name="train-pooled", task_run_name="train-pooled", **transient_retries())
 def train_pooled(entries: list[dict[str, Any]], options: RunOptions, model_store: str, run_dir: str) -> dict[str, Any]:
-    """Fit and store the pooled model once, on every region of the run; returns its record."""
-    record = pooled_model.train_pooled(entries, options, Path(model_store), Path(run_dir))
+    """Fit and store the pooled model once, on every region of the run; returns its record.
+    With `options.region_timeout`, the fit runs in a child process killed after that limit
+    times the number of regions it learns from (it does the training of all of them at once)."""
+    arguments = dict(entries=entries, options=options, model_store=Path(model_store), run_dir=Path(run_dir))
+    if options.region_timeout:
+        record = call_with_time_limit(pooled_model.train_pooled, options.region_timeout * len(entries),
+                                      f"training of the pooled model on {len(entries)} region(s)", **arguments)
+    else:
+        record = pooled_model.train_pooled(**arguments)
     run_logger().info("Trained the pooled model on %d regions, %d rows, in %.1f s", len(entries),
                       record["train_rows"], record["train_seconds"])
     return record

@@ -1,6 +1,8 @@
 """Tasks are thin: their functions, called directly with `.fn()`, do the stage's work."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -10,7 +12,7 @@ from forecasting.errors import DataError, RegionTimeout
 from forecasting.pipeline import RunOptions
 from tasks.collect import write_outputs
 from tasks.load import load_inputs
-from tasks.region import fallback, predict, train
+from tasks.region import fallback, predict, train, train_pooled
 
 AS_OF = "2026-10-12T00:00:00+00:00"
 
@@ -76,6 +78,22 @@ def test_region_timeout_stops_the_training_process(berlin, tmp_path, monkeypatch
         train.fn("berlin-mitte", berlin, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
                  str(tmp_path / "run"))
     assert not (tmp_path / "models" / "berlin-mitte").exists()
+
+
+def test_region_timeout_stops_the_pooled_models_training_too(berlin, tmp_path, monkeypatch):
+    """The pooled fit trains every region at once, so its limit is the region limit times their number."""
+    monkeypatch.setenv("ORDERCAST_FAULTS", "train:_pooled:hang")
+    options = RunOptions(as_of=AS_OF, horizon_days=7, region_timeout=4)
+    with pytest.raises(RegionTimeout, match=r"training of the pooled model on 2 region\(s\) ran past the time limit "
+                                            r"of 8 s"):
+        train_pooled.fn([berlin, berlin], options, str(tmp_path / "models"), str(tmp_path / "run"))
+    assert not (tmp_path / "models").exists()
+
+    monkeypatch.delenv("ORDERCAST_FAULTS")
+    record = train_pooled.fn([berlin], RunOptions(as_of=AS_OF, horizon_days=7, region_timeout=300),
+                             str(tmp_path / "models"), str(tmp_path / "run"))
+    assert record["train_rows"] > 0 and (tmp_path / "models").exists()
+    assert Path(record["model_path"]).is_relative_to(tmp_path / "models")
 
 
 def test_training_under_a_time_limit_gives_the_same_model(berlin, tmp_path):
