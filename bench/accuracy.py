@@ -158,20 +158,21 @@ def policy(predictions: pd.DataFrame, model: str) -> pd.DataFrame:
 
 
 def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], run_at: list[pd.Timestamp], truth: pd.DataFrame,
-                     horizon_days: int) -> dict[str, Any]:
+                     horizon_days: int, zones: dict[str, str]) -> dict[str, Any]:
     """Each candidate of the candidates backtest (`folder`/candidates, run at the cutoffs `run_at`
     for the windows `cutoffs`), scored as a policy, with its intervals at window N calibrated on
-    its residuals in window N's backtest (`folder`/wN)."""
+    its residuals in window N's backtest (`folder`/wN); `zones`: each region's time zone."""
     predictions = pd.read_parquet(folder / "candidates" / "predictions.parquet")
     predictions["cutoff"] = pd.to_datetime(predictions["cutoff"], utc=True).map(dict(zip(run_at, cutoffs)))
     assert predictions["cutoff"].notna().all(), "the candidates backtest ran at a cutoff that is no window's"
     residuals = {}
     for index, cutoff in enumerate(cutoffs, 1):
         backtest = pd.read_parquet(folder / f"w{index}" / "backtest" / "predictions.parquet")
-        residuals[cutoff] = backtest.assign(bucket=horizon_bucket(backtest["ts"], backtest["origin"], horizon_days))
+        residuals[cutoff] = backtest.assign(bucket=horizon_bucket(backtest["ts"], backtest["origin"], horizon_days,
+                                                                  backtest["region"].map(zones)))
     scores = {}
     for model in sorted(predictions["model"].unique()):
-        forecasts = with_window_intervals(policy(predictions, model), residuals, horizon_days)
+        forecasts = with_window_intervals(policy(predictions, model), residuals, horizon_days, zones)
         scores[f"ordercast {model}"] = peers.score(forecasts, truth)
         ran = predictions.loc[predictions["model"] == model, ["region", "cutoff"]].drop_duplicates()
         scores[f"ordercast {model}"]["region_windows_run"] = len(ran)
@@ -179,7 +180,7 @@ def candidate_scores(folder: Path, cutoffs: list[pd.Timestamp], run_at: list[pd.
 
 
 def with_window_intervals(forecasts: pd.DataFrame, residuals: dict[pd.Timestamp, pd.DataFrame],
-                          horizon_days: int) -> pd.DataFrame:
+                          horizon_days: int, zones: dict[str, str]) -> pd.DataFrame:
     """`forecasts` with P10/P50/P90 from the production rule (`_calibration`) fitted on the same
     model's predictions in the region's backtest before each window (`residuals`, by window, with
     their horizon `bucket`); a model that did not run there takes the short-history model's, as
@@ -192,7 +193,8 @@ def with_window_intervals(forecasts: pd.DataFrame, residuals: dict[pd.Timestamp,
         if source.empty:
             source = own.loc[own["model"] == SHORT_HISTORY_MODEL]
         bands = _calibration(source).quantiles(rows["forecast"].to_numpy(),
-                                               horizon_bucket(rows["ts"], rows["origin"], horizon_days), peers.QUANTILES)
+                                               horizon_bucket(rows["ts"], rows["origin"], horizon_days, zones[region]),
+                                               peers.QUANTILES)
         parts.append(rows.assign(**{f"p{round(q * 100)}": bands[:, i] for i, q in enumerate(peers.QUANTILES)}))
     return pd.concat(parts, ignore_index=True)
 
@@ -257,7 +259,7 @@ def run_set(name: str, out: Path, args: argparse.Namespace, real: dict[str, Any]
                 step(f"w{index} {sub}", started)
         for label, frames in workflow.items():
             scores[label] = peers.score(pd.concat(frames, ignore_index=True), truth)
-        scores.update(candidate_scores(folder, cutoffs, run_at, truth, args.horizon_days))
+        scores.update(candidate_scores(folder, cutoffs, run_at, truth, args.horizon_days, panel.timezones))
     except _Skipped:
         pass
     except RuntimeError as error:

@@ -31,15 +31,16 @@ from forecasting.metrics import coverage, pinball  # noqa: E402
 LEVELS = (0.1, 0.5, 0.9)
 
 
-def replay(backtest: Path, horizon_days: int, min_cutoffs: int) -> pd.DataFrame:
-    """One row per (region, scored cutoff): coverage and pinball loss of the replayed intervals."""
+def replay(backtest: Path, horizon_days: int, min_cutoffs: int, zones: dict[str, str]) -> pd.DataFrame:
+    """One row per (region, scored cutoff): coverage and pinball loss of the replayed intervals;
+    `zones`: each region's time zone."""
     predictions = pd.read_parquet(backtest / "predictions.parquet")
     chosen = pd.read_parquet(backtest / "selection.parquet")[["region", "model"]]
     rows = []
     for region, model in chosen.itertuples(index=False):
         own = predictions.loc[(predictions["region"] == region) & (predictions["model"] == model)].copy()
         origin = own["origin"] if "origin" in own else own["cutoff"]  # no such column before 2433a93
-        own["bucket"] = horizon_bucket(own["ts"], origin, horizon_days)
+        own["bucket"] = horizon_bucket(own["ts"], origin, horizon_days, zones[region])
         observed_by = own["cutoff"] + pd.Timedelta(days=horizon_days)
         for cutoff in sorted(own["cutoff"].unique()):
             earlier = own.loc[observed_by <= cutoff]
@@ -67,7 +68,9 @@ def main() -> int:
     names = args.sets.split(",") if args.sets else list(summary["sets"])
     print(f"{'set':<20} {'cutoffs':>7} {'coverage':>9} {'|cov-0.8|':>9} {'pinball':>8}")
     for name in names:
-        scores = replay(args.out / name / args.window / "backtest", summary["horizon_days"], args.min_cutoffs)
+        regions = pd.read_csv(args.out / name / "data" / "regions.csv", dtype=str)
+        scores = replay(args.out / name / args.window / "backtest", summary["horizon_days"], args.min_cutoffs,
+                        dict(zip(regions["region"], regions["timezone"])))
         if scores.empty:
             print(f"{name:<20} {0:>7}  (no cutoff has {args.min_cutoffs} earlier observed ones)")
             continue

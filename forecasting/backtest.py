@@ -213,7 +213,8 @@ def backtest_region(inputs: RegionInputs, cutoffs: list[pd.Timestamp], options: 
             "scores": {}}, None, notes)
     predictions = pd.concat(pieces, ignore_index=True)
     predictions["ts"] = pd.to_datetime(predictions["ts"], utc=True)
-    predictions["bucket"] = horizon_bucket(predictions["ts"], predictions["origin"], options.horizon_days)
+    predictions["bucket"] = horizon_bucket(predictions["ts"], predictions["origin"], options.horizon_days,
+                                           past.timezone)
     selection_cutoffs, holdout_cutoffs = split_cutoffs(usable, options.holdout_cutoffs)
     if len(selection_cutoffs) < MIN_SELECTION_CUTOFFS:
         notes.append(f"model chosen on {len(selection_cutoffs)} cutoffs (fewer than {MIN_SELECTION_CUTOFFS}): "

@@ -53,9 +53,28 @@ def bucket_names(horizon_days: int) -> list[str]:
     return names
 
 
-def horizon_bucket(ts: pd.Series, cutoff: pd.Series | pd.Timestamp, horizon_days: int) -> np.ndarray:
-    """Bucket of each slot by the day of the horizon it falls in (day 1 starts at the cutoff)."""
-    day = ((ts - cutoff) // pd.Timedelta(days=1)).to_numpy() + 1
+def horizon_day(ts: pd.Series, origin: pd.Series | pd.Timestamp, timezone: str | pd.Series) -> np.ndarray:
+    """Day of the horizon each slot falls in, 1 for the first, counted on the local clock of
+    `timezone` (one zone, or one per row): day 2 starts 24 clock hours after the origin, so a
+    day with a clock change is 23 or 25 hours long and every later day still starts at the
+    origin's local time."""
+    starts = pd.Series(pd.to_datetime(ts, utc=True)).reset_index(drop=True)
+    origins = pd.Series(pd.to_datetime(origin, utc=True), index=starts.index) if isinstance(origin, pd.Timestamp) \
+        else pd.Series(pd.to_datetime(origin, utc=True)).reset_index(drop=True)
+    zones = pd.Series(timezone, index=starts.index) if isinstance(timezone, str) \
+        else pd.Series(timezone).reset_index(drop=True)
+    day = np.zeros(len(starts), dtype="int64")
+    for zone, rows in zones.groupby(zones, sort=False).groups.items():
+        wall = starts[rows].dt.tz_convert(zone).dt.tz_localize(None)
+        wall_origin = origins[rows].dt.tz_convert(zone).dt.tz_localize(None)
+        day[rows] = ((wall - wall_origin) // pd.Timedelta(days=1)).to_numpy() + 1
+    return day
+
+
+def horizon_bucket(ts: pd.Series, origin: pd.Series | pd.Timestamp, horizon_days: int,
+                   timezone: str | pd.Series) -> np.ndarray:
+    """Bucket of each slot by the local day of the horizon it falls in (`horizon_day`)."""
+    day = horizon_day(ts, origin, timezone)
     names = bucket_names(horizon_days)
     index = np.where(day <= 1, 0, np.where(day <= 7, 1, 2))
     return np.asarray(names, dtype=object)[np.minimum(index, len(names) - 1)]

@@ -319,7 +319,7 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     model = create_model(name, options.model_threads).fit(train[columns], train[TARGET])
     forecast = np.concatenate([model.predict(test[columns]) for _, test in tests])
     actual = np.concatenate([test[TARGET].to_numpy("float64") for _, test in tests])
-    buckets = np.concatenate([horizon_bucket(test["ts"], origin, options.horizon_days) for origin, test in tests])
+    buckets = np.concatenate([horizon_bucket(test["ts"], origin, options.horizon_days, tz) for origin, test in tests])
     origin_of = np.concatenate([np.full(len(test), index) for index, (_, test) in enumerate(tests)])
     return calibrate(forecast, actual, buckets, origins=origin_of).to_dict(), source
 
@@ -368,7 +368,7 @@ def predict_region(
         "model": model.name,
         "fallback": fallback,
     })
-    forecast = forecast.join(_quantile_frame(forecast, meta.get("calibration"), options, when))
+    forecast = forecast.join(_quantile_frame(forecast, meta.get("calibration"), options, when, entry["timezone"]))
     key = region_key(region)
     partition = run_dir / "forecasts" / f"{key}.parquet"
     atomic_write_parquet(partition, forecast)
@@ -393,13 +393,13 @@ def predict_region(
 
 
 def _quantile_frame(forecast: pd.DataFrame, calibration: dict[str, Any] | None, options: RunOptions,
-                    as_of: pd.Timestamp) -> pd.DataFrame:
+                    as_of: pd.Timestamp, timezone: str) -> pd.DataFrame:
     """Quantile columns (p10, p50, ...) from the model's calibration; without one, the point
     forecast for every quantile (and `run.json` says the region has no intervals)."""
     names = [quantile_column(q) for q in options.quantiles]
     if not calibration:
         return pd.DataFrame({name: forecast["forecast"] for name in names}, index=forecast.index)
-    buckets = horizon_bucket(forecast["ts"], as_of, options.horizon_days)
+    buckets = horizon_bucket(forecast["ts"], as_of, options.horizon_days, timezone)
     values = Calibration.from_dict(calibration).quantiles(forecast["forecast"].to_numpy(), buckets, options.quantiles)
     return pd.DataFrame(values, columns=names, index=forecast.index)
 

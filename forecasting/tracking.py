@@ -17,7 +17,7 @@ import pandas as pd
 
 from forecasting.contract import InputPaths, load_dataset, parse_as_of
 from forecasting.errors import DataError
-from forecasting.intervals import bucket_names, horizon_bucket
+from forecasting.intervals import bucket_names, horizon_bucket, horizon_day
 from forecasting.metrics import bias, coverage, wape
 from forecasting.plots import accuracy_plot
 from forecasting.slots import Slot
@@ -37,11 +37,12 @@ class AccuracyReport:
 
 
 def score_vintages(forecasts: pd.DataFrame, orders: pd.DataFrame, promises: pd.DataFrame,
-                   since: pd.Timestamp | None = None) -> AccuracyReport:
+                   timezones: dict[str, str], since: pd.Timestamp | None = None) -> AccuracyReport:
     """Score every stored vintage (as_of >= `since`) on the slots whose orders have arrived.
 
     `forecasts`: the forecasts table (UTC timestamps); `orders`: region, ts, orders (UTC);
-    `promises`: region, wape (the latest backtest selection per region; may be empty).
+    `promises`: region, wape (the latest backtest selection per region; may be empty);
+    `timezones`: each region's clock, on which a vintage's age is counted in days.
     """
     if since is not None:
         forecasts = forecasts.loc[forecasts["as_of"] >= since]
@@ -49,8 +50,8 @@ def score_vintages(forecasts: pd.DataFrame, orders: pd.DataFrame, promises: pd.D
     if joined.empty:
         empty = pd.DataFrame(columns=[*_KEYS, "slots", "orders", "wape", "bias", "coverage"])
         return AccuracyReport(empty, pd.DataFrame(columns=_REGION_COLUMNS), None, [])
-    horizon_days = int(((forecasts["ts"] - forecasts["as_of"]) // pd.Timedelta(days=1)).max()) + 1
-    joined["age"] = horizon_bucket(joined["ts"], joined["as_of"], horizon_days)
+    horizon_days = int(horizon_day(forecasts["ts"], forecasts["as_of"], forecasts["region"].map(timezones)).max())
+    joined["age"] = horizon_bucket(joined["ts"], joined["as_of"], horizon_days, joined["region"].map(timezones))
     band = _interval_columns(joined)
     by_vintage = joined.groupby(_KEYS, sort=True).apply(lambda g: _scores(g, band), include_groups=False)
     by_vintage = by_vintage.reset_index()
@@ -107,6 +108,7 @@ def track(paths: InputPaths, slot: str, missing_as_zero: bool, db_url: str, out_
         forecasts[column] = pd.to_datetime(forecasts[column], utc=True, format="ISO8601")
     selections = read_table_db(db_url, "model_selection")
     report = score_vintages(forecasts, dataset.orders, latest_promises(selections),
+                            {region: info.timezone for region, info in dataset.regions.items()},
                             parse_as_of(since) if since else None)
     atomic_write_parquet(out_dir / "accuracy.parquet", report.by_vintage)
     atomic_write_parquet(out_dir / "accuracy_regions.parquet", report.by_region)

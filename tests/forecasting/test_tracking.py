@@ -7,6 +7,8 @@ import pytest
 
 from forecasting.tracking import latest_promises, score_vintages
 
+UTC = {"good": "UTC", "bad": "UTC"}
+
 
 def stored(region: str, as_of: str, error: float, days: int = 21) -> pd.DataFrame:
     ts = pd.date_range(as_of, periods=days * 24, freq="1h")
@@ -22,7 +24,7 @@ def test_vintages_are_scored_by_age_and_regions_flagged_against_their_promise():
     promises = latest_promises(pd.DataFrame({
         "region": ["good", "bad", "bad"], "wape": [0.1, 0.9, 0.1],
         "created_at": ["2026-01-01T00:00:00+00:00", "2025-12-01T00:00:00+00:00", "2025-12-20T00:00:00+00:00"]}))
-    report = score_vintages(forecasts, orders, promises)
+    report = score_vintages(forecasts, orders, promises, UTC)
     assert set(report.by_vintage["as_of"]) == {pd.Timestamp("2026-01-01T00:00Z"), pd.Timestamp("2026-01-08T00:00Z")}
     assert set(report.by_vintage["age"]) == {"d1", "d2-7", "d8-21"}
     assert report.by_vintage["slots"].sum() == 19 * 24 * 2 + 12 * 24  # only slots whose orders arrived
@@ -31,5 +33,5 @@ def test_vintages_are_scored_by_age_and_regions_flagged_against_their_promise():
     assert regions.loc["bad", "recent_wape"] == pytest.approx(0.5) and regions.loc["bad", "promised_wape"] == 0.1
     assert regions["flagged"].to_dict() == {"bad": True, "good": False}
     assert regions.loc["good", "coverage"] == 1.0 and regions.loc["bad", "coverage"] == 0.0
-    later = score_vintages(forecasts, orders, promises, since=pd.Timestamp("2026-01-05T00:00Z"))
+    later = score_vintages(forecasts, orders, promises, UTC, since=pd.Timestamp("2026-01-05T00:00Z"))
     assert set(later.by_vintage["as_of"]) == {pd.Timestamp("2026-01-08T00:00Z")} and np.isfinite(later.by_vintage["wape"]).all()
