@@ -64,6 +64,9 @@ def plan_regions(partitions: dict[str, str], staffing: str, published: str | Non
     unstaffed = sorted(set(partitions) - set(table))
     if unstaffed:
         logger.warning("Not staffed (no row in the staffing table): %s", ", ".join(unstaffed))
+    unforecast = sorted(set(table) - set(partitions))
+    if unforecast:
+        logger.warning("Not staffed (in the staffing table, but no forecast to plan from): %s", ", ".join(unforecast))
     futures = {region: staff.submit(
         region=region, forecast_path=partitions[region], staffing=table[region],
         published=None if fixed is None else fixed.loc[fixed["region"] == region].reset_index(drop=True),

@@ -55,10 +55,11 @@ def test_forecast_with_staffing_then_a_what_if_with_dearer_late_orders(small_dem
         assert len(stored) == len(rows)
         assert pd.read_sql_table("shifts", connection)["drivers"].sum() == shifts["drivers"].sum()
 
-    dearer = demo_staffing(regions).assign(late_order_cost=40)
+    dearer = demo_staffing([*regions, "paris-nord"]).assign(late_order_cost=40)
     dearer.to_csv(staffing, index=False)
     what_if = run_cli("staff", "--forecasts", str(out), "--staffing", str(staffing), "--out", str(tmp_path / "w"))
     assert what_if.returncode == 0, what_if.stderr[-3000:]
+    assert "Not staffed (in the staffing table, but no forecast to plan from): paris-nord" in what_if.stderr
     more = pd.read_parquet(tmp_path / "w" / "staffing.parquet")
     assert (more["drivers"].to_numpy() >= rows["drivers"].to_numpy()).all()
     assert more["drivers"].sum() > rows["drivers"].sum()
