@@ -496,7 +496,9 @@ def _accuracy(args: argparse.Namespace) -> int:
     if not summary["vintages"]:
         print("No stored forecast slot has arrived orders yet: nothing to score.")
     else:
-        print(f"Scored {summary['vintages']} vintages; WAPE over the orders since {summary['recent_since']}:")
+        vintages = summary["vintages"]
+        print(f"Scored {vintages} vintage{'' if vintages == 1 else 's'}; WAPE over the orders since "
+              f"{summary['recent_since']}:")
         for row in summary["regions"]:
             promise = "no backtest" if row["promised_wape"] is None else f"backtest promised {row['promised_wape']:.3f}"
             flag = "  <- clearly worse than promised" if row["flagged"] else ""

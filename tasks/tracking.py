@@ -15,6 +15,6 @@ from tasks import run_logger, transient_retries
 def track_accuracy(paths: InputPaths, slot: str, missing_as_zero: bool, db_url: str, out_dir: str,
                    since: str | None) -> dict[str, Any]:
     summary = track(paths, slot, missing_as_zero, db_url, Path(out_dir), since)
-    run_logger().info("Scored %d forecast vintages; regions clearly worse than their backtest promised: %s",
+    run_logger().info("Forecast vintages scored: %d; regions clearly worse than their backtest promised: %s",
                       summary["vintages"], ", ".join(summary["flagged"]) or "none")
     return summary

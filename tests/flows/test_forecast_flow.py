@@ -224,7 +224,7 @@ def test_accuracy_scores_the_stored_vintage_against_the_orders_that_arrived(hold
     result = run_cli("accuracy", "--orders", str(demo_dir / "orders.csv"), "--regions",
                      str(demo_dir / "regions.csv"), "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "Scored 1 vintages" in result.stdout and (out / "plots" / "accuracy.png").exists()
+    assert "Scored 1 vintage; WAPE over the orders since" in result.stdout and (out / "plots" / "accuracy.png").exists()
     by_vintage = pd.read_parquet(out / "accuracy.parquet")
     assert set(by_vintage["age"]) == {"d1", "d2-7", "d8-21"}
     assert by_vintage.groupby("region")["slots"].sum().eq(21 * 48).all()
