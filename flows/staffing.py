@@ -48,16 +48,19 @@ def staffing_flow(forecasts: str, staffing: str, out: str, published: str | None
     db_url = db or default_db_url(out)
     with exclusive_outputs(Path(out), db_url, run_id):
         results = plan_regions(partitions, staffing, published, slot_minutes_of(frame), notice_hours, time_limit,
-                               run_id, str(scratch))
+                               run_id, str(scratch), name_rows_without_forecasts=True)
         summary = write_staffing(results, Path(out), db_url, run_id)
     shutil.rmtree(scratch, ignore_errors=True)
     return finish(summary)
 
 
 def plan_regions(partitions: dict[str, str], staffing: str, published: str | None, slot_minutes: float,
-                 notice_hours: float, time_limit: float, run_id: str, scratch: str) -> dict[str, dict[str, Any]]:
+                 notice_hours: float, time_limit: float, run_id: str, scratch: str,
+                 name_rows_without_forecasts: bool = False) -> dict[str, dict[str, Any]]:
     """One `staff-<region>` task run per region that has both a forecast partition and a row in
-    the staffing table (`staffing`, a path); returns each region's result or its `error`."""
+    the staffing table (`staffing`, a path); returns each region's result or its `error`. With
+    `name_rows_without_forecasts`, a warning names the table's regions that have no forecast
+    (`ordercast staff`; in a forecast run the table may cover other markets' regions too)."""
     logger = get_run_logger()
     table, fixed = load_staffing_inputs(staffing, slot_minutes, published)
     regions = regions_to_staff(set(partitions), table)
@@ -65,7 +68,7 @@ def plan_regions(partitions: dict[str, str], staffing: str, published: str | Non
     if unstaffed:
         logger.warning("Not staffed (no row in the staffing table): %s", ", ".join(unstaffed))
     unforecast = sorted(set(table) - set(partitions))
-    if unforecast:
+    if name_rows_without_forecasts and unforecast:
         logger.warning("Not staffed (in the staffing table, but no forecast to plan from): %s", ", ".join(unforecast))
     futures = {region: staff.submit(
         region=region, forecast_path=partitions[region], staffing=table[region],

@@ -144,7 +144,7 @@ def _write_plots(predictions: pd.DataFrame, zones: pd.Series, selection: pd.Data
                  options: BacktestOptions) -> list[str]:
     if predictions.empty:
         return []
-    day = horizon_day(predictions["ts"], predictions["origin"], zones)
+    day = np.minimum(horizon_day(predictions["ts"], predictions["origin"], zones), options.horizon_days)
     by_day = predictions.assign(day=day).groupby(["model", "day"]).apply(
         lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
     paths = [folder / "error_by_horizon.png"]

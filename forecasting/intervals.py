@@ -57,18 +57,21 @@ def horizon_day(ts: pd.Series, origin: pd.Series | pd.Timestamp, timezone: str |
     """Day of the horizon each slot falls in, 1 for the first, counted on the local clock of
     `timezone` (one zone, or one per row): day 2 starts 24 clock hours after the origin, so a
     day with a clock change is 23 or 25 hours long and every later day still starts at the
-    origin's local time."""
+    origin's local time. A horizon of sub-day slots that crosses a spring change ends one clock
+    hour into the day after its last; callers that show days cap them at the horizon."""
     starts = pd.Series(pd.to_datetime(ts, utc=True)).reset_index(drop=True)
-    origins = pd.Series(pd.to_datetime(origin, utc=True), index=starts.index) if isinstance(origin, pd.Timestamp) \
+    origins = pd.Series(pd.to_datetime(origin, utc=True), index=starts.index) if np.ndim(origin) == 0 \
         else pd.Series(pd.to_datetime(origin, utc=True)).reset_index(drop=True)
-    zones = pd.Series(timezone, index=starts.index) if isinstance(timezone, str) \
+    zones = pd.Series(str(timezone), index=starts.index) if np.ndim(timezone) == 0 \
         else pd.Series(timezone).reset_index(drop=True)
+    if zones.isna().any():
+        raise ValueError("horizon_day: a row has no time zone")
     day = np.zeros(len(starts), dtype="int64")
     for zone, rows in zones.groupby(zones, sort=False).groups.items():
         wall = starts[rows].dt.tz_convert(zone).dt.tz_localize(None)
         wall_origin = origins[rows].dt.tz_convert(zone).dt.tz_localize(None)
         day[rows] = ((wall - wall_origin) // pd.Timedelta(days=1)).to_numpy() + 1
-    return day
+    return np.maximum(day, 1)  # where the clocks go back, the repeated hour is not the day before
 
 
 def horizon_bucket(ts: pd.Series, origin: pd.Series | pd.Timestamp, horizon_days: int,

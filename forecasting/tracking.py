@@ -17,7 +17,7 @@ import pandas as pd
 
 from forecasting.contract import InputPaths, load_dataset, parse_as_of
 from forecasting.errors import DataError
-from forecasting.intervals import bucket_names, horizon_bucket, horizon_day
+from forecasting.intervals import bucket_names, horizon_bucket
 from forecasting.metrics import bias, coverage, wape
 from forecasting.plots import accuracy_plot
 from forecasting.slots import Slot
@@ -37,12 +37,13 @@ class AccuracyReport:
 
 
 def score_vintages(forecasts: pd.DataFrame, orders: pd.DataFrame, promises: pd.DataFrame,
-                   timezones: dict[str, str], since: pd.Timestamp | None = None) -> AccuracyReport:
+                   timezones: dict[str, str], slots_per_day: int, since: pd.Timestamp | None = None) -> AccuracyReport:
     """Score every stored vintage (as_of >= `since`) on the slots whose orders have arrived.
 
     `forecasts`: the forecasts table (UTC timestamps); `orders`: region, ts, orders (UTC);
     `promises`: region, wape (the latest backtest selection per region; may be empty);
-    `timezones`: each region's clock, on which a vintage's age is counted in days.
+    `timezones`: each region's clock, on which a vintage's age is counted in days;
+    `slots_per_day`: of the forecasts' slot (a vintage's slots make its horizon).
     """
     if since is not None:
         forecasts = forecasts.loc[forecasts["as_of"] >= since]
@@ -50,7 +51,7 @@ def score_vintages(forecasts: pd.DataFrame, orders: pd.DataFrame, promises: pd.D
     if joined.empty:
         empty = pd.DataFrame(columns=[*_KEYS, "slots", "orders", "wape", "bias", "coverage"])
         return AccuracyReport(empty, pd.DataFrame(columns=_REGION_COLUMNS), None, [])
-    horizon_days = int(horizon_day(forecasts["ts"], forecasts["as_of"], forecasts["region"].map(timezones)).max())
+    horizon_days = -(-int(forecasts.groupby(["region", "as_of"]).size().max()) // slots_per_day)
     joined["age"] = horizon_bucket(joined["ts"], joined["as_of"], horizon_days, joined["region"].map(timezones))
     band = _interval_columns(joined)
     by_vintage = joined.groupby(_KEYS, sort=True).apply(lambda g: _scores(g, band), include_groups=False)
@@ -100,7 +101,8 @@ def track(paths: InputPaths, slot: str, missing_as_zero: bool, db_url: str, out_
           since: str | None) -> dict[str, Any]:
     """Score the vintages stored in `db_url` against the orders in `paths`; writes
     OUT/accuracy.parquet (per vintage), OUT/accuracy_regions.parquet and OUT/plots/accuracy.png."""
-    dataset = load_dataset(paths, Slot.parse(slot), missing_as_zero=missing_as_zero)
+    slot_length = Slot.parse(slot)
+    dataset = load_dataset(paths, slot_length, missing_as_zero=missing_as_zero)
     forecasts = read_table_db(db_url, "forecasts")
     if forecasts is None:
         raise DataError(f"{db_url}: no forecasts table yet; run `ordercast forecast` first")
@@ -108,7 +110,7 @@ def track(paths: InputPaths, slot: str, missing_as_zero: bool, db_url: str, out_
         forecasts[column] = pd.to_datetime(forecasts[column], utc=True, format="ISO8601")
     selections = read_table_db(db_url, "model_selection")
     report = score_vintages(forecasts, dataset.orders, latest_promises(selections),
-                            {region: info.timezone for region, info in dataset.regions.items()},
+                            {region: info.timezone for region, info in dataset.regions.items()}, slot_length.per_day,
                             parse_as_of(since) if since else None)
     atomic_write_parquet(out_dir / "accuracy.parquet", report.by_vintage)
     atomic_write_parquet(out_dir / "accuracy_regions.parquet", report.by_region)

@@ -24,7 +24,7 @@ def test_vintages_are_scored_by_age_and_regions_flagged_against_their_promise():
     promises = latest_promises(pd.DataFrame({
         "region": ["good", "bad", "bad"], "wape": [0.1, 0.9, 0.1],
         "created_at": ["2026-01-01T00:00:00+00:00", "2025-12-01T00:00:00+00:00", "2025-12-20T00:00:00+00:00"]}))
-    report = score_vintages(forecasts, orders, promises, UTC)
+    report = score_vintages(forecasts, orders, promises, UTC, 24)
     assert set(report.by_vintage["as_of"]) == {pd.Timestamp("2026-01-01T00:00Z"), pd.Timestamp("2026-01-08T00:00Z")}
     assert set(report.by_vintage["age"]) == {"d1", "d2-7", "d8-21"}
     assert report.by_vintage["slots"].sum() == 19 * 24 * 2 + 12 * 24  # only slots whose orders arrived
@@ -33,5 +33,18 @@ def test_vintages_are_scored_by_age_and_regions_flagged_against_their_promise():
     assert regions.loc["bad", "recent_wape"] == pytest.approx(0.5) and regions.loc["bad", "promised_wape"] == 0.1
     assert regions["flagged"].to_dict() == {"bad": True, "good": False}
     assert regions.loc["good", "coverage"] == 1.0 and regions.loc["bad", "coverage"] == 0.0
-    later = score_vintages(forecasts, orders, promises, UTC, since=pd.Timestamp("2026-01-05T00:00Z"))
+    later = score_vintages(forecasts, orders, promises, UTC, 24, since=pd.Timestamp("2026-01-05T00:00Z"))
     assert set(later.by_vintage["as_of"]) == {pd.Timestamp("2026-01-08T00:00Z")} and np.isfinite(later.by_vintage["wape"]).all()
+
+
+def test_a_vintage_across_a_spring_clock_change_keeps_its_ages_on_the_local_clock():
+    """21 days of hourly slots from a Berlin midnight: the horizon crosses 29 March, so its last slot
+    starts one clock hour into a 22nd local day; ages stay the horizon's three."""
+    as_of = pd.Timestamp("2026-03-20T00:00", tz="Europe/Berlin").tz_convert("UTC")
+    forecasts = stored("berlin", as_of.isoformat(), 0.0)
+    orders = pd.DataFrame({"region": "berlin", "ts": forecasts["ts"], "orders": 10})
+    promises = latest_promises(pd.DataFrame({"region": ["berlin"], "wape": [0.1],
+                                             "created_at": ["2026-03-01T00:00:00+00:00"]}))
+    report = score_vintages(forecasts, orders, promises, {"berlin": "Europe/Berlin"}, 24)
+    slots = report.by_vintage.set_index("age")["slots"].to_dict()
+    assert slots == {"d1": 24, "d2-7": 6 * 24, "d8-21": 14 * 24}
