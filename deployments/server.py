@@ -22,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from filelock import FileLock
 
 from forecasting.errors import OrdercastError
@@ -129,10 +130,24 @@ def _start_locked(home: Path, port: int | None, host: str, database: str | None)
     if running:
         return running
     database = recorded_database(home)
-    if port is None:
-        port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else free_port()
-    elif not _port_free(port):
-        raise OrdercastError(f"server: port {port} on 127.0.0.1 is in use; pick another with --port")
+    if port is not None:
+        if not _port_free(port):
+            raise OrdercastError(f"server: port {port} on 127.0.0.1 is in use; pick another with --port")
+        info = _launch(home, port, host, database)
+    else:
+        # another home's server can take the default port between the check and the bind (two
+        # commands starting at once): then the next free port
+        info = _launch(home, DEFAULT_PORT, host, database) if _port_free(DEFAULT_PORT) else None
+        info = info or _launch(home, free_port(), host, database)
+    if info is None:
+        raise OrdercastError(f"server: Prefect server could not bind its port; see {home / 'logs' / 'prefect-server.log'}")
+    _state_file(home).write_text(json.dumps(info.__dict__))
+    return info
+
+
+def _launch(home: Path, port: int, host: str, database: str | None) -> ServerInfo | None:
+    """Start a Prefect server on `port` and wait until it answers there; None when it exited
+    because another process holds the port (whose answers are not taken for its own)."""
     (home / "logs").mkdir(parents=True, exist_ok=True)
     log_path = home / "logs" / "prefect-server.log"
     prefect = Path(sys.executable).with_name("prefect")
@@ -150,15 +165,27 @@ def _start_locked(home: Path, port: int | None, host: str, database: str | None)
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     info = ServerInfo(process.pid, port, f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while not healthy(info.api_url):
+    while not (_listens(process.pid, port) and healthy(info.api_url)):
         if process.poll() is not None:
+            if not _port_free(port):
+                return None
             raise OrdercastError(f"server: Prefect server exited with code {process.returncode}; see {log_path}")
         if time.monotonic() > deadline:
             _terminate(process.pid)
             raise OrdercastError(f"server: Prefect server did not answer within {START_TIMEOUT_SECONDS} s; see {log_path}")
         time.sleep(0.5)
-    _state_file(home).write_text(json.dumps(info.__dict__))
     return info
+
+
+def _listens(pid: int, port: int) -> bool:
+    """Whether the process `pid`, or a process it started, listens on `port`."""
+    try:
+        root = psutil.Process(pid)
+        return any(connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+                   for process in (root, *root.children(recursive=True))
+                   for connection in process.net_connections(kind="tcp"))
+    except psutil.Error:
+        return False
 
 
 def recorded_database(home: Path) -> str | None:

@@ -94,6 +94,45 @@ def _servers_of(home: Path) -> list[int]:
     return found
 
 
+def test_a_server_that_takes_the_default_port_first_is_not_taken_for_this_homes(tmp_path, monkeypatch):
+    """Another home's server binds the default port between this home's check and its server's
+    bind (two homes starting at once): this home's server moves to a free port, and the other
+    one's answers on the default port are not mistaken for its own."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Healthy(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"true")
+
+        def log_message(self, *args):
+            pass
+
+    other = HTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    taken = other.server_address[1]
+    checks = []
+    real_port_free = server._port_free
+
+    def port_free(port: int) -> bool:  # the first check ran before the other server bound
+        checks.append(port)
+        return len(checks) == 1 or real_port_free(port)
+
+    monkeypatch.setattr(server, "DEFAULT_PORT", taken)
+    monkeypatch.setattr(server, "_port_free", port_free)
+    home = tmp_path / "home"
+    try:
+        info = server.start(home)
+        assert info.port != taken and server.healthy(info.api_url) and server._listens(info.pid, info.port)
+        assert server.healthy(f"http://127.0.0.1:{taken}/api")  # the other server still answers there
+        assert checks[0] == taken
+    finally:
+        server.stop(home)
+        other.shutdown()
+
+
 def test_two_commands_starting_the_server_at_once_share_one(tmp_path):
     """Started at the same moment in a fresh home, both commands report the same server, and
     exactly one server process runs for that home (none left behind after the stop)."""
