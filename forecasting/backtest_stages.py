@@ -10,7 +10,7 @@ import pandas as pd
 
 from forecasting.backtest import STAFFING_METRICS, BacktestOptions, backtest_region, split_cutoffs
 from forecasting.faults import maybe_fail
-from forecasting.intervals import bucket_names, horizon_bucket, horizon_day, quantile_column
+from forecasting.intervals import bucket_names, day_bucket, horizon_day, quantile_column
 from forecasting.metrics import coverage, wape
 from forecasting.models import FALLBACK_MODEL, SHORT_HISTORY_MODEL
 from forecasting.paths import region_key
@@ -60,7 +60,8 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
     """Merge region outputs into OUT, store the selections, and summarise held-out accuracy."""
     records = sorted(records, key=lambda r: r["region"])
     predictions = pd.concat([pd.read_parquet(r["predictions_path"]) for r in records], ignore_index=True)
-    zones = predictions["region"].map({r["region"]: r["timezone"] for r in records})
+    days = horizon_day(predictions["ts"], predictions["origin"],
+                       predictions["region"].map({r["region"]: r["timezone"] for r in records}))
     metrics = pd.concat([pd.read_parquet(r["metrics_path"]) for r in records], ignore_index=True)
     created_at = pd.Timestamp.now(tz="UTC").isoformat()
     selection = pd.DataFrame([{**{k: r["selection"][k] for k in ("region", "model", "wape")},
@@ -78,7 +79,7 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
             **record["selection"], "backtest_run_id": run_id, "slot": options.slot,
             "horizon_days": options.horizon_days, "calibration": record["calibration"], "created_at": created_at,
         })
-    plots = _write_plots(predictions, zones, selection, out_dir / "plots", options)
+    plots = _write_plots(predictions, days, selection, out_dir / "plots", options)
     atomic_write_json(out_dir / "run.json", {
         **run_info, "run_id": run_id, "created_at": created_at, "packages": package_versions(),
         "summary": summary,
@@ -87,7 +88,7 @@ def collect_backtest(records: list[dict[str, Any]], options: BacktestOptions, ou
                      "cutoffs_used": r["cutoffs_used"], "seconds": r["seconds"], "notes": r["notes"]}
                     for r in records],
     })
-    wape_table = wape_by_model_and_bucket(predictions, zones, options.horizon_days) if len(predictions) \
+    wape_table = wape_by_model_and_bucket(predictions, days, options.horizon_days) if len(predictions) \
         else pd.DataFrame()
     return {**summary, "plots": plots, "db_url": db_url, "db_lock_wait_seconds": round(waited, 3),
             "wape_by_bucket": {model: {b: finite(v) for b, v in row.items()} for model, row in wape_table.iterrows()}}
@@ -131,20 +132,20 @@ def held_out_summary(predictions: pd.DataFrame, selection: pd.DataFrame, options
     }
 
 
-def wape_by_model_and_bucket(predictions: pd.DataFrame, zones: pd.Series, horizon_days: int) -> pd.DataFrame:
-    """Pooled WAPE per model (rows) and horizon bucket (columns) over every cutoff; `zones`:
-    each row's region's time zone."""
-    frame = predictions.assign(bucket=horizon_bucket(predictions["ts"], predictions["origin"], horizon_days, zones))
+def wape_by_model_and_bucket(predictions: pd.DataFrame, days: np.ndarray, horizon_days: int) -> pd.DataFrame:
+    """Pooled WAPE per model (rows) and horizon bucket (columns) over every cutoff; `days`: each
+    row's day of the horizon (`horizon_day`)."""
+    frame = predictions.assign(bucket=day_bucket(days, horizon_days))
     table = frame.groupby(["model", "bucket"]).apply(lambda g: wape(g["actual"], g["forecast"]),
                                                      include_groups=False).unstack()
     return table[[b for b in bucket_names(horizon_days) if b in table.columns]]
 
 
-def _write_plots(predictions: pd.DataFrame, zones: pd.Series, selection: pd.DataFrame, folder: Path,
+def _write_plots(predictions: pd.DataFrame, days: np.ndarray, selection: pd.DataFrame, folder: Path,
                  options: BacktestOptions) -> list[str]:
     if predictions.empty:
         return []
-    day = np.minimum(horizon_day(predictions["ts"], predictions["origin"], zones), options.horizon_days)
+    day = np.minimum(days, options.horizon_days)
     by_day = predictions.assign(day=day).groupby(["model", "day"]).apply(
         lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
     paths = [folder / "error_by_horizon.png"]

@@ -77,7 +77,11 @@ def horizon_day(ts: pd.Series, origin: pd.Series | pd.Timestamp, timezone: str |
 def horizon_bucket(ts: pd.Series, origin: pd.Series | pd.Timestamp, horizon_days: int,
                    timezone: str | pd.Series) -> np.ndarray:
     """Bucket of each slot by the local day of the horizon it falls in (`horizon_day`)."""
-    day = horizon_day(ts, origin, timezone)
+    return day_bucket(horizon_day(ts, origin, timezone), horizon_days)
+
+
+def day_bucket(day: np.ndarray, horizon_days: int) -> np.ndarray:
+    """Bucket of each day of the horizon (1 for the first)."""
     names = bucket_names(horizon_days)
     index = np.where(day <= 1, 0, np.where(day <= 7, 1, 2))
     return np.asarray(names, dtype=object)[np.minimum(index, len(names) - 1)]
