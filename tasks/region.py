@@ -7,6 +7,7 @@ partition from disk, so no DataFrame travels through Prefect or Dask. Transient 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,9 @@ def train_pooled(entries: list[dict[str, Any]], options: RunOptions, model_store
     """Fit and store the pooled model once, on every region of the run; returns its record.
     With `options.region_timeout`, the fit runs in a child process killed after that limit
     times the number of regions it learns from (it does the training of all of them at once)."""
-    arguments = dict(entries=entries, options=options, model_store=Path(model_store), run_dir=Path(run_dir))
-    if options.region_timeout:
-        record = call_with_time_limit(pooled_model.train_pooled, options.region_timeout * len(entries),
-                                      f"training of the pooled model on {len(entries)} region(s)", **arguments)
-    else:
-        record = pooled_model.train_pooled(**arguments)
+    limit = options.region_timeout * len(entries) if options.region_timeout else None
+    record = _within(limit, pooled_model.train_pooled, f"training of the pooled model on {len(entries)} region(s)",
+                     entries=entries, options=options, model_store=Path(model_store), run_dir=Path(run_dir))
     run_logger().info("Trained the pooled model on %d regions, %d rows, in %.1f s", len(entries),
                       record["train_rows"], record["train_seconds"])
     return record
@@ -40,16 +38,17 @@ def train(region: str, entry: dict[str, Any], options: RunOptions, model_store: 
     """Fit and store the region's model (its backtest selection, if any); returns its training record.
     A region that chose the pooled model gets its share of `pooled` (from `train_pooled`).
     With `options.region_timeout`, the fit runs in a child process that is killed at the limit."""
-    arguments = dict(entry=entry, options=options, model_store=Path(model_store),
-                     selection_store=Path(selection_store), as_of=as_of, run_dir=Path(run_dir), pooled=pooled)
-    if options.region_timeout:
-        record = call_with_time_limit(train_region, options.region_timeout, f"training of region '{region}'",
-                                      **arguments)
-    else:
-        record = train_region(**arguments)
+    record = _within(options.region_timeout, train_region, f"training of region '{region}'", entry=entry,
+                     options=options, model_store=Path(model_store), selection_store=Path(selection_store),
+                     as_of=as_of, run_dir=Path(run_dir), pooled=pooled)
     run_logger().info("Trained %s for %s on %d rows in %.1f s (%s)", record["model"], region,
                       record["train_rows"], record["train_seconds"], record["note"])
     return record
+
+
+def _within(seconds: float | None, function: Callable[..., Any], what: str, **arguments: Any) -> Any:
+    """`function(**arguments)`; with a time limit, in a child process stopped after `seconds`."""
+    return call_with_time_limit(function, seconds, what, **arguments) if seconds else function(**arguments)
 
 
 @task(name="predict-region", task_run_name="predict-{region}", **transient_retries())
