@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from forecasting.backtest import BacktestOptions, region_history
+from forecasting.backtest import BacktestOptions, RegionHistory, region_history
 from forecasting.faults import maybe_fail
 from forecasting.features import TARGET, feature_columns, training_rows
 from forecasting.model_store import POOLED_GROUP, save_model
@@ -77,11 +77,18 @@ def train_pooled(entries: list[dict[str, Any]], options: RunOptions, model_store
             "train_seconds": round(time.perf_counter() - started, 3)}
 
 
+def _has_learned_history(past: RegionHistory, cutoff: pd.Timestamp, options: BacktestOptions) -> bool:
+    """Whether the region had, at `cutoff`, the history the learned candidates need: without one
+    such region the pooled booster of the longest lead week would have no training rows."""
+    return past.history_days_at.get(cutoff, 0.0) >= options.spec.min_history_days_for_xgboost
+
+
 def backtest_pooled(entries: list[dict[str, Any]], options: BacktestOptions, cutoffs: list[pd.Timestamp],
                     run_dir: Path) -> dict[str, str]:
     """The pooled model's forecasts of every region at every cutoff where the region's horizon
-    is scored, refit every `retrain_every` cutoffs on what every region had by then; one
-    Parquet file per region (`ts`, `cutoff`, `forecast`). Returns each region's file."""
+    is scored and some region has the history the learned candidates need (a young region
+    learns from the older ones), refit every `retrain_every` cutoffs on what every region had
+    by then; one Parquet file per region (`ts`, `cutoff`, `forecast`). Returns each region's file."""
     maybe_fail("backtest", POOLED_GROUP, run_dir.name)
     spec = options.spec
     codes = region_codes(entry["region"] for entry in entries)
@@ -89,6 +96,8 @@ def backtest_pooled(entries: list[dict[str, Any]], options: BacktestOptions, cut
     pieces: dict[str, list[pd.DataFrame]] = {region: [] for region in pasts}
     model = None
     for index, cutoff in enumerate(cutoffs):
+        if not any(_has_learned_history(past, cutoff, options) for past in pasts.values()):
+            continue
         if model is None or index % options.retrain_every == 0:  # on every core: the regions wait for it
             model = _fit([training_rows(past.before(cutoff), past.origins[cutoff], spec.slot)
                           .assign(**{REGION_CODE: codes[region]})

@@ -106,6 +106,30 @@ def test_the_pooled_backtest_never_reads_an_order_after_its_cutoff(manifest, tmp
                for note in without.notes)
 
 
+def test_the_pooled_backtest_starts_where_a_region_has_the_history_and_serves_a_younger_region(manifest, tmp_path):
+    """No pooled booster is fitted before any region has the learned candidates' history (its
+    longest lead week would have no training rows); from then on a young region gets forecasts too."""
+    options = BacktestOptions("30min", 7, ("pooled", "weekly_profile"), retrain_every=1, holdout_cutoffs=1)
+    assert options.spec.min_history_days_for_xgboost == 63
+    start = pd.Timestamp("2026-03-28T00:00:00Z")  # the module's data start
+    cutoffs = [start + pd.Timedelta(days=days) for days in (40, 80, 87)]
+    young_start = start + pd.Timedelta(days=55)
+    entries = []
+    for entry in manifest["regions"]:
+        if entry["region"] == "london-soho":
+            copy = tmp_path / "young" / entry["region"]
+            shutil.copytree(entry["path"], copy)
+            orders = pd.read_parquet(copy / "orders.parquet")
+            orders.loc[orders["ts"] >= young_start].to_parquet(copy / "orders.parquet")
+            entry = {**entry, "path": str(copy)}
+        entries.append(entry)
+    paths = backtest_pooled(entries, options, cutoffs, tmp_path / "run")
+    for region, path in paths.items():
+        forecasts = pd.read_parquet(path)
+        assert set(forecasts["cutoff"]) == set(cutoffs[1:]), region
+        assert len(forecasts) == 2 * 7 * 48 and (forecasts["forecast"] > 0).all()
+
+
 def test_pooled_is_chosen_only_when_better_beyond_noise_and_competes_with_baselines_in_a_young_region():
     def rows(errors: dict[str, list[float]]) -> pd.DataFrame:
         return pd.DataFrame([{"cutoff": cutoff, "model": model, "actual": 10.0, "forecast": 10.0 + error}
