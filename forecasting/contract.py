@@ -392,19 +392,22 @@ def lagging_regions(dataset: Dataset, slot: Slot, origins: dict[str, pd.Timestam
             f"times, pass --as-of {PER_REGION} (each region from its own end) or --as-of TS"]
 
 
-def mid_day_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[str]:
-    """With `1D` slots, a note naming the regions whose local day `as_of` falls inside (a run
-    across time zones, one `--as-of`): that day is partial, so it is neither history nor horizon."""
-    if not slot.is_daily:
-        return []
+def mid_slot_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[str]:
+    """A note naming the regions whose slot (with `1D`, local day) `as_of` falls inside (a run
+    across time zones, one `--as-of`): that slot is partial, so it is neither history nor horizon."""
     inside = [region for region, info in dataset.regions.items()
               if not slot.on_grid(pd.Series([as_of]), info.timezone).iloc[0]]
     if not inside:
         return []
     listed = ", ".join(inside[:5]) + (f" and {len(inside) - 5} more" if len(inside) > 5 else "")
-    return [f"as_of {as_of.isoformat()} falls inside the local day of {len(inside)} region(s): {listed}. That day "
-            "had not ended, so it is left out of their history, and their horizon starts at their next local "
-            f"midnight; pass --as-of {PER_REGION} to start each region at the end of its own orders"]
+    if slot.is_daily:
+        where, next_start = "the local day", "their next local midnight"
+    else:
+        where, next_start = f"a {slot.alias} slot", "their next slot"
+    return [f"as_of {as_of.isoformat()} falls inside {where} of {len(inside)} region(s): {listed}. That "
+            f"{'day' if slot.is_daily else 'slot'} had not ended, so it is left out of their history, and their "
+            f"horizon starts at {next_start}; pass --as-of {PER_REGION} to start each region at the end of its "
+            "own orders"]
 
 
 def _duration(gap: pd.Timedelta) -> str:
@@ -429,17 +432,17 @@ def region_origins(dataset: Dataset, slot: Slot, as_of: str | None) -> dict[str,
 
 
 def resolve_as_of(dataset: Dataset, slot: Slot, as_of: str | None) -> pd.Timestamp:
-    """The forecast origin (UTC): given on the slot grid, or the last orders slot plus one slot."""
+    """The forecast origin (UTC): given, or the last orders slot plus one slot. A given one must
+    be on the slot grid of some region (a run across clocks whose grids never meet, such as
+    hourly slots in Berlin and Kolkata, cannot have it on every region's: `mid_slot_regions`)."""
     if as_of is None:
         return max(data_ends(dataset, slot).values())
     when = parse_as_of(as_of)
-    if not slot.is_daily:
-        for info in dataset.regions.values():
-            if not slot.on_grid(pd.Series([when]), info.timezone).iloc[0]:
-                raise DataError(
-                    f"--as-of: '{as_of}' is not on the {slot.alias} slot grid of region "
-                    f"'{info.region}' ({info.timezone})"
-                )
+    regions = list(dataset.regions.values())
+    if not slot.is_daily and not any(slot.on_grid(pd.Series([when]), info.timezone).iloc[0] for info in regions):
+        named = f"region '{regions[0].region}' ({regions[0].timezone})" if len(regions) == 1 else \
+            f"any of the {len(regions)} regions"
+        raise DataError(f"--as-of: '{as_of}' is not on the {slot.alias} slot grid of {named}")
     return when
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.contract import (PER_REGION, InputPaths, RegionInfo, lagging_regions, load_dataset,
-                                  mid_day_regions, region_origins)
+                                  mid_slot_regions, region_origins)
 from forecasting.errors import DataError, NoStoredModelError
 from forecasting.faults import maybe_fail
 from forecasting.features import (
@@ -93,7 +93,7 @@ def prepare_partitions(paths: InputPaths, options: RunOptions, cache_dir: Path) 
     if options.as_of is None:
         notes += lagging_regions(dataset, slot, origins)
     elif options.as_of != PER_REGION:
-        notes += mid_day_regions(dataset, slot, as_of)
+        notes += mid_slot_regions(dataset, slot, as_of)
     before_origin = dataset.orders["ts"] < dataset.orders["region"].astype(str).map(origins)
     present = {name: table for name, table in (("orders", dataset.orders.loc[before_origin.to_numpy()]),
                                                ("weather", dataset.weather), ("events", dataset.events),

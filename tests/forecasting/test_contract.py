@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from forecasting.contract import (InputPaths, lagging_regions, load_dataset, mid_day_regions, region_origins,
+from forecasting.contract import (InputPaths, lagging_regions, load_dataset, mid_slot_regions, region_origins,
                                   resolve_as_of)
 from forecasting.errors import DataError
 from forecasting.slots import Slot
@@ -150,13 +150,31 @@ def test_an_as_of_inside_a_regions_local_day_is_named_with_daily_slots(tmp_path)
     data = load(tmp_path, rows, slot=Slot.parse("1D"))
     berlin_midnight = pd.Timestamp("2025-03-15T00:00:00+01:00")  # 19:00 the day before in New York
     new_york_midnight = pd.Timestamp("2025-03-15T00:00:00-04:00")  # daylight saving since 9 March; 05:00 in Berlin
-    [note] = mid_day_regions(data, Slot.parse("1D"), berlin_midnight)
+    [note] = mid_slot_regions(data, Slot.parse("1D"), berlin_midnight)
     assert "inside the local day of 1 region(s): nyc." in note and "--as-of per-region" in note
-    [note] = mid_day_regions(data, Slot.parse("1D"), new_york_midnight)
+    [note] = mid_slot_regions(data, Slot.parse("1D"), new_york_midnight)
     assert "inside the local day of 1 region(s): berlin." in note
-    [note] = mid_day_regions(data, Slot.parse("1D"), pd.Timestamp("2025-03-15T12:00:00Z"))
+    [note] = mid_slot_regions(data, Slot.parse("1D"), pd.Timestamp("2025-03-15T12:00:00Z"))
     assert "inside the local day of 2 region(s): berlin, nyc." in note
-    assert mid_day_regions(data, SLOT, berlin_midnight) == []  # sub-day slots: on the grid, or an error
+    assert mid_slot_regions(data, SLOT, berlin_midnight) == []  # on the 30-minute grid of both
+
+
+def test_an_as_of_on_one_clocks_grid_only_starts_the_other_regions_at_their_next_slot(tmp_path):
+    """Hourly slots in Berlin and Kolkata (UTC+05:30) never share a start: an explicit --as-of
+    on Berlin's grid is inside a Kolkata slot, which is named and neither history nor horizon."""
+    hourly = Slot.parse("1h")
+    rows = [f"{region},{ts.isoformat()},5" for region, tz in (("berlin", "Europe/Berlin"), ("kolkata", "Asia/Kolkata"))
+            for ts in pd.date_range("2025-03-01", periods=24 * 20, freq="h", tz=tz)]
+    regions = write(tmp_path, "regions.csv", ["region,timezone,country", "berlin,Europe/Berlin,DE",
+                                              "kolkata,Asia/Kolkata,IN"])
+    data = load_dataset(InputPaths(orders=write(tmp_path, "orders.csv", ["region,ts,orders", *rows]),
+                                   regions=regions), hourly)
+    berlin_hour = "2025-03-15T12:00:00+01:00"
+    assert resolve_as_of(data, hourly, berlin_hour) == pd.Timestamp(berlin_hour)
+    [note] = mid_slot_regions(data, hourly, pd.Timestamp(berlin_hour))
+    assert "falls inside a 1h slot of 1 region(s): kolkata." in note and "their next slot" in note
+    with pytest.raises(DataError, match="is not on the 1h slot grid of any of the 2 regions"):
+        resolve_as_of(data, hourly, "2025-03-15T12:10:00+01:00")
 
 
 def test_daily_regions_cut_at_their_own_midnights_start_there_by_default(tmp_path):
