@@ -417,14 +417,15 @@ def _duration(gap: pd.Timedelta) -> str:
 
 def region_origins(dataset: Dataset, slot: Slot, as_of: str | None) -> dict[str, pd.Timestamp]:
     """Each region's forecast origin (UTC): its own data end with `--as-of per-region`, else the
-    one origin of `resolve_as_of` for every region. By default with `1D` slots, a region on
-    another clock whose orders end at the start of its local day that contains that origin (its
-    midnight came first) is not behind: it starts from its own end."""
+    one origin of `resolve_as_of` for every region. By default, a region on another clock whose
+    orders end at the start of its slot that contains that origin (with `1D` slots its midnight
+    came first; with hourly slots in Kolkata and Berlin its hours start half an hour apart) is not
+    behind: it starts from its own end."""
     if as_of == PER_REGION:
         return data_ends(dataset, slot)
     when = resolve_as_of(dataset, slot, as_of)
     origins = {region: when for region in dataset.regions}
-    if as_of is None and slot.is_daily:
+    if as_of is None:
         for region, end in data_ends(dataset, slot).items():
             if slot.floor(pd.Series([when]), dataset.regions[region].timezone).iloc[0] == end:
                 origins[region] = end

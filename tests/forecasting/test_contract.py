@@ -175,6 +175,16 @@ def test_an_as_of_on_one_clocks_grid_only_starts_the_other_regions_at_their_next
     assert "falls inside a 1h slot of 1 region(s): kolkata." in note and "their next slot" in note
     with pytest.raises(DataError, match="is not on the 1h slot grid of any of the 2 regions"):
         resolve_as_of(data, hourly, "2025-03-15T12:10:00+01:00")
+    # both extracts cut at one instant: Kolkata's last whole hour ends half an hour before Berlin's,
+    # which is not a lag; by default it starts from its own end, without a warning
+    cut = pd.Timestamp("2025-03-15T12:00:00Z")
+    at_cut = [row for row in rows if hourly.ends(pd.Series([pd.Timestamp(row.split(",")[1])]),
+                                                 "UTC").iloc[0] <= cut]
+    data = load_dataset(InputPaths(orders=write(tmp_path, "orders.csv", ["region,ts,orders", *at_cut]),
+                                   regions=regions), hourly)
+    origins = region_origins(data, hourly, None)
+    assert origins == {"berlin": cut, "kolkata": cut - pd.Timedelta(minutes=30)}
+    assert lagging_regions(data, hourly, origins) == []
 
 
 def test_daily_regions_cut_at_their_own_midnights_start_there_by_default(tmp_path):
