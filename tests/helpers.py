@@ -120,6 +120,37 @@ def start_run(api_url: str, name: str, parameters: dict) -> str:
         return str(run_deployment(name, parameters=parameters, timeout=0).id)
 
 
+def stop_schedules(api_url: str, pool: str) -> None:
+    """Turn off the schedules of the pool's deployments and delete the runs they scheduled, so
+    that a `worker --run-once` runs only what the test started: a deployment registered with
+    the default '0 5 * * *' would otherwise add its own run when a test happens to run at 05:00."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (DeploymentFilter, DeploymentFilterId, FlowRunFilter,
+                                                FlowRunFilterState, FlowRunFilterStateType, WorkPoolFilter,
+                                                WorkPoolFilterName)
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        with get_client(sync_client=True) as client:
+            deployments = client.read_deployments(
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool])))
+            for deployment in deployments:
+                for schedule in deployment.schedules:
+                    client.update_deployment_schedule(deployment.id, schedule.id, active=False)
+            if not deployments:
+                return
+            scheduled = client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[d.id for d in deployments])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
+            for run in scheduled:
+                if run.auto_scheduled:
+                    client.delete_flow_run(run.id)
+            assert not any(schedule.active for deployment in client.read_deployments(
+                work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=[pool]))) for schedule in deployment.schedules)
+
+
 def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_file: Path | None = None,
                    umask: int | None = None, with_cli: bool = False) -> None:
     """A scheduled run of a market deployment fails in berlin-mitte; the UI's Retry (the flow run
@@ -147,6 +178,7 @@ def ui_retry_drill(data: Path, api_url: str, tmp_path: Path, pool: str, cluster_
                        "--out", str(tmp_path / "scheduled"),
                        *(("--cluster", str(cluster_file)) if cluster_file else ()), env=env)
     assert deployed.returncode == 0, deployed.stderr[-3000:]
+    stop_schedules(api_url, pool)
     run_id = start_run(api_url, "forecast/retry-drill", {})
     fault = {"ORDERCAST_FAULTS": "train:berlin-mitte"}
     original = cluster_file.read_text() if cluster_file else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from forecasting.storage import read_table_db
-from tests.helpers import prefect_records, read_run, run_cli, start_run, ui_retry_drill
+from tests.helpers import prefect_records, read_run, run_cli, start_run, stop_schedules, ui_retry_drill
 
 POOL = "ordercast-test"
 
@@ -52,6 +52,7 @@ def test_deploy_registers_every_deployment_and_a_worker_runs_one(small_demo_dir,
     assert forecast.parameters["staffing"] == str(small_demo_dir / "staffing.csv")  # written by deploy if missing
     assert deployments["weekly-backtest"].parameters["cutoffs"] == 52
 
+    stop_schedules(prefect_server.api_url, POOL)
     run_id = start_run(prefect_server.api_url, "forecast/daily-forecast", {"horizon_days": 7})
     worker = run_cli("worker", "--pool", POOL, "--run-once", env=env)
     assert worker.returncode == 0, worker.stderr[-3000:]
@@ -108,6 +109,7 @@ def test_deploy_own_tables_as_one_market_and_a_failed_scheduled_run_fails_the_wo
     assert {deployment.parameters["db"] for deployment in deployments.values()} == {shared_db}
     assert forecast.parameters["prune_older_than"] == "30D" and forecast.parameters["prune_vintages"] is True
 
+    stop_schedules(prefect_server.api_url, pool)
     run_id = start_run(prefect_server.api_url, "forecast/us", {})
     worker = run_cli("worker", "--pool", pool, "--run-once", env=env)
     assert worker.returncode == 0, worker.stderr[-3000:]
