@@ -6,6 +6,7 @@ from typing import Any
 import pandas as pd
 
 from forecasting.models import MODELS
+from forecasting.pipeline import HELD_OUT_WEEKS
 
 SHOWN_IN_FULL = 20
 SHOWN_PER_GROUP = 10
@@ -14,7 +15,8 @@ MODEL_WIDTH = max(len(name) for name in MODELS)  # every model name in full
 
 
 def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]], daily: bool = False) -> list[str]:
-    """One line per region: status, model, expected WAPE (its backtest's held-out WAPE, if any),
+    """One line per region: status, model, expected WAPE (its backtest's held-out WAPE; without a
+    backtest of its model, `~` and the WAPE over the weeks held out to calibrate its intervals),
     orders forecast for the next 7 days and the busiest slot in local time (with `daily`, `1D`
     slots, the busiest day); then the total.
     Above `SHOWN_IN_FULL` regions: the 10 worst, the 10 largest, and a count of the rest."""
@@ -25,7 +27,8 @@ def region_lines(forecasts: pd.DataFrame, statuses: list[dict[str, Any]], daily:
         busiest = week.loc[week["forecast"].idxmax()] if len(week) else None
         rows.append({
             "region": status["region"], "status": status["status"], "model": status.get("model") or "-",
-            "expected": status.get("expected_wape"), "week": float(week["forecast"].sum()) if len(week) else None,
+            "expected": status.get("expected_wape"), "rough": status.get("expected_from") == HELD_OUT_WEEKS,
+            "week": float(week["forecast"].sum()) if len(week) else None,
             "busiest": _local_slot(busiest, daily) if busiest is not None else "-",
         })
     busiest = "busiest day (local)" if daily else "busiest slot (local)"
@@ -52,7 +55,7 @@ def _badness(row: dict[str, Any]) -> tuple[int, float]:
 
 
 def _line(row: dict[str, Any]) -> str:
-    expected = f"{row['expected']:.3f}" if row["expected"] is not None else "-"
+    expected = f"{'~' if row['rough'] else ''}{row['expected']:.3f}" if row["expected"] is not None else "-"
     week = f"{row['week']:,.0f}" if row["week"] is not None else "-"
     return f"{row['region'][:22]:<22} {row['status']:<9} {row['model']:<{MODEL_WIDTH}} {expected:>9} {week:>12}  {row['busiest']}"
 

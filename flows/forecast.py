@@ -216,7 +216,7 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
     (no forecast) or `invalid` (skipped for bad inputs), with the error and the task run that raised it."""
     rows = [{"region": region, "status": "invalid", "as_of": as_of, "model": None, "fallback": False, "rows": 0,
              "train_seconds": None, "note": None, "intervals": None, "expected_wape": None,
-             "error": f"invalid input: {error}",
+             "expected_from": None, "error": f"invalid input: {error}",
              "task_run_id": None} for region, error in invalid.items()]
     for region in sorted(entries):
         outcome = outcomes[region]
@@ -239,6 +239,7 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
             "note": record.get("note"),
             "intervals": record.get("intervals"),
             "expected_wape": record.get("expected_wape"),
+            "expected_from": record.get("expected_from"),
             "error": error,
             "task_run_id": failure.get("task_run_id"),
         })
@@ -255,11 +256,13 @@ def _repair_hint(run_id: str) -> str:
 
 def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any],
                        repair: str) -> None:
-    columns = ("region", "status", "model", "fallback", "rows", "train_seconds", "error", "task_run_id", "as_of")
+    columns = ("region", "status", "model", "fallback", "expected_wape", "expected_from", "rows", "train_seconds",
+               "error", "task_run_id", "as_of")
     create_table_artifact(
         key="forecast-regions",
         table=[{column: status[column] for column in columns} for status in statuses],
-        description="Per-region forecast: status (ok, fallback, failed), model used, rows written, training "
+        description="Per-region forecast: status (ok, fallback, failed), model used, its expected WAPE (from "
+                    "the backtest, or from the weeks held out for its intervals), rows written, training "
                     "time, and for troubled regions the error and the task run that raised it",
     )
     listing = "\n".join(f"- `{plot}`" for plot in plots)

@@ -11,7 +11,7 @@ import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -31,6 +31,7 @@ from forecasting.features import (
 )
 from forecasting.model_store import find_model, load_model, save_model
 from forecasting.intervals import Calibration, calibrate, horizon_bucket, quantile_column
+from forecasting.metrics import wape
 from forecasting.models import (
     DEFAULT_MODEL,
     FALLBACK_MODEL,
@@ -52,6 +53,7 @@ from forecasting.storage import (
 _TABLES = ("orders", "weather", "events", "promotions")
 MANIFEST_FILE = "manifest.json"
 CALIBRATION_ORIGINS = 4
+HELD_OUT_WEEKS = "held-out weeks"  # an expected WAPE from the weeks its intervals were calibrated on
 _NO_INTERVALS = "none: too little history to calibrate (each quantile equals the forecast)"
 _PACKAGES = ("ordercast", "prefect", "prefect-dask", "dask", "distributed", "pandas", "numpy",
              "pyarrow", "xgboost-cpu", "holidays", "sqlalchemy")
@@ -234,12 +236,17 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
     else:
         selection = latest_selection(selection_store, region, slot=options.slot, horizon_days=options.horizon_days)
         name, note = choose_model(entry, options, selection)
-    if selection and selection["model"] == name and selection.get("calibration"):
+    selected = bool(selection and selection["model"] == name)
+    expected = ExpectedError(selection["wape"], "backtest") if selected else None
+    if selected and selection.get("calibration"):
         calibration, intervals = selection["calibration"], f"backtest {selection['backtest_run_id']}"
     else:
-        calibration, intervals = _holdout_calibration(name, frame, options, when, entry["timezone"])
+        calibration, intervals, held_out_wape = _holdout_calibration(name, frame, options, when, entry["timezone"])
+        if expected is None and held_out_wape is not None:
+            expected = ExpectedError(held_out_wape, HELD_OUT_WEEKS)
         if calibration is None and model_spec(name).learned:  # too young to hold out weeks for a learned model
-            calibration, source = _holdout_calibration(SHORT_HISTORY_MODEL, frame, options, when, entry["timezone"])
+            calibration, source, _ = _holdout_calibration(SHORT_HISTORY_MODEL, frame, options, when,
+                                                          entry["timezone"])
             if calibration is not None:
                 intervals = f"{SHORT_HISTORY_MODEL}'s errors (too little history to hold out {name}'s): {source}"
     if model_spec(name).uses_lags:
@@ -266,7 +273,8 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
         "model_path": str(folder),
         "note": note,
         "intervals": intervals,
-        "expected_wape": selection["wape"] if selection and selection["model"] == name else None,
+        "expected_wape": expected.wape if expected else None,
+        "expected_from": expected.source if expected else None,
         "fallback": bool(fallback_reason),
         "train_rows": len(rows),
         "train_seconds": round(time.perf_counter() - started, 3),
@@ -274,10 +282,18 @@ def train_region(entry: dict[str, Any], options: RunOptions, model_store: Path, 
     return record
 
 
+class ExpectedError(NamedTuple):
+    """A region's expected WAPE and where it comes from: its backtest's held-out cutoffs, or,
+    without a backtest of its model, the weeks held out to calibrate its intervals."""
+
+    wape: float
+    source: str
+
+
 def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as_of: pd.Timestamp,
-                         tz: str) -> tuple[dict[str, Any] | None, str]:
-    """Residuals of one out-of-sample fit, and where they come from. Used when no backtest
-    calibrated the model.
+                         tz: str) -> tuple[dict[str, Any] | None, str, float | None]:
+    """Residuals of one out-of-sample fit, where they come from, and the fit's WAPE over the
+    held-out horizons (None where nothing was held out). Used when no backtest calibrated the model.
 
     The fit uses the slots that ended by the earliest of `CALIBRATION_ORIGINS` weekly origins
     before the last horizon of history, and is scored on the horizon of each origin seen from
@@ -289,7 +305,7 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
     spec = options.spec
     history = frame.loc[frame["is_history"] & frame[TARGET].notna()]
     if history.empty:
-        return None, _NO_INTERVALS
+        return None, _NO_INTERVALS, None
     needed = pd.Timedelta(days=spec.min_history_days_for_xgboost if model_spec(name).learned else 7)
 
     def weekly_origins(last: pd.Timestamp, weeks: range) -> list[pd.Timestamp]:
@@ -306,7 +322,7 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
         source = (f"{_weekly(origins)} of the region's short history, scored up to as_of (wide, "
                   "from a model trained on a few weeks)")
     if not origins:
-        return None, _NO_INTERVALS
+        return None, _NO_INTERVALS, None
     train = history.loc[(spec.slot.ends(history["ts"], tz) <= origins[0]).to_numpy()]
     if model_spec(name).uses_lags:
         train = training_rows(train, origins[0], spec.slot)
@@ -314,14 +330,15 @@ def _holdout_calibration(name: str, frame: pd.DataFrame, options: RunOptions, as
                                 origin, spec, tz)) for origin in origins]
     tests = [(origin, test) for origin, test in tests if len(test)]
     if not tests or train.empty:
-        return None, _NO_INTERVALS
+        return None, _NO_INTERVALS, None
     columns = feature_columns(frame)
     model = create_model(name, options.model_threads).fit(train[columns], train[TARGET])
     forecast = np.concatenate([model.predict(test[columns]) for _, test in tests])
     actual = np.concatenate([test[TARGET].to_numpy("float64") for _, test in tests])
     buckets = np.concatenate([horizon_bucket(test["ts"], origin, options.horizon_days, tz) for origin, test in tests])
     origin_of = np.concatenate([np.full(len(test), index) for index, (_, test) in enumerate(tests)])
-    return calibrate(forecast, actual, buckets, origins=origin_of).to_dict(), source
+    held_out_wape = wape(actual, forecast) if actual.sum() > 0 else None
+    return calibrate(forecast, actual, buckets, origins=origin_of).to_dict(), source, held_out_wape
 
 
 def _weekly(origins: list) -> str:

@@ -32,6 +32,9 @@ def test_one_line_per_region_with_the_week_total_and_the_busiest_local_slot():
     assert a[:4] == ["a", "ok", "xgboost", "0.123"] and a[4] == f"{10 * 7 * 24 + 10:,}"  # 7 days, busiest doubled
     assert lines[1].endswith("Wed 2026-10-14 04:00 (20)")  # 50 h after 00:00 UTC: 02:00 UTC, 04:00 in Berlin
     assert lines[2].split()[:4] == ["b", "fallback", "seasonal_naive", "-"]
+    rough = region_lines(_forecasts({"c": 1.0}), [{"region": "c", "status": "ok", "model": "ensemble",
+                                                   "expected_wape": 0.25, "expected_from": "held-out weeks"}])
+    assert rough[1].split()[3] == "~0.250"  # no backtest of its model: from its intervals' held-out weeks
     assert lines[3].split()[:4] == ["total", "1", "not", "ok"] and lines[3].endswith(f"{11 * 7 * 24 + 11:,}")
 
 

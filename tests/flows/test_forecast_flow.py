@@ -117,6 +117,18 @@ def test_forecast_beats_the_seasonal_naive_on_the_held_out_weeks(holdout, demo_d
     print(f"held-out WAPE: forecast {model_wape:.3f}, seasonal naive {naive_wape:.3f}")
     assert model_wape < 0.9 * naive_wape
 
+    # without a backtest, each region's expected WAPE is its model's error over the weeks held out
+    # to calibrate its intervals, shown with `~`; it is close to what the next weeks brought
+    regions = read_run(out)["regions"]
+    assert {r["expected_from"] for r in regions} == {"held-out weeks"}
+    expected = np.mean([r["expected_wape"] for r in regions])
+    realized = np.mean([wape(rows["orders"], rows["forecast"]) for _, rows in joined.groupby("region")])
+    print(f"mean WAPE per region: expected {expected:.3f}, realized {realized:.3f}")
+    assert 0.75 * realized < expected < 1.33 * realized
+    _, result = holdout
+    berlin = next(line for line in result.stdout.splitlines() if line.startswith("berlin-mitte "))
+    assert berlin.split()[3].startswith("~0.")
+
 
 def test_failing_regions_fall_back_and_a_transient_error_is_retried(small_demo_dir, prefect_server, tmp_path):
     """One run: berlin-mitte fails in training, nyc-midtown in prediction (both get the seasonal
@@ -161,6 +173,8 @@ def test_failing_regions_fall_back_and_a_transient_error_is_retried(small_demo_d
     assert troubled == {"berlin-mitte": ("fallback", str(runs["train-berlin-mitte"].id)),
                         "nyc-midtown": ("fallback", str(runs["predict-nyc-midtown"].id))}
     assert all("InjectedFault" in row["error"] for row in summary if row["status"] != "ok")
+    london = next(row for row in summary if row["region"] == "london-soho")
+    assert london["expected_from"] == "held-out weeks" and 0 < london["expected_wape"] < 1
 
 
 def test_invalid_input_writes_nothing_unless_invalid_regions_are_skipped(small_demo_dir, prefect_server, tmp_path):
