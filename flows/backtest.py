@@ -1,7 +1,9 @@
 """The backtest flow: load -> plan cutoffs -> (pooled candidate) -> backtest per region -> write outputs.
 
 One task run per region runs all of that region's cutoffs and models, so the work per task
-is seconds to minutes while the UI still shows which region failed.
+is seconds to minutes while the UI still shows which region failed. The pooled candidate's and
+each region's results are stored, and a deployment's failed run keeps its scratch folder: Retry
+in the Prefect UI runs only the regions that failed, the others come back Cached.
 """
 from __future__ import annotations
 
@@ -11,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger, unmapped
+from prefect import Task, flow, get_run_logger, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import as_completed
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
 from flows.outcomes import cluster_info, error_of
@@ -33,6 +35,7 @@ from forecasting.settings import (
 )
 from forecasting.slots import Slot
 from forecasting.storage import default_db_url
+from tasks import with_stored_results
 from tasks.backtest import backtest, plan, pooled, write_backtest_outputs
 from tasks.load import load_snapshot, restrict_regions
 
@@ -92,8 +95,9 @@ def backtest_flow(
             logger.info("Candidates left out with daily slots: %s (the slot before is yesterday, which xgboost "
                         "reads already)", ", ".join(sorted(set(options.models) - set(daily.models))))
             options = daily
-        pooled_paths = _pooled_forecasts(list(entries.values()), options, cutoff_list, str(scratch))
-        futures = backtest.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
+        pooled_task, backtest_region = with_stored_results(pooled, backtest)
+        pooled_paths = _pooled_forecasts(pooled_task, list(entries.values()), options, cutoff_list, str(scratch))
+        futures = backtest_region.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
                                cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)),
                                pooled_path=[pooled_paths.get(region) for region in entries])
         region_of = {future.task_run_id: region for future, region in zip(futures, entries)}
@@ -123,16 +127,29 @@ def backtest_flow(
             summary = write_backtest_outputs(records, options, out, db_url, run_id, str(default_selection_store()),
                                              run_info)
             _publish_artifacts(records, summary, cluster)
-    shutil.rmtree(scratch, ignore_errors=True)
+    # a deployment's failed run keeps its scratch folder, where Retry in the UI reads the stored
+    # regions' outputs; an ad-hoc run has no Retry button
+    if not failures or not deployment.id:
+        shutil.rmtree(scratch, ignore_errors=True)
     if failures:
         detail = "; ".join(f"{region}: {f['error']}" for region, f in sorted(failures.items()))
-        return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}")
+        return Failed(message=f"{len(failures)} of {len(entries)} regions failed: {detail}. {_repair_hint()}")
     return summary
 
 
-def _pooled_forecasts(entries: list[dict[str, Any]], options: BacktestOptions, cutoffs: list[str],
-                      scratch: str) -> dict[str, str]:
-    """When `pooled` is a candidate: its forecasts file per region, from one task run over all
+def _repair_hint() -> str:
+    """How to redo only the failed regions: Retry in the UI for a deployment run; an ad-hoc
+    run (no Retry button, and `ordercast retry` retries forecasts) runs again in full."""
+    if deployment.id:
+        return ("Repair: fix the cause, then press Retry on this run in the Prefect UI (only the failed regions "
+                "run again)")
+    return "Repair: fix the cause, then run the same `ordercast backtest` command again"
+
+
+def _pooled_forecasts(pooled_task: Task, entries: list[dict[str, Any]], options: BacktestOptions,
+                      cutoffs: list[str], scratch: str) -> dict[str, str]:
+    """When `pooled` is a candidate: its forecasts file per region, from one task run (of
+    `pooled_task`, the `backtest-pooled` task with its result stored) over all
     regions that the regions' backtests wait for. If it fails, the regions are backtested
     without it (their notes say so) and the log names the error."""
     if not any(model_spec(name).pooled for name in options.models):
@@ -141,7 +158,7 @@ def _pooled_forecasts(entries: list[dict[str, Any]], options: BacktestOptions, c
     logger.info("Pooled candidate: one model over %d regions, refit every %d of %d cutoffs, before the regions' "
                 "backtests", len(entries), options.retrain_every, len(cutoffs))
     started = time.perf_counter()
-    future = pooled.submit(entries, options, cutoffs, scratch)
+    future = pooled_task.submit(entries, options, cutoffs, scratch)
     error = error_of(future)
     if error:
         logger.warning("The pooled candidate failed, so the regions are backtested without it: %s", error)

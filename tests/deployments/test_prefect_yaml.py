@@ -1,11 +1,13 @@
 """prefect.yaml against a real local Prefect server: every deployment registers with its
-schedule, parameters and cluster, and one runs end to end through a worker."""
+schedule, parameters and cluster, and one runs end to end through a worker; Retry in the UI
+of a failed forecast or backtest run reruns only its failed regions."""
 from __future__ import annotations
 
 import pandas as pd
 
 from forecasting.storage import read_table_db
-from tests.helpers import prefect_records, read_run, run_cli, start_run, stop_schedules, ui_retry_drill
+from tests.helpers import (prefect_records, read_run, run_cli, start_run, stop_schedules, task_runs_since,
+                           ui_retry_drill)
 
 POOL = "ordercast-test"
 
@@ -145,3 +147,48 @@ def test_no_module_beside_the_entrypoints_shadows_the_standard_library():
     folder = Path(__file__).resolve().parents[2] / "deployments"
     names = {path.stem for path in folder.glob("*.py")} | {path.name for path in folder.iterdir() if path.is_dir()}
     assert not names & set(sys.stdlib_module_names)
+
+
+def test_retry_of_a_backtest_run_from_the_ui_reruns_only_the_failed_region(small_demo_dir, prefect_server, tmp_path):
+    """The weekly backtest is the heaviest flow: a Retry of a run that failed in one region
+    backtests that region alone; the pooled candidate and the other regions come back Cached."""
+    from datetime import datetime, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import StateType
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import State
+
+    pool, env = "ordercast-backtest-retry-test", {"ORDERCAST_HOME": str(tmp_path / "home")}
+    deployed = run_cli("deploy", "--pool", pool, "--orders", str(small_demo_dir / "orders.csv"),
+                       "--regions", str(small_demo_dir / "regions.csv"), "--name", "bt-drill", "--timezone", "UTC",
+                       "--horizon-days", "7", "--out", str(tmp_path / "scheduled"), env=env)
+    assert deployed.returncode == 0, deployed.stderr[-3000:]
+    stop_schedules(prefect_server.api_url, pool)
+    run_id = start_run(prefect_server.api_url, "backtest/bt-drill", {"cutoffs": 6})
+    first = run_cli("worker", "--pool", pool, "--run-once", env={**env, "ORDERCAST_FAULTS": "backtest:berlin-mitte"})
+    assert first.returncode == 2, first.stderr[-3000:]
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        with get_client(sync_client=True) as client:
+            failed = client.read_flow_run(run_id).state
+            assert failed.type == StateType.FAILED and "1 of 3 regions failed: berlin-mitte" in failed.message
+            assert "press Retry on this run in the Prefect UI" in failed.message
+            retried_at = datetime.now(timezone.utc)
+            answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
+                                                             message="Retry from the UI"))
+            assert answer.status.value == "ACCEPT", answer.details
+    second = run_cli("worker", "--pool", pool, "--run-once", env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(run_id).state.type == StateType.COMPLETED
+    again = task_runs_since(prefect_server.api_url, run_id, retried_at, 7)
+    assert again.pop("backtest-berlin-mitte") == "Completed"
+    assert again.pop("plan-cutoffs") == "Completed" and again.pop("write-backtest-outputs") == "Completed"
+    assert again == {"load-inputs": "Cached", "backtest-pooled": "Cached", "backtest-london-soho": "Cached",
+                     "backtest-nyc-midtown": "Cached"}
+    out = tmp_path / "scheduled" / "bt-drill" / "backtest"
+    assert read_run(out)["run_id"] == run_id and not read_run(out)["failed_regions"]
+    selection = pd.read_parquet(out / "selection.parquet")
+    assert sorted(selection["region"]) == ["berlin-mitte", "london-soho", "nyc-midtown"]
+    assert set(selection["backtest_run_id"]) == {run_id}
