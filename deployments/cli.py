@@ -282,7 +282,8 @@ def _parser() -> argparse.ArgumentParser:
     failures.add_argument("run_id", nargs="?", metavar="RUN_ID", help="flow run id (default: the latest run)")
     failures.set_defaults(handler=_failures)
 
-    retry = commands.add_parser("retry", help="retry a failed forecast run: only what failed runs again",
+    retry = commands.add_parser("retry", help="retry a failed forecast (or scheduled backtest) run: only what "
+                                "failed runs again",
                                 description="Retry RUN_ID under its own id, as Retry in the Prefect UI does: the run "
                                 "goes to AwaitingRetry and runs again with its own inputs, options and as_of; "
                                 "every task run that completed before comes back Cached from its stored result, "
@@ -290,8 +291,10 @@ def _parser() -> argparse.ArgumentParser:
                                 "database are written for every region once. A deployment's run is picked up "
                                 "by a worker of its work pool; an ad-hoc run runs here, on --cluster. Refuses "
                                 "(exit 1, naming what changed) when a later run wrote OUT or an input's content "
-                                "changed. Exit codes as for forecast.")
-    retry.add_argument("run_id", metavar="RUN_ID", help="flow run id of the forecast run to repair")
+                                "changed. A backtest run of a deployment is retried the same way (only its "
+                                "failed regions are backtested again); an ad-hoc backtest run is not (run the "
+                                "command again). Exit codes as for forecast.")
+    retry.add_argument("run_id", metavar="RUN_ID", help="flow run id of the forecast or backtest run to repair")
     retry.add_argument("--cluster", default="local",
                        help="where an ad-hoc run's tasks run, as for forecast (default local)")
     retry.add_argument("--workers", type=int, help="Dask worker processes of a local cluster (default: one per core)")
@@ -1129,13 +1132,17 @@ def _failures(args: argparse.Namespace) -> int:
         return EXIT_OK
     if report.regions and report.flow_name == "forecast":
         print(f"Re-run them with: ordercast retry {report.run_id}")
+    elif report.flow_name == "backtest":
+        print(f"Re-run them with: ordercast retry {report.run_id}" if report.deployment_id else
+              "Re-run them with the same `ordercast backtest` command (an ad-hoc backtest keeps no results)")
     return EXIT_PARTIAL
 
 
 def _retry(args: argparse.Namespace) -> int:
-    """Retry a forecast run under its own id, as Retry in the Prefect UI does: the run goes to
-    AwaitingRetry, then a worker (deployment runs) or this process (ad-hoc runs) runs it again, and
-    only the task runs that did not complete before execute; the others come back Cached."""
+    """Retry a forecast run (or a deployment's backtest run) under its own id, as Retry in the
+    Prefect UI does: the run goes to AwaitingRetry, then a worker (deployment runs) or this process
+    (ad-hoc forecast runs) runs it again, and only the task runs that did not complete before
+    execute; the others come back Cached."""
     from deployments.run_history import needs_retry, retry_conflicts, run_again, run_failures, schedule_retry
     from forecasting.errors import ConfigError
     from forecasting.outputs import read_run_record
@@ -1144,6 +1151,13 @@ def _retry(args: argparse.Namespace) -> int:
     failures = run_failures(args.run_id)
     if not needs_retry(failures):
         print(f"Flow run {failures.run_id} is Completed: nothing to retry")
+        return EXIT_OK
+    link = f"{ui_url}/runs/flow-run/{failures.run_id}"
+    if failures.flow_name == "backtest":  # a deployment's: its worker reruns the failed regions
+        schedule_retry(failures.run_id, "Retry via ordercast retry")
+        failed = ", ".join(run["name"] for run in failures.failed_task_runs) or "none recorded"
+        print(f"Flow run {failures.run_name} is AwaitingRetry: a worker of work pool '{failures.work_pool}' runs it "
+              f"again under its own id; only what did not complete runs (failed: {failed}). {link}")
         return EXIT_OK
     out = Path(failures.parameters["out"])
     _check_databases(failures.parameters.get("db"))
@@ -1155,7 +1169,6 @@ def _retry(args: argparse.Namespace) -> int:
     for conflict in conflicts:
         print(f"warning: {conflict} (retrying anyway: --force)", file=sys.stderr)
     troubled = ", ".join(row["region"] for row in failures.regions) or "none recorded"
-    link = f"{ui_url}/runs/flow-run/{failures.run_id}"
     if failures.deployment_id:
         schedule_retry(failures.run_id, "Retry via ordercast retry")
         print(f"Flow run {failures.run_name} is AwaitingRetry: a worker of work pool '{failures.work_pool}' runs it "

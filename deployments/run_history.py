@@ -117,11 +117,14 @@ def run_failures(run_id: str | None) -> RunFailures:
 
 
 def needs_retry(failures: RunFailures) -> bool:
-    """Whether a retry of this forecast run has anything to do: False for a Completed run; an error
-    for a backtest run or one that has not ended yet."""
-    if failures.flow_name != "forecast":
-        raise ConfigError(f"flow run {failures.run_id} is a '{failures.flow_name}' run; retry repairs forecast runs "
-                          "(run the backtest again instead)")
+    """Whether a retry of this forecast run, or of a deployment's backtest run, has anything to
+    do: False for a Completed run; an error for another run or one that has not ended yet."""
+    if failures.flow_name == "backtest" and not failures.deployment_id:
+        raise ConfigError(f"flow run {failures.run_id} is an ad-hoc backtest run: its regions' results were not "
+                          "kept, so run the same `ordercast backtest` command again")
+    if failures.flow_name not in ("forecast", "backtest"):
+        raise ConfigError(f"flow run {failures.run_id} is a '{failures.flow_name}' run; retry repairs forecast and "
+                          "backtest runs (run it again instead)")
     if not failures.ended:
         raise ConfigError(f"flow run {failures.run_id} is {failures.state}: only a run that has ended can be retried")
     return failures.state != "Completed"

@@ -138,11 +138,11 @@ def backtest_flow(
 
 
 def _repair_hint() -> str:
-    """How to redo only the failed regions: Retry in the UI for a deployment run; an ad-hoc
-    run (no Retry button, and `ordercast retry` retries forecasts) runs again in full."""
+    """How to redo only the failed regions: Retry in the UI (or `ordercast retry`) for a deployment
+    run; an ad-hoc run, whose regions' results are not kept, runs again in full."""
     if deployment.id:
-        return ("Repair: fix the cause, then press Retry on this run in the Prefect UI (only the failed regions "
-                "run again)")
+        return (f"Repair: fix the cause, then press Retry on this run in the Prefect UI (or `ordercast retry "
+                f"{flow_run.get_id()}`): only the failed regions run again")
     return "Repair: fix the cause, then run the same `ordercast backtest` command again"
 
 

@@ -151,13 +151,13 @@ def test_no_module_beside_the_entrypoints_shadows_the_standard_library():
 
 def test_retry_of_a_backtest_run_from_the_ui_reruns_only_the_failed_region(small_demo_dir, prefect_server, tmp_path):
     """The weekly backtest is the heaviest flow: a Retry of a run that failed in one region
-    backtests that region alone; the pooled candidate and the other regions come back Cached."""
+    (`ordercast retry`, which sets it to AwaitingRetry as the UI's button does) backtests that
+    region alone; the pooled candidate and the other regions come back Cached."""
     from datetime import datetime, timezone
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.objects import StateType
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from prefect.states import State
 
     pool, env = "ordercast-backtest-retry-test", {"ORDERCAST_HOME": str(tmp_path / "home")}
     deployed = run_cli("deploy", "--pool", pool, "--orders", str(small_demo_dir / "orders.csv"),
@@ -172,11 +172,14 @@ def test_retry_of_a_backtest_run_from_the_ui_reruns_only_the_failed_region(small
         with get_client(sync_client=True) as client:
             failed = client.read_flow_run(run_id).state
             assert failed.type == StateType.FAILED and "1 of 3 regions failed: berlin-mitte" in failed.message
-            assert "press Retry on this run in the Prefect UI" in failed.message
+            assert f"press Retry on this run in the Prefect UI (or `ordercast retry {run_id}`)" in failed.message
             retried_at = datetime.now(timezone.utc)
-            answer = client.set_flow_run_state(run_id, State(type=StateType.SCHEDULED, name="AwaitingRetry",
-                                                             message="Retry from the UI"))
-            assert answer.status.value == "ACCEPT", answer.details
+    listed = run_cli("failures", run_id, env=env)
+    assert listed.returncode == 2 and "task run backtest-berlin-mitte (Failed" in listed.stdout
+    assert f"Re-run them with: ordercast retry {run_id}" in listed.stdout
+    retried = run_cli("retry", run_id, env=env)  # the UI's Retry: the run set to AwaitingRetry
+    assert retried.returncode == 0 and f"a worker of work pool '{pool}'" in retried.stdout, retried.stderr
+    assert "failed: backtest-berlin-mitte" in retried.stdout
     second = run_cli("worker", "--pool", pool, "--run-once", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):

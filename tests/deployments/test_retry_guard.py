@@ -1,9 +1,13 @@
-"""`ordercast retry` refuses when a later run wrote OUT or an input changed since the retried run."""
+"""`ordercast retry` refuses when a later run wrote OUT or an input changed since the retried run,
+and retries a backtest run only when a deployment's worker can rerun its failed regions."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from deployments.run_history import RunFailures, retry_conflicts
+import pytest
+
+from deployments.run_history import RunFailures, needs_retry, retry_conflicts
+from forecasting.errors import ConfigError
 from forecasting.tables import content_hash, input_files
 
 STARTED = datetime(2026, 1, 8, 6, 0, tzinfo=timezone.utc)
@@ -38,3 +42,15 @@ def test_a_retry_is_refused_naming_what_changed(tmp_path):
     assert retry_conflicts(failures, record) == [f"the orders input {orders} changed since run run-1"]
     orders.unlink()
     assert retry_conflicts(failures, record) == [f"the orders input {orders} is gone"]
+
+
+def test_a_backtest_run_is_retried_when_it_came_from_a_deployment():
+    scheduled = RunFailures("run-2", "calm-owl", "backtest", "Failed", None, {}, [], [], deployment_id="d-1")
+    assert needs_retry(scheduled)
+    assert not needs_retry(RunFailures("run-3", "calm-owl", "backtest", "Completed", None, {}, [], [],
+                                       deployment_id="d-1"))
+    ad_hoc = RunFailures("run-4", "calm-owl", "backtest", "Failed", None, {}, [], [])
+    with pytest.raises(ConfigError, match="an ad-hoc backtest run: .* run the same `ordercast backtest` command"):
+        needs_retry(ad_hoc)
+    with pytest.raises(ConfigError, match="a 'accuracy' run; retry repairs forecast and backtest runs"):
+        needs_retry(RunFailures("run-5", "calm-owl", "accuracy", "Failed", None, {}, [], []))
