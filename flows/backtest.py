@@ -97,9 +97,10 @@ def backtest_flow(
             options = daily
         pooled_task, backtest_region = with_stored_results(pooled, backtest)
         pooled_paths = _pooled_forecasts(pooled_task, list(entries.values()), options, cutoff_list, str(scratch))
-        futures = backtest_region.map(region=list(entries), entry=list(entries.values()), options=unmapped(options),
-                               cutoffs=unmapped(cutoff_list), run_dir=unmapped(str(scratch)),
-                               pooled_path=[pooled_paths.get(region) for region in entries])
+        futures = backtest_region.map(region=list(entries), entry=list(entries.values()),
+                                      options=unmapped(options), cutoffs=unmapped(cutoff_list),
+                                      run_dir=unmapped(str(scratch)),
+                                      pooled_path=[pooled_paths.get(region) for region in entries])
         region_of = {future.task_run_id: region for future, region in zip(futures, entries)}
         records, failures = [], {}
         for done, future in enumerate(as_completed(futures), start=1):
