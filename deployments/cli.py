@@ -1153,12 +1153,9 @@ def _retry(args: argparse.Namespace) -> int:
         print(f"Flow run {failures.run_id} is Completed: nothing to retry")
         return EXIT_OK
     link = f"{ui_url}/runs/flow-run/{failures.run_id}"
-    if failures.flow_name == "backtest":  # a deployment's: its worker reruns the failed regions
-        schedule_retry(failures.run_id, "Retry via ordercast retry")
+    if failures.flow_name == "backtest":  # a deployment's (needs_retry): its worker reruns the failed regions
         failed = ", ".join(run["name"] for run in failures.failed_task_runs) or "none recorded"
-        print(f"Flow run {failures.run_name} is AwaitingRetry: a worker of work pool '{failures.work_pool}' runs it "
-              f"again under its own id; only what did not complete runs (failed: {failed}). {link}")
-        return EXIT_OK
+        return _retry_by_worker(failures, f"failed: {failed}", link)
     out = Path(failures.parameters["out"])
     _check_databases(failures.parameters.get("db"))
     _finish_output_commit(out)
@@ -1170,16 +1167,23 @@ def _retry(args: argparse.Namespace) -> int:
         print(f"warning: {conflict} (retrying anyway: --force)", file=sys.stderr)
     troubled = ", ".join(row["region"] for row in failures.regions) or "none recorded"
     if failures.deployment_id:
-        schedule_retry(failures.run_id, "Retry via ordercast retry")
-        print(f"Flow run {failures.run_name} is AwaitingRetry: a worker of work pool '{failures.work_pool}' runs it "
-              f"again under its own id; only what did not complete runs (troubled regions: {troubled}). {link}")
-        return EXIT_OK
+        return _retry_by_worker(failures, f"troubled regions: {troubled}", link)
     print(f"Retrying flow run {failures.run_name} ({failures.state}) under its own id; troubled regions: "
           f"{troubled}", file=sys.stderr)
     schedule_retry(failures.run_id, "Retry via ordercast retry")
     state = run_again(failures.run_id, flow)
     _close_progress_lines()
     return _report(state, out, ui_url, _print_outputs)
+
+
+def _retry_by_worker(failures, troubled: str, link: str) -> int:
+    """Set a deployment's run to AwaitingRetry, as the UI's Retry does; a worker of its pool runs it."""
+    from deployments.run_history import schedule_retry
+
+    schedule_retry(failures.run_id, "Retry via ordercast retry")
+    print(f"Flow run {failures.run_name} is AwaitingRetry: a worker of work pool '{failures.work_pool}' runs it "
+          f"again under its own id; only what did not complete runs ({troubled}). {link}")
+    return EXIT_OK
 
 
 def _server(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from prefect.futures import as_completed
 from prefect.runtime import deployment, flow_run
 from prefect.states import Failed
 
-from flows.outcomes import cluster_info, error_of
+from flows.outcomes import cluster_info, error_of, ui_retry_hint
 from forecasting.backtest import BacktestOptions, for_regions, for_slot
 from forecasting.staffing import SERVICE_LEVELS
 from forecasting.contract import InputPaths
@@ -141,10 +141,9 @@ def backtest_flow(
 def _repair_hint() -> str:
     """How to redo only the failed regions: Retry in the UI (or `ordercast retry`) for a deployment
     run; an ad-hoc run, whose regions' results are not kept, runs again in full."""
-    if deployment.id:
-        return (f"Repair: fix the cause, then press Retry on this run in the Prefect UI (or `ordercast retry "
-                f"{flow_run.get_id()}`): only the failed regions run again")
-    return "Repair: fix the cause, then run the same `ordercast backtest` command again"
+    hint = ui_retry_hint(str(flow_run.get_id()))
+    return f"{hint}: only the failed regions run again" if hint else \
+        "Repair: fix the cause, then run the same `ordercast backtest` command again"
 
 
 def _pooled_forecasts(pooled_task: Task, entries: list[dict[str, Any]], options: BacktestOptions,

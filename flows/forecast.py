@@ -13,10 +13,10 @@ from typing import Any
 from prefect import flow, get_run_logger, tags
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, as_completed
-from prefect.runtime import deployment, flow_run
+from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.outcomes import cluster_info, error_of
+from flows.outcomes import cluster_info, error_of, ui_retry_hint
 from flows.staffing import plan_regions, write_staffing
 from forecasting.contract import InputPaths
 from forecasting.locks import exclusive_outputs
@@ -249,9 +249,7 @@ def _region_statuses(entries: dict[str, Any], outcomes: dict[str, dict[str, Any]
 def _repair_hint(run_id: str) -> str:
     """How to redo only the troubled regions once their cause is fixed: Retry in the UI for a
     deployment run (only failed task runs run again), `ordercast retry` for an ad-hoc run."""
-    if deployment.id:
-        return f"Repair: fix the cause, then press Retry on this run in the Prefect UI (or `ordercast retry {run_id}`)"
-    return f"Repair: fix the cause, then run `ordercast retry {run_id}`"
+    return ui_retry_hint(run_id) or f"Repair: fix the cause, then run `ordercast retry {run_id}`"
 
 
 def _publish_artifacts(statuses: list[dict[str, Any]], plots: list[str], cluster: dict[str, Any],

@@ -1,4 +1,4 @@
-"""Reading outcomes: a finished task run's error, and the cluster a flow runs on.
+"""Reading outcomes: a finished task run's error, the cluster a flow runs on, and how to retry.
 
 A task whose Dask worker died more often than Dask allows (`KilledWorker`) would stay
 Running in Prefect; `error_of` explains it (out of memory or killed) and marks the task run
@@ -12,6 +12,7 @@ from prefect import get_run_logger
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
+from prefect.runtime import deployment
 from prefect.states import Failed
 
 
@@ -23,6 +24,14 @@ def cluster_info() -> dict[str, Any]:
     get_run_logger().info("Cluster: %s, %s workers, dashboard %s", info["kind"], info["workers"],
                           info["dashboard"] or "none")
     return info
+
+
+def ui_retry_hint(run_id: str) -> str | None:
+    """For a deployment's run, how to redo only what failed once the cause is fixed: Retry in
+    the Prefect UI (only failed task runs run again); None for an ad-hoc run, which has no Retry."""
+    if deployment.id:
+        return f"Repair: fix the cause, then press Retry on this run in the Prefect UI (or `ordercast retry {run_id}`)"
+    return None
 
 
 def error_of(future: PrefectFuture) -> str | None:

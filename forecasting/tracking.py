@@ -101,8 +101,8 @@ def track(paths: InputPaths, slot: str, missing_as_zero: bool, db_url: str, out_
           since: str | None) -> dict[str, Any]:
     """Score the vintages stored in `db_url` against the orders in `paths`; writes
     OUT/accuracy.parquet (per vintage), OUT/accuracy_regions.parquet and OUT/plots/accuracy.png."""
-    slot_length = Slot.parse(slot)
-    dataset = load_dataset(paths, slot_length, missing_as_zero=missing_as_zero)
+    parsed_slot = Slot.parse(slot)
+    dataset = load_dataset(paths, parsed_slot, missing_as_zero=missing_as_zero)
     forecasts = read_table_db(db_url, "forecasts")
     if forecasts is None:
         raise DataError(f"{db_url}: no forecasts table yet; run `ordercast forecast` first")
@@ -110,7 +110,7 @@ def track(paths: InputPaths, slot: str, missing_as_zero: bool, db_url: str, out_
         forecasts[column] = pd.to_datetime(forecasts[column], utc=True, format="ISO8601")
     selections = read_table_db(db_url, "model_selection")
     report = score_vintages(forecasts, dataset.orders, latest_promises(selections),
-                            {region: info.timezone for region, info in dataset.regions.items()}, slot_length.per_day,
+                            {region: info.timezone for region, info in dataset.regions.items()}, parsed_slot.per_day,
                             parse_as_of(since) if since else None)
     atomic_write_parquet(out_dir / "accuracy.parquet", report.by_vintage)
     atomic_write_parquet(out_dir / "accuracy_regions.parquet", report.by_region)
