@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from functools import reduce
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -32,6 +33,7 @@ from forecasting.tables import (
 
 ORDERS_COLUMNS = ["region", "ts", "orders"]
 ORDER_EVENT_COLUMNS = ["region", "ts"]  # one row per order: an orders table without counts
+IDENTIFIER_NAME = re.compile(r"(^|[_\W])(id|Id|ID)$|[a-z0-9](Id|ID)$")  # id, order_id, order id, orderId
 EVENT = "_order_event"
 WEATHER_KEYS = ["region", "ts"]
 EVENTS_COLUMNS = ["region", "start", "end", "kind"]
@@ -177,16 +179,25 @@ def _mark_order_events(raw: pd.DataFrame) -> pd.DataFrame:
         return raw.assign(**{EVENT: True})
     if not raw["orders"].astype("string").str.strip().isin(["1", "1.0"]).all():
         return raw.assign(**{EVENT: False})
+    return raw.assign(**{EVENT: _stamped_like_events(raw)})
+
+
+def _stamped_like_events(raw: pd.DataFrame) -> bool:
+    """Several rows of a region at one instant, or timestamps with seconds: rows of events."""
     stamps = pd.to_datetime(raw["ts"].astype("string").str.strip(), errors="coerce", utc=True, format="ISO8601")
     repeated = raw[["region"]].assign(ts=stamps).duplicated().any()
-    return raw.assign(**{EVENT: bool(repeated or stamps.dt.second.ne(0).any())})
+    return bool(repeated or stamps.dt.second.ne(0).any())
 
 
 def _looks_like_counts_or_measures(raw: pd.DataFrame, extra: list[str]) -> bool:
     """A file without `orders` that is not order rows: a column that reads like a misspelling of
-    `orders`, or only numeric extra columns (a weather table given as orders)."""
+    `orders`, or only numeric extra columns (a weather table given as orders). An export of
+    orders is recognised by an id column (`order_id`, even numeric) or by event timestamps, so
+    its numeric columns (an order's value) are not read as measures."""
     if difflib.get_close_matches("orders", extra, n=1, cutoff=0.8):  # "order", "ordres"; not "order_id"
         return True
+    if any(IDENTIFIER_NAME.search(str(column).strip()) for column in extra) or _stamped_like_events(raw):
+        return False
     numeric = [c for c in extra if pd.to_numeric(raw[c], errors="coerce").notna().all()]
     return bool(extra) and len(numeric) == len(extra)
 

@@ -272,6 +272,30 @@ def test_one_row_per_order_is_summed_into_local_slots(tmp_path):
                                                         ["13:30", 1]]
 
 
+@pytest.mark.parametrize("header, rows", [
+    # a shop system's export: numeric order ids and the basket's value, stamped to the minute
+    ("order_id,region,ts,amount", ["1017,berlin,2025-03-01T11:59:00+01:00,23.50",
+                                   "1018,berlin,2025-03-01T12:14:00+01:00,9.90",
+                                   "1019,berlin,2025-03-01T13:45:00+01:00,31.00"]),
+    ("OrderID,region,ts", ["7,berlin,2025-03-01T11:59:00+01:00", "8,berlin,2025-03-01T12:14:00+01:00",
+                           "9,berlin,2025-03-01T13:45:00+01:00"]),
+    # no id column, but stamped to the second: events, not a table of measures
+    ("region,ts,amount", ["berlin,2025-03-01T11:59:59+01:00,23.50", "berlin,2025-03-01T12:14:03+01:00,9.90",
+                          "berlin,2025-03-01T13:45:10+01:00,31.00"]),
+])
+def test_an_export_with_numeric_ids_or_values_is_order_rows(tmp_path, header, rows):
+    data = load(tmp_path, "\n".join([header, *rows]) + "\n")
+    local = data.orders.assign(ts=data.orders["ts"].dt.tz_convert("Europe/Berlin").dt.strftime("%H:%M"))
+    assert local[["ts", "orders"]].values.tolist() == [["11:30", 1], ["12:00", 1], ["12:30", 0], ["13:00", 0],
+                                                        ["13:30", 1]]
+
+
+def test_a_table_of_measures_on_the_slot_grid_is_not_taken_for_orders(tmp_path):
+    rows = ["region,ts,temperature", "berlin,2025-03-01T00:00:00+01:00,3.5", "berlin,2025-03-01T00:30:00+01:00,4.0"]
+    with pytest.raises(DataError, match="missing column 'orders' \\(the file looks like the weather table\\)"):
+        load(tmp_path, "\n".join(rows) + "\n")
+
+
 def test_an_orders_column_of_ones_with_repeated_instants_is_order_rows(tmp_path):
     rows = ["region,ts,orders", "berlin,2025-03-01T12:00:00+01:00,1", "berlin,2025-03-01T12:00:00+01:00,1",
             "berlin,2025-03-01T12:40:00+01:00,1"]
