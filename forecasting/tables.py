@@ -18,6 +18,8 @@ from forecasting.errors import DataError
 SOURCE = "_source"
 ROW = "_row"
 _OFFSET_SUFFIX = r"(?:Z|z|[+-]\d{2}(?::?\d{2})?)$"
+_TIMESTAMP_TEXT = r"\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+TIMESTAMP_COLUMNS = ("ts", "start", "end")
 _READERS = {".csv": "CSV", ".parquet": "Parquet", ".pq": "Parquet"}
 
 
@@ -111,8 +113,11 @@ def check_columns(frame: pd.DataFrame, file: Path | str, required: list[str]) ->
     guess = difflib.get_close_matches(column, extra, n=1, cutoff=0.6)
     hint = f" (is '{guess[0]}' a misspelling of it?)" if guess else ""
     other = [name for name, columns in TABLE_SIGNATURES.items() if set(columns) <= set(frame.columns)]
+    stamped = [c for c in extra if _holds_timestamps(frame[c])] if column in TIMESTAMP_COLUMNS else []
     if other and not guess:
         hint = f" (the file looks like the {other[0]} table)"
+    elif stamped and not guess:
+        hint = f" (column '{stamped[0]}' holds timestamps: rename it to '{column}')"
     raise DataError(
         f"{file.name}: missing column '{column}'{hint}; expected {', '.join(required)}, found {found}"
     )
@@ -123,6 +128,15 @@ TABLE_SIGNATURES = {"orders": ["region", "ts", "orders"], "events": ["region", "
                     "promotions": ["region", "start", "end", "intensity"], "regions": ["region", "timezone"],
                     "weather": ["region", "ts"]}
 _SEPARATORS = {";": "semicolons (;)", "\t": "tabs", "|": "vertical bars (|)"}
+
+
+def _holds_timestamps(values: pd.Series) -> bool:
+    """Whether a column's first cells are dates with a time of day (a timestamp column under
+    another name, such as `created_at`)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    sample = values.dropna().astype("string").head(20)
+    return bool(len(sample)) and bool(sample.str.match(_TIMESTAMP_TEXT).all())
 
 
 def _other_separator(frame: pd.DataFrame, required: list[str]) -> str | None:
