@@ -186,7 +186,8 @@ def parse_timestamps(frame: pd.DataFrame, column: str) -> pd.Series:
     naive = ~text.str.contains(_OFFSET_SUFFIX, regex=True)
     fail_at(
         frame, naive, column,
-        "has no UTC offset; write timestamps with their offset, e.g. 2024-05-01T12:00:00+02:00",
+        "has no UTC offset; write timestamps with their offset, e.g. 2024-05-01T12:00:00+02:00 "
+        "(docs/data.md: timestamps without an offset)",
     )
     return parsed.dt.as_unit("ns")
 
