@@ -33,6 +33,7 @@ from forecasting.tables import (
 
 ORDERS_COLUMNS = ["region", "ts", "orders"]
 ORDER_EVENT_COLUMNS = ["region", "ts"]  # one row per order: an orders table without counts
+CLOSED_WEEKS = 4  # a region without orders at these slots of the week for 4 weeks was closed then
 IDENTIFIER_NAME = re.compile(r"(^|[_\W])(id|Id|ID)$|[a-z0-9](Id|ID)$")  # id, order_id, order id, orderId
 EVENT = "_order_event"
 WEATHER_KEYS = ["region", "ts"]
@@ -393,7 +394,7 @@ def lagging_regions(dataset: Dataset, slot: Slot, origins: dict[str, pd.Timestam
     """A warning naming the regions whose orders end before their default origin (`region_origins`),
     and by how much: their forecast starts after a gap with no history."""
     behind = {region: origins[region] - end for region, end in data_ends(dataset, slot).items()
-              if end < origins[region]}
+              if end < origins[region] and not _closed_between(dataset, slot, region, end, origins[region])}
     if not behind:
         return []
     as_of = max(origins.values())
@@ -401,6 +402,25 @@ def lagging_regions(dataset: Dataset, slot: Slot, origins: dict[str, pd.Timestam
     return [f"{len(behind)} region(s) have orders ending before as_of {as_of.isoformat()} (the latest end over all "
             f"regions): {listed} behind. Their horizon starts after that gap; if extracts were cut at different "
             f"times, pass --as-of {PER_REGION} (each region from its own end) or --as-of TS"]
+
+
+def _closed_between(dataset: Dataset, slot: Slot, region: str, end: pd.Timestamp, origin: pd.Timestamp) -> bool:
+    """Whether a region's orders end early because it was closed: no orders in any of its last
+    `CLOSED_WEEKS` weeks at the local slots of the week from its end to `origin` (a restaurant's
+    night, an export of order rows that ends at the last order), not an extract cut earlier."""
+    zone = dataset.regions[region].timezone
+    gap = slot.grid(end, origin, zone)
+    rows = dataset.orders.loc[dataset.orders["region"] == region]
+    since = end - pd.Timedelta(weeks=CLOSED_WEEKS)
+    if gap.empty or len(gap) >= slot.per_day * 7 or rows["ts"].iloc[0] > since:
+        return False
+    recent = rows.loc[(rows["ts"] >= since) & (rows["orders"] > 0), "ts"]
+    return not _slot_of_week(gap, zone).isin(_slot_of_week(pd.DatetimeIndex(recent), zone)).any()
+
+
+def _slot_of_week(starts: pd.DatetimeIndex, zone: str) -> pd.Index:
+    local = starts.tz_convert(zone)
+    return pd.Index(local.day_of_week * 1440 + local.hour * 60 + local.minute)
 
 
 def mid_slot_regions(dataset: Dataset, slot: Slot, as_of: pd.Timestamp) -> list[str]:

@@ -257,6 +257,28 @@ def test_regions_whose_orders_end_before_the_default_as_of_are_named_with_their_
     assert lagging_regions(data, SLOT, {"berlin": earlier, "nyc": earlier}) == []
 
 
+def open_hours_rows(region: str, tz: str, last_local: str) -> list[str]:
+    """Five weeks of a restaurant open 11:00-22:00 local: rows for its open slots only, up to and
+    including `last_local` (local wall time)."""
+    stamps = pd.date_range("2025-04-01", pd.Timestamp(last_local), freq="30min").tz_localize(tz)
+    hours = stamps.hour
+    return [f"{region},{ts.isoformat()},{1 + i % 5}" for i, ts in enumerate(stamps) if 11 <= hours[i] < 22]
+
+
+def test_a_region_whose_orders_end_at_its_closing_time_is_not_behind(tmp_path):
+    """Berlin closes at 22:00, six hours before New York's last orders: its missing night is
+    closing time, as in its last four weeks, not an extract cut early."""
+    nyc = open_hours_rows("nyc", "America/New_York", "2025-05-06 21:30")
+    closed = load(tmp_path, open_hours_rows("berlin", "Europe/Berlin", "2025-05-06 21:30") + nyc,
+                  missing_as_zero=True)
+    assert resolve_as_of(closed, SLOT, None) == pd.Timestamp("2025-05-07T02:00:00Z")  # New York's 22:00
+    assert lagging_regions(closed, SLOT, region_origins(closed, SLOT, None)) == []
+    cut_early = load(tmp_path, open_hours_rows("berlin", "Europe/Berlin", "2025-05-06 17:30") + nyc,
+                     missing_as_zero=True)
+    [warning] = lagging_regions(cut_early, SLOT, region_origins(cut_early, SLOT, None))
+    assert "berlin (10 h) behind" in warning
+
+
 def test_one_row_per_order_is_summed_into_local_slots(tmp_path):
     """An export of order events: no orders column, any time of day (seconds too), several
     orders at one instant; slots without an order are zero orders, no --missing-as-zero needed."""
