@@ -861,8 +861,9 @@ def _print_backtest_outputs(record: dict[str, Any], out: Path) -> None:
     for region in record["regions"]:
         chosen[region["model"]] = chosen.get(region["model"], 0) + 1
     print(f"Selection:  {out / 'selection.parquet'} ({', '.join(f'{m}: {n}' for m, n in sorted(chosen.items()))})")
+    held_out = len(summary["held_out_cutoffs"])
     print(f"Held-out:   WAPE {_fmt(summary['selection_wape'])} with the per-region selection over "
-          f"{len(summary['held_out_cutoffs'])} cutoffs; interval coverage {_fmt(summary['coverage'])} "
+          f"{held_out} cutoff{'' if held_out == 1 else 's'}; interval coverage {_fmt(summary['coverage'])} "
           f"(nominal {summary['nominal_coverage']})")
     for model, value in sorted(summary["model_wape"].items(), key=lambda item: item[1]):
         print(f"            {model:<16} WAPE {_fmt(value)} (this model in every region it can run)")

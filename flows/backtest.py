@@ -169,8 +169,7 @@ def _pooled_forecasts(pooled_task: Task, entries: list[dict[str, Any]], options:
 
 def data_start(manifest: dict[str, Any]) -> str:
     """The earliest first orders slot of any region (ISO-8601, UTC)."""
-    return min(pd.Timestamp(entry["as_of"]) - pd.Timedelta(days=entry["history_days"])
-               for entry in manifest["regions"]).isoformat()
+    return min(pd.Timestamp(entry["history_start"]) for entry in manifest["regions"]).isoformat()
 
 
 def last_ending_timezone(manifest: dict[str, Any]) -> str:

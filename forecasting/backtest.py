@@ -405,9 +405,9 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
             per_cutoff = common.groupby(["cutoff", "model"]).apply(
                 lambda g: wape(g["actual"], g["forecast"]), include_groups=False).unstack("model")
         model = _within_noise_of_best(per_cutoff, scores)
-    if model is None:
-        models = set(predictions["model"])
-        model = DEFAULT_MODEL if DEFAULT_MODEL in models else FALLBACK_MODEL
+    if model is None:  # no selection cutoff: the forecast's own default where it ran
+        ran_anywhere = set(predictions["model"])
+        model = next((name for name in (DEFAULT_MODEL, SHORT_HISTORY_MODEL) if name in ran_anywhere), FALLBACK_MODEL)
     held_out = predictions.loc[predictions["cutoff"].isin(holdout_cutoffs) & (predictions["model"] == model)]
     return {
         "region": region,
@@ -421,7 +421,8 @@ def _select(predictions: pd.DataFrame, selection_cutoffs: list, holdout_cutoffs:
 
 def _within_noise_of_best(per_cutoff: pd.DataFrame, scores: dict[str, float]) -> str | None:
     """Of the models in `per_cutoff` (cutoffs x models WAPE), the most preferred one that the
-    best-scoring model does not beat by more than one standard error of the differences."""
+    best-scoring model does not beat by more than one standard error of the differences. On a
+    single cutoff there is no such error, so nothing is shown better: the most preferred stays."""
     if not scores:
         return None
     best = min(scores, key=lambda name: (scores[name], _preference(name)))
@@ -430,7 +431,7 @@ def _within_noise_of_best(per_cutoff: pd.DataFrame, scores: dict[str, float]) ->
             return best
         difference = (per_cutoff[name] - per_cutoff[best]).dropna()
         if len(difference) < 2:
-            continue
+            return name
         standard_error = float(difference.std(ddof=1)) / np.sqrt(len(difference))
         if float(difference.mean()) <= standard_error:
             return name

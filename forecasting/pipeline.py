@@ -163,6 +163,7 @@ def _write_partition(folder: Path, info: RegionInfo, tables: dict[str, pd.DataFr
         "rows": rows,
         "hash": digest.hexdigest(),
         "as_of": as_of.isoformat(),
+        "history_start": history.min().isoformat(),
         "history_days": round((as_of - history.min()) / pd.Timedelta(days=1), 2),
     }
 

@@ -374,6 +374,11 @@ def test_selection_keeps_the_ensemble_unless_beaten_beyond_noise_and_never_picks
     assert _select(clear, [0, 1, 2, 3], [], "r")["model"] == "xgboost"
     baselines_only = rows({"seasonal_naive": [1.0, 1.0, 1.0], "weekly_profile": [3.0, 3.0, 3.0]})
     assert _select(baselines_only, [0, 1, 2], [], "r")["model"] == "seasonal_naive"
+    # a young region's one selection cutoff: a better score there is not beyond any noise
+    one_cutoff = rows({"profile_ensemble": [2.0], "seasonal_naive": [1.0], "weekly_profile": [1.0]})
+    assert _select(one_cutoff, [0], [], "r")["model"] == "profile_ensemble"
+    # no selection cutoff at all: the forecast's default for a short history, not the fallback
+    assert _select(one_cutoff, [], [0], "r")["model"] == "profile_ensemble"
 
 
 def test_staffing_is_costed_per_model_and_cost_selection_follows_the_same_rule(one_region):
