@@ -34,6 +34,9 @@ def read_stored_forecasts(source: str, as_of: str | None) -> pd.DataFrame:
     folder = Path(source)
     if "://" not in source:
         file = folder / "forecasts.parquet"
+        if folder.is_file():
+            raise ConfigError(f"{source}: a file, not a forecast's OUT folder; a SQLite database is passed as its URL, "
+                              f"sqlite:///{folder.resolve()}")
         if not file.is_file():
             raise ConfigError(f"{source}: no forecasts.parquet here; pass a forecast's OUT folder or a database URL")
         frame = pd.read_parquet(file)
@@ -45,9 +48,13 @@ def read_stored_forecasts(source: str, as_of: str | None) -> pd.DataFrame:
         frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     if as_of:
         wanted = parse_as_of(as_of)
+        stored = frame["as_of"].drop_duplicates()
         frame = frame.loc[frame["as_of"] == wanted]
         if frame.empty:
-            raise ConfigError(f"{source}: no forecasts with as_of {wanted.isoformat()}")
+            nearest = sorted(stored.iloc[(stored - wanted).abs().argsort()[:5]])
+            raise ConfigError(f"{source}: no forecasts with as_of {wanted.isoformat()}; the nearest stored: "
+                              f"{', '.join(when.isoformat() for when in nearest)} (or leave out --as-of for each "
+                              "region's latest)")
     else:
         latest = frame.groupby("region")["as_of"].transform("max")
         frame = frame.loc[frame["as_of"] == latest]

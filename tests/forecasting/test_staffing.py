@@ -191,3 +191,19 @@ def test_published_shifts_table_is_checked(tmp_path):
                     "2024-03-04T12:00:00+01:00,2\n")
     with pytest.raises(DataError, match="'west' is not a region of the staffing table"):
         load_published(path, {"north"})
+
+
+def test_stored_forecasts_name_the_nearest_vintages_and_the_url_of_a_sqlite_file(tmp_path):
+    from forecasting.staffing_outputs import read_stored_forecasts
+
+    vintages = pd.to_datetime(["2026-10-20T22:00:00Z", "2026-10-23T22:00:00Z", "2026-10-25T23:00:00Z"])
+    frame = pd.DataFrame({"region": "berlin", "as_of": vintages, "ts": vintages + pd.Timedelta(hours=1),
+                          "forecast": [1.0, 2.0, 3.0]})
+    frame.to_parquet(tmp_path / "forecasts.parquet")
+    assert read_stored_forecasts(str(tmp_path), "2026-10-24T00:00:00+02:00")["forecast"].tolist() == [2.0]
+    with pytest.raises(ConfigError, match=r"no forecasts with as_of 2026-10-24T22:00:00\+00:00; the nearest stored: "
+                                          r"2026-10-20T22:00:00\+00:00, 2026-10-23T22:00:00\+00:00, 2026-10-25T23:00"):
+        read_stored_forecasts(str(tmp_path), "2026-10-25T00:00:00+02:00")
+    (tmp_path / "forecasts.sqlite").write_bytes(b"")
+    with pytest.raises(ConfigError, match=f"a SQLite database is passed as its URL, sqlite:///{tmp_path}/forecasts"):
+        read_stored_forecasts(str(tmp_path / "forecasts.sqlite"), None)
