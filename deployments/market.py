@@ -8,6 +8,8 @@ typo fails here, in seconds, and not at 05:00 as a Failed scheduled run.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,8 +110,10 @@ def register(market: Market, pool: str, project_root: Path) -> list[str]:
     names = []
     for spec in market.deployments():
         flow = Flow.from_source(source=str(project_root), entrypoint=spec["entrypoint"])
-        flow.deploy(name=spec["name"], work_pool_name=pool, build=False, push=False, print_next_steps=False,
-                    schedules=[Cron(spec["cron"], timezone=market.timezone)], parameters=spec["parameters"],
-                    description=spec["description"], job_variables={"env": market.environment()})
+        with contextlib.redirect_stdout(io.StringIO()):  # Prefect's table per deployment; one summary follows
+            flow.deploy(name=spec["name"], work_pool_name=pool, build=False, push=False, print_next_steps=False,
+                        ignore_warnings=True, schedules=[Cron(spec["cron"], timezone=market.timezone)],
+                        parameters=spec["parameters"], description=spec["description"],
+                        job_variables={"env": market.environment()})
         names.append(f"{spec['flow']}/{spec['name']}")
     return names
