@@ -5,6 +5,7 @@ peers, scored on the same windows of real public data sets and of the synthetic 
     python bench/accuracy.py --sets city --quick --windows 2  # a smoke test: 3 regions, 1 year
     python bench/accuracy.py --sets NAME,... --skip-peers --out DIR
     python bench/accuracy.py --ordercast .venv/bin/ordercast ...   # score a plain install (pandas 3)
+    python bench/accuracy.py --data shops:1h=/data/shops            # a real set kept back, in ordercast's tables
 
 Windows: the last `--windows` weekly cutoffs whose whole `--horizon-days` horizon is observed in
 every region (the last one is the earliest region's data end minus the horizon, on the slot grid;
@@ -38,6 +39,7 @@ import platform
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +72,33 @@ def real_datasets() -> dict[str, Any]:
     return dict(real_data.DATASETS)
 
 
+@dataclass(frozen=True)
+class GivenSet:
+    """A real set already in ordercast's input tables (`--data NAME:SLOT=DIR`): one kept back."""
+
+    folder: Path
+    slot: str
+
+
+def given_set(text: str) -> tuple[str, GivenSet]:
+    """`NAME:SLOT=DIR` from the command line."""
+    label, _, folder = text.partition("=")
+    name, _, slot = label.partition(":")
+    if not (name and slot and folder):
+        raise argparse.ArgumentTypeError(f"'{text}': expected NAME:SLOT=DIR, e.g. shops:1h=/data/shops")
+    try:
+        Slot.parse(slot)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"'{text}': {error}") from None
+    if not (Path(folder) / "orders.csv").is_file() and not (Path(folder) / "orders.parquet").is_file():
+        raise argparse.ArgumentTypeError(f"'{text}': {folder} has no orders.csv or orders.parquet")
+    return name, GivenSet(Path(folder).resolve(), slot)
+
+
 def prepare(name: str, folder: Path, quick: bool, real: dict[str, Any]) -> tuple[Path, str]:
     """The set's data folder (written unless there) and its slot."""
+    if isinstance(real.get(name), GivenSet):
+        return real[name].folder, real[name].slot
     if name in real:
         data = folder / "data"
         if not (data / "orders.csv").exists():
@@ -347,6 +374,10 @@ def main() -> int:
     parser.add_argument("--skip-peers", action="store_true", help="run ordercast only")
     parser.add_argument("--only-peers", action="store_true",
                         help="run the peers only (their scores are cached in OUT/SET/peers.json)")
+    parser.add_argument("--data", type=given_set, action="append", default=[], metavar="NAME:SLOT=DIR",
+                        help="also score a real set kept back, already in ordercast's tables (DIR/orders.csv, "
+                             "regions.csv, any of weather/events/promotions); its slot such as 30min, 1h or 1D. "
+                             "Repeatable; without --sets, only these sets run")
     parser.add_argument("--windows", type=int, default=4, help="weekly cutoffs scored (default 4)")
     parser.add_argument("--horizon-days", type=int, default=14)
     parser.add_argument("--quick", action="store_true", help="synthetic sets with 3 regions and 1 year")
@@ -361,8 +392,9 @@ def main() -> int:
                                      "import pandas; print(pandas.__version__)"],
                                     capture_output=True, text=True).stdout.strip() or "unknown"
     peers.quiet()
-    real = real_datasets()
-    names = args.sets.split(",") if args.sets else [*real, *SYNTHETIC]
+    given = dict(args.data)
+    real = {**real_datasets(), **given}
+    names = args.sets.split(",") if args.sets else ([*given] if given else [*real, *SYNTHETIC])
     unknown = [n for n in names if n not in real and n not in SYNTHETIC]
     if unknown:
         parser.error(f"unknown sets {unknown}; known: {', '.join([*real, *SYNTHETIC])}")
