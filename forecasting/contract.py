@@ -393,8 +393,12 @@ def data_ends(dataset: Dataset, slot: Slot) -> dict[str, pd.Timestamp]:
 def lagging_regions(dataset: Dataset, slot: Slot, origins: dict[str, pd.Timestamp]) -> list[str]:
     """A warning naming the regions whose orders end before their default origin (`region_origins`),
     and by how much: their forecast starts after a gap with no history."""
-    behind = {region: origins[region] - end for region, end in data_ends(dataset, slot).items()
-              if end < origins[region] and not _closed_between(dataset, slot, region, end, origins[region])}
+    ends = {region: end for region, end in data_ends(dataset, slot).items() if end < origins[region]}
+    if not ends:
+        return []
+    histories = {region: rows for region, rows in dataset.orders.groupby("region", sort=False) if region in ends}
+    behind = {region: origins[region] - end for region, end in ends.items()
+              if not _closed_between(histories[region], dataset.regions[region].timezone, slot, end, origins[region])}
     if not behind:
         return []
     as_of = max(origins.values())
@@ -404,13 +408,12 @@ def lagging_regions(dataset: Dataset, slot: Slot, origins: dict[str, pd.Timestam
             f"times, pass --as-of {PER_REGION} (each region from its own end) or --as-of TS"]
 
 
-def _closed_between(dataset: Dataset, slot: Slot, region: str, end: pd.Timestamp, origin: pd.Timestamp) -> bool:
-    """Whether a region's orders end early because it was closed: no orders in any of its last
-    `CLOSED_WEEKS` weeks at the local slots of the week from its end to `origin` (a restaurant's
-    night, an export of order rows that ends at the last order), not an extract cut earlier."""
-    zone = dataset.regions[region].timezone
+def _closed_between(rows: pd.DataFrame, zone: str, slot: Slot, end: pd.Timestamp, origin: pd.Timestamp) -> bool:
+    """Whether a region's orders (`rows`, on the clock `zone`) end early because it was closed: no
+    orders in any of its last `CLOSED_WEEKS` weeks at the local slots of the week from its end to
+    `origin` (a restaurant's night, an export of order rows that ends at the last order), not an
+    extract cut earlier."""
     gap = slot.grid(end, origin, zone)
-    rows = dataset.orders.loc[dataset.orders["region"] == region]
     since = end - pd.Timedelta(weeks=CLOSED_WEEKS)
     if gap.empty or len(gap) >= slot.per_day * 7 or rows["ts"].iloc[0] > since:
         return False
