@@ -163,7 +163,9 @@ def _local_features(ds: pd.Series, tz: str, country: str | None, slot: str, holi
     dates = local.dt.normalize()
     flags = np.zeros(len(ds), dtype="int8")
     if country:
-        calendar = holidays.country_holidays(country, years=range(dates.dt.year.min(), dates.dt.year.max() + 1))
+        nation, _, subdivision = country.partition("-")  # DE-BY: Bavaria's holidays too, as ordercast reads it
+        calendar = holidays.country_holidays(nation, subdiv=subdivision or None,
+                                             years=range(dates.dt.year.min(), dates.dt.year.max() + 1))
         days = pd.to_datetime(sorted(calendar.keys()))
         flags = dates.isin(days).to_numpy().astype("int8")
     minutes = local.dt.hour * 60 + local.dt.minute

@@ -220,6 +220,13 @@ def _validate_orders(raw: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def holiday_area(code: str) -> tuple[str, str | None]:
+    """A regions table's `country`: a country code, or one with its subdivision after a dash
+    (`DE-BY`, `US-CA`), whose own holidays are added to the country's."""
+    nation, _, part = code.partition("-")
+    return nation, part or None
+
+
 def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame, with_orders: set[str],
                       invalid: dict[str, str] | None = None) -> dict[str, RegionInfo]:
     """Time zone and country per region that has orders (`with_orders`: the regions of `orders`);
@@ -232,8 +239,15 @@ def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame, with_orders: se
             "is not an IANA time zone such as Europe/Berlin")
     countries = frame["country"].astype("string").str.strip().fillna("")
     supported = holidays.list_supported_countries()
-    fail_at(frame, (countries != "") & ~countries.isin(list(supported)), "country",
-            "is not a country code known to the holidays package (e.g. US, DE, GB); leave empty for none")
+    nations = countries.map(lambda code: holiday_area(code)[0])
+    fail_at(frame, (countries != "") & ~nations.isin(list(supported)), "country",
+            "is not a country code known to the holidays package (e.g. US, DE, GB, or DE-BY with its state); "
+            "leave empty for none")
+    unknown_part = [nation in supported and part is not None and part not in supported[nation]
+                    for nation, part in map(holiday_area, countries)]
+    fail_at(frame, pd.Series(unknown_part, index=frame.index), "country",
+            "names a subdivision the holidays package does not know for that country; the codes after the "
+            "dash are those of holidays.list_supported_countries(), e.g. DE-BY, US-CA, GB-SCT")
     listed = set(frame["region"])
     unlisted = orders.loc[~orders["region"].isin(listed)].drop_duplicates("region")
     for index in unlisted.index:

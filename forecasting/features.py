@@ -26,7 +26,7 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from forecasting.contract import RegionInfo
+from forecasting.contract import RegionInfo, holiday_area
 from forecasting.slots import Slot, localize_wall
 
 HOLIDAY_WINDOW_DAYS = 7
@@ -306,12 +306,14 @@ def _add_holidays(frame: pd.DataFrame, local: pd.Series, country: str | None) ->
 
 
 def _holiday_calendar(country: str, years: range) -> holidays.HolidayBase:
-    """The country's holidays named in US English where the package has it, else in the
-    country's own language: never in the language of the machine's locale, which would give
-    the same region other feature columns on another machine (an SSH worker, say)."""
-    languages = holidays.country_holidays(country)  # no years: only its language attributes are read
+    """The country's holidays (and its subdivision's, for `DE-BY`) named in US English where the
+    package has it, else in the country's own language: never in the language of the machine's
+    locale, which would give the same region other feature columns on another machine (an SSH
+    worker, say)."""
+    nation, subdivision = holiday_area(country)
+    languages = holidays.country_holidays(nation)  # no years: only its language attributes are read
     language = "en_US" if "en_US" in languages.supported_languages else languages.default_language
-    return holidays.country_holidays(country, years=years, language=language)
+    return holidays.country_holidays(nation, subdiv=subdivision, years=years, language=language)
 
 
 def _add_weather(frame: pd.DataFrame, weather: pd.DataFrame | None, slot: Slot, tz: str) -> None:

@@ -323,3 +323,19 @@ def test_an_orders_column_of_ones_with_repeated_instants_is_order_rows(tmp_path)
             "berlin,2025-03-01T12:40:00+01:00,1"]
     data = load(tmp_path, "\n".join(rows) + "\n")
     assert data.orders["orders"].tolist() == [2, 1]
+
+
+@pytest.mark.parametrize("country, error", [
+    ("DE-BY", None),
+    ("US-CA", None),
+    ("DE-XX", "column 'country' row 1: 'DE-XX' names a subdivision the holidays package does not know"),
+    ("XX-BY", "column 'country' row 1: 'XX-BY' is not a country code known to the holidays package"),
+])
+def test_a_country_code_may_carry_its_subdivision(tmp_path, country, error):
+    regions = write(tmp_path, "regions.csv", f"region,timezone,country\nberlin,Europe/Berlin,{country}\n")
+    paths = InputPaths(orders=write(tmp_path, "orders.csv", ["region,ts,orders", *orders_rows()]), regions=regions)
+    if error is None:
+        assert load_dataset(paths, SLOT).regions["berlin"].country == country
+    else:
+        with pytest.raises(DataError, match=error):
+            load_dataset(paths, SLOT)

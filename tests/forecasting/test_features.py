@@ -17,6 +17,7 @@ from forecasting.features import (
     build_features,
     feature_columns,
     lead_view,
+    on_a_holiday,
     year_change_column,
 )
 from forecasting.slots import Slot
@@ -284,3 +285,14 @@ def test_daily_slots_join_weather_read_from_files(tmp_path):
     frame = build_features(inputs, daily, pd.Timestamp("2025-06-17T05:00:00Z"))  # the horizon ends with the data
     assert (frame["weather_temperature"] == 20.0).all()
     assert (~frame["is_history"]).sum() == 14
+
+
+def test_a_country_with_its_subdivision_adds_the_regional_holidays():
+    """Munich (`DE-BY`) has All Saints' Day off; Berlin (`DE`) does not."""
+    berlin = region_inputs()
+    munich = RegionInputs(RegionInfo("munich", "Europe/Berlin", "DE-BY"), berlin.orders, berlin.weather)
+    in_berlin, in_munich = build_features(berlin, SPEC, AS_OF), build_features(munich, SPEC, AS_OF)
+    assert "holiday_all_saints_day" in in_munich and "holiday_all_saints_day" not in in_berlin
+    local_day = in_munich["ts"].dt.tz_convert("Europe/Berlin").dt.strftime("%m-%d")
+    assert on_a_holiday(in_munich)[local_day == "11-01"].all() and not on_a_holiday(in_berlin)[local_day == "11-01"].any()
+    assert on_a_holiday(in_munich)[local_day == "10-03"].all()  # the nation's holidays stay
