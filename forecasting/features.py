@@ -31,6 +31,7 @@ from forecasting.slots import Slot, localize_wall
 
 HOLIDAY_WINDOW_DAYS = 7
 TRAINING_WEEKS_BEYOND_LEADS = 8
+DEFAULT_TRAINING_WEEKS = 11  # without a backtest's evidence, the learned default waits for more
 LAGS_PER_LEAD = 4
 TRAINING_WEEKS = 52
 TRAINING_WEEKS_DAILY = 260
@@ -75,6 +76,16 @@ class FeatureSpec:
     def min_history_days_for_xgboost(self) -> int:
         """Enough history for the lead-week lags and levels plus some weeks of training rows."""
         return 7 * (self.lead_weeks + TRAINING_WEEKS_BEYOND_LEADS)
+
+    @property
+    def min_history_days_for_default(self) -> int:
+        """History from which the learned default is used without a backtest: the lead weeks plus
+        11 weeks of training rows (98 days for a 21-day horizon), and with daily slots (one row a
+        day) a year. Shorter, `profile_ensemble` forecast better than `ensemble` on most of the
+        real sets of `bench/accuracy.py` (BENCHMARKS.md, "A young region"); a backtest decides
+        from its own cutoffs instead."""
+        days = 7 * (self.lead_weeks + DEFAULT_TRAINING_WEEKS)
+        return max(days, 7 * YEAR_WEEKS) if self.slot.is_daily else days
 
 
 def training_rows(history: pd.DataFrame, origin: pd.Timestamp, slot: Slot) -> pd.DataFrame:

@@ -200,10 +200,11 @@ def check_stored_models(manifest: dict[str, Any], options: RunOptions, store: Pa
 
 def choose_model(entry: dict[str, Any], options: RunOptions, selection: dict[str, Any] | None) -> tuple[str, str]:
     """The region's backtest selection, else the default model; learned models need enough
-    history for their lags plus training weeks, else the short-history model is used."""
+    history for their lags plus training weeks (without a backtest, more), else the
+    short-history model is used."""
     wanted = selection["model"] if selection else DEFAULT_MODEL
     reason = f"selected by backtest {selection['backtest_run_id']}" if selection else "default (no backtest selection)"
-    needed = options.spec.min_history_days_for_xgboost
+    needed = options.spec.min_history_days_for_xgboost if selection else options.spec.min_history_days_for_default
     if model_spec(wanted).learned and entry["history_days"] < needed:
         return SHORT_HISTORY_MODEL, (f"history of {entry['history_days']:.0f} days < {needed} days needed for "
                                      f"{wanted}")

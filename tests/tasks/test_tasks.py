@@ -10,6 +10,7 @@ from forecasting.contract import InputPaths
 from forecasting.demo_data import csv_paths
 from forecasting.errors import DataError, RegionTimeout
 from forecasting.pipeline import RunOptions
+from forecasting.selection_store import save_selection
 from tasks.collect import write_outputs
 from tasks.load import load_inputs
 from tasks.region import fallback, predict, train, train_pooled
@@ -109,15 +110,19 @@ def test_training_under_a_time_limit_gives_the_same_model(berlin, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(first["forecast_path"]), pd.read_parquet(second["forecast_path"]))
 
 
-@pytest.mark.parametrize("days, model, intervals", [
-    (80, "ensemble", "profile_ensemble's errors (too little history to hold out ensemble's): "),
-    (20, "profile_ensemble", "1 weekly origin of the region's short history"),
-    (10, "profile_ensemble", "none: too little history")])
-def test_a_young_region_gets_intervals_from_its_own_few_weeks(small_demo_dir, tmp_path, days, model, intervals):
+@pytest.mark.parametrize("days, selected, model, intervals", [
+    (80, True, "ensemble", "profile_ensemble's errors (too little history to hold out ensemble's): "),
+    (80, False, "profile_ensemble", "4 weekly origins before the last horizon of history held out"),
+    (100, False, "ensemble", "1 weekly origin before the last horizon of history held out"),
+    (20, False, "profile_ensemble", "1 weekly origin of the region's short history"),
+    (10, False, "profile_ensemble", "none: too little history")])
+def test_a_young_region_gets_intervals_from_its_own_few_weeks(small_demo_dir, tmp_path, days, selected, model,
+                                                              intervals):
     """Too young for held-out origins a whole horizon back: from two weeks of history on, the
     intervals come from origins in its last weeks; before that, each quantile is the forecast.
-    Old enough for the learned default (77 days) but not to hold out a week for it: from the errors of
-    `profile_ensemble`, which needs less."""
+    Without a backtest, the learned default waits for 98 days of history. A backtest that chose
+    it for a region old enough to train it (77 days) but not to hold out a week for it: the errors
+    of `profile_ensemble`, which needs less."""
     orders = pd.read_csv(small_demo_dir / "orders.csv")
     starts = pd.to_datetime(orders["ts"], utc=True, format="ISO8601")
     young = orders.loc[(orders["region"] == "berlin-mitte")
@@ -126,6 +131,11 @@ def test_a_young_region_gets_intervals_from_its_own_few_weeks(small_demo_dir, tm
     options = RunOptions(as_of=AS_OF, horizon_days=21)
     paths = InputPaths(str(tmp_path / "orders.csv"), regions=str(small_demo_dir / "regions.csv"))
     [entry] = load_inputs.fn(paths, options, "snapshot", str(tmp_path / "cache"))["regions"]
+    if selected:
+        save_selection(tmp_path / "selections", {"region": "berlin-mitte", "model": "ensemble", "wape": 0.4,
+                                                 "selection_wape": 0.4, "scores": {}, "backtest_run_id": "bt-1",
+                                                 "slot": options.slot, "horizon_days": options.horizon_days,
+                                                 "calibration": None, "created_at": "2026-11-01T00:00:00+00:00"})
     record = train.fn("berlin-mitte", entry, options, str(tmp_path / "models"), str(tmp_path / "selections"), AS_OF,
                       str(tmp_path / "run"))
     assert record["model"] == model
