@@ -50,6 +50,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]  # this checkout's code, install
 import accuracy_peers as peers  # noqa: E402
 
 from forecasting.backtest import _calibration  # noqa: E402
+from forecasting.errors import ConfigError  # noqa: E402
 from forecasting.intervals import horizon_bucket  # noqa: E402
 from forecasting.models import MODELS, SHORT_HISTORY_MODEL  # noqa: E402
 from forecasting.slots import Slot  # noqa: E402
@@ -88,7 +89,7 @@ def given_set(text: str) -> tuple[str, GivenSet]:
         raise argparse.ArgumentTypeError(f"'{text}': expected NAME:SLOT=DIR, e.g. shops:1h=/data/shops")
     try:
         Slot.parse(slot)
-    except ValueError as error:
+    except ConfigError as error:
         raise argparse.ArgumentTypeError(f"'{text}': {error}") from None
     if not (Path(folder) / "orders.csv").is_file() and not (Path(folder) / "orders.parquet").is_file():
         raise argparse.ArgumentTypeError(f"'{text}': {folder} has no orders.csv or orders.parquet")
