@@ -244,7 +244,8 @@ def _validate_regions(frame: pd.DataFrame, orders: pd.DataFrame, with_orders: se
     fail_at(frame, (countries != "") & ~nations.isin(list(supported)), "country",
             "is not a country code known to the holidays package (e.g. US, DE, GB, or DE-BY with its state); "
             "leave empty for none")
-    unknown_part = [nation in supported and part is not None and part not in supported[nation] for nation, part in areas]
+    unknown_part = [nation in supported and part is not None and part not in supported[nation]
+                    for nation, part in areas]
     fail_at(frame, pd.Series(unknown_part, index=frame.index), "country",
             "names a subdivision the holidays package does not know for that country; the codes after the "
             "dash are those of holidays.list_supported_countries(), e.g. DE-BY, US-CA, GB-SCT")
